@@ -1,0 +1,163 @@
+// Reads the environment once into one frozen, typed object; every problem is reported together.
+import { z } from "zod";
+
+const positiveInt = z.coerce
+  .number({ error: "must be a positive integer" })
+  .int({ error: "must be a positive integer" })
+  .positive({ error: "must be a positive integer" });
+const port = z.coerce
+  .number({ error: "must be a port number" })
+  .int({ error: "must be a port number" })
+  .min(0, { error: "must be a port number" })
+  .max(65535, { error: "must be a port number" });
+const url = (protocols: string[]) =>
+  z.string().refine(
+    (value) => {
+      try {
+        return protocols.includes(new URL(value).protocol);
+      } catch {
+        return false;
+      }
+    },
+    { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}` },
+  );
+const flag = z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true");
+
+/** Parses `tenant:key` pairs separated by commas. */
+const apiKeys = z.string().transform((value, ctx) => {
+  const keys = new Map<string, string>();
+  for (const entry of value.split(",").map((e) => e.trim()).filter(Boolean)) {
+    const at = entry.indexOf(":");
+    if (at <= 0 || at === entry.length - 1) {
+      ctx.addIssue({ code: "custom", message: "must be a comma-separated list of tenant:key pairs" });
+      return z.NEVER;
+    }
+    keys.set(entry.slice(at + 1), entry.slice(0, at));
+  }
+  return keys;
+});
+
+const schema = z.object({
+  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
+  PORT: port.default(3000),
+  WORKER_PORT: port.default(9464),
+  CONTROLLER_PORT: port.default(9465),
+  UPLOAD_DIR: z.string().min(1).default("./uploads"),
+  MAX_UPLOAD_BYTES: positiveInt.default(5 * 1024 ** 3),
+  MAX_COLUMNS: positiveInt.default(512),
+  MAX_FIELD_BYTES: positiveInt.default(128 * 1024),
+  BATCH_SIZE: positiveInt.default(1000),
+  DATABASE_URL: url(["postgres:", "postgresql:"]).default("postgres://postgres@127.0.0.1:5432/sluice"),
+  REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379"),
+  RABBITMQ_URL: url(["amqp:", "amqps:"]).default("amqp://guest:guest@127.0.0.1:5672"),
+  SLUICE_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]*$/, { error: "must be lowercase letters, digits and dashes" })
+    .default("sluice"),
+  S3_BUCKET: z.string().min(3).default("sluice"),
+  AWS_REGION: z.string().min(1).default("us-east-1"),
+  AWS_ENDPOINT: url(["http:", "https:"]).optional(),
+  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
+  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
+  API_KEYS: apiKeys.optional(),
+  AUTH_DISABLED: flag.default(false),
+  STUCK_AFTER_SECONDS: positiveInt.default(120),
+  WORKER_PREFETCH: positiveInt.default(8),
+  MAX_ATTEMPTS: positiveInt.default(5),
+  RETRY_BASE_MS: positiveInt.default(1000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+type Env = z.output<typeof schema>;
+
+export type Config = Readonly<{
+  env: Env["NODE_ENV"];
+  ports: Readonly<{ api: number; worker: number; controller: number }>;
+  uploadDir: string;
+  limits: Readonly<{ maxUploadBytes: number; maxColumns: number; maxFieldBytes: number; batchSize: number }>;
+  databaseUrl: string;
+  redisUrl: string;
+  rabbitmqUrl: string;
+  namespace: string;
+  s3: Readonly<{
+    bucket: string;
+    region: string;
+    /** Unset means AWS itself. */
+    endpoint: string | undefined;
+    credentials: Readonly<{ accessKeyId: string; secretAccessKey: string }> | undefined;
+  }>;
+  /** Key to tenant; undefined when authentication is off. */
+  apiKeys: ReadonlyMap<string, string> | undefined;
+  stuckAfterSeconds: number;
+  worker: Readonly<{ prefetch: number; maxAttempts: number; retryBaseMs: number }>;
+  shutdownTimeoutMs: number;
+  logLevel: Env["LOG_LEVEL"];
+}>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const DEVELOPMENT_S3 = { endpoint: "http://127.0.0.1:4566", accessKeyId: "test", secretAccessKey: "test" };
+
+/** The names of every variable the configuration reads. */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+
+export function loadConfig(source: Record<string, string | undefined>): Config {
+  // An empty variable means "not set", as in most shells' .env handling.
+  const present = Object.fromEntries(
+    CONFIG_VARIABLES.map((name) => [name, source[name] === "" ? undefined : source[name]]),
+  );
+  const parsed = schema.safeParse(present);
+  const problems: string[] = parsed.success
+    ? []
+    : parsed.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`);
+  if (!parsed.success) throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
+  const env = parsed.data;
+  const production = env.NODE_ENV === "production";
+
+  const endpoint = env.AWS_ENDPOINT ?? (production ? undefined : DEVELOPMENT_S3.endpoint);
+  const accessKeyId = env.AWS_ACCESS_KEY_ID ?? (production ? undefined : DEVELOPMENT_S3.accessKeyId);
+  const secretAccessKey =
+    env.AWS_SECRET_ACCESS_KEY ?? (production ? undefined : DEVELOPMENT_S3.secretAccessKey);
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    problems.push("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
+  }
+  if (production && !env.API_KEYS && !env.AUTH_DISABLED) {
+    problems.push("API_KEYS is missing (set AUTH_DISABLED=true to run without authentication)");
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
+
+  return Object.freeze({
+    env: env.NODE_ENV,
+    ports: Object.freeze({ api: env.PORT, worker: env.WORKER_PORT, controller: env.CONTROLLER_PORT }),
+    uploadDir: env.UPLOAD_DIR,
+    limits: Object.freeze({
+      maxUploadBytes: env.MAX_UPLOAD_BYTES,
+      maxColumns: env.MAX_COLUMNS,
+      maxFieldBytes: env.MAX_FIELD_BYTES,
+      batchSize: env.BATCH_SIZE,
+    }),
+    databaseUrl: env.DATABASE_URL,
+    redisUrl: env.REDIS_URL,
+    rabbitmqUrl: env.RABBITMQ_URL,
+    namespace: env.SLUICE_NAMESPACE,
+    s3: Object.freeze({
+      bucket: env.S3_BUCKET,
+      region: env.AWS_REGION,
+      endpoint,
+      credentials:
+        accessKeyId && secretAccessKey ? Object.freeze({ accessKeyId, secretAccessKey }) : undefined,
+    }),
+    apiKeys: env.AUTH_DISABLED ? undefined : env.API_KEYS,
+    stuckAfterSeconds: env.STUCK_AFTER_SECONDS,
+    worker: Object.freeze({
+      prefetch: env.WORKER_PREFETCH,
+      maxAttempts: env.MAX_ATTEMPTS,
+      retryBaseMs: env.RETRY_BASE_MS,
+    }),
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
+    logLevel: env.LOG_LEVEL,
+  });
+}
