@@ -1,0 +1,76 @@
+// The api's Koa application: security headers, errors as JSON, health, metrics and routes.
+import Koa from "koa";
+import type { Registry } from "prom-client";
+import type { Logger } from "../core/logger.ts";
+import { AppError } from "./app-error.ts";
+import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
+
+export type AppDeps = UploadsRoutesDeps &
+  Readonly<{
+    registry: Registry;
+    /** True when every dependency answers. */
+    ready: () => Promise<boolean>;
+    log: Logger;
+  }>;
+
+const SECURITY_HEADERS = {
+  "X-Content-Type-Options": "nosniff",
+  "X-Frame-Options": "DENY",
+  "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+  "Referrer-Policy": "no-referrer",
+  "Cache-Control": "no-store",
+};
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa();
+  app.proxy = true;
+  // Errors are answered by the middleware below; Koa's own printing would duplicate them.
+  app.silent = true;
+
+  app.use(async (ctx, next) => {
+    ctx.set(SECURITY_HEADERS);
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        throw new AppError("NotFound", 404, `no route for ${ctx.method} ${ctx.path}`);
+      }
+      if (ctx.status === 405 || ctx.status === 501) {
+        throw new AppError("MethodNotAllowed", 405, `${ctx.method} is not allowed on ${ctx.path}`);
+      }
+    } catch (err) {
+      const appError =
+        err instanceof AppError
+          ? err
+          : new AppError("Internal", 500, "internal error; the server log has the details");
+      if (!(err instanceof AppError) || appError.status >= 500) {
+        deps.log.error({ err, method: ctx.method, path: ctx.path }, "request failed");
+      }
+      ctx.status = appError.status;
+      ctx.set(appError.headers);
+      // The body may not have been read to its end; the connection cannot be reused.
+      if (!ctx.req.readableEnded) ctx.set("Connection", "close");
+      ctx.body = appError.toJSON();
+    }
+  });
+
+  app.use(async (ctx, next) => {
+    if (ctx.method !== "GET") return next();
+    if (ctx.path === "/healthz") {
+      ctx.body = { status: "ok" };
+    } else if (ctx.path === "/readyz") {
+      const ok = await deps.ready().catch(() => false);
+      ctx.status = ok ? 200 : 503;
+      ctx.body = { status: ok ? "ready" : "not ready" };
+    } else if (ctx.path === "/metrics") {
+      ctx.type = deps.registry.contentType;
+      ctx.body = await deps.registry.metrics();
+    } else {
+      return next();
+    }
+  });
+
+  const router = uploadsRouter(deps);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

@@ -1,0 +1,34 @@
+// API keys: each key belongs to a tenant, and every upload to the tenant that sent it.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { AppError } from "./app-error.ts";
+
+/** The tenant of uploads when authentication is off. */
+export const OPEN_TENANT = "default";
+
+export type Authenticate = (authorization: string | undefined) => string;
+
+const digest = (value: string) => createHash("sha256").update(value).digest();
+
+/**
+ * Keys are compared as digests of equal length in constant time, against every known key,
+ * so neither the length nor the position of a match shows in the timing.
+ */
+export function createAuthenticator(keys: ReadonlyMap<string, string> | undefined): Authenticate {
+  if (!keys) return () => OPEN_TENANT;
+  const known = [...keys].map(([key, tenant]) => ({ digest: digest(key), tenant }));
+  return (authorization) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
+    if (!match?.[1]) {
+      throw new AppError("Unauthorized", 401, "send an API key as Authorization: Bearer <key>", {
+        headers: { "www-authenticate": 'Bearer realm="sluice"' },
+      });
+    }
+    const offered = digest(match[1]);
+    let tenant: string | undefined;
+    for (const candidate of known) {
+      if (timingSafeEqual(candidate.digest, offered)) tenant = candidate.tenant;
+    }
+    if (tenant === undefined) throw new AppError("Forbidden", 403, "the API key is not valid");
+    return tenant;
+  };
+}

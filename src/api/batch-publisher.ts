@@ -1,0 +1,197 @@
+// Publishes a stored upload as one message per batch, with publisher confirms in a bounded
+// window so that a slow broker slows the api instead of filling its memory. Progress is
+// stored as it goes, so a restarted api resumes where it stopped; a batch published twice
+// is harmless because the worker lands each batch once.
+import { createReadStream } from "node:fs";
+import { access, rm } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { encodeHeaders } from "../core/batch-message.ts";
+import type { Broker } from "../core/broker/broker.ts";
+import { publishConfirmed } from "../core/broker/confirm.ts";
+import { queueNames } from "../core/broker/queue-names.ts";
+import type { Db } from "../core/db/database.ts";
+import { findUnpublished, findUpload, recordPublished } from "../core/db/uploads.repository.ts";
+import type { Logger } from "../core/logger.ts";
+import type { StatusStore } from "../core/status/status.store.ts";
+import { createBatchEncoder } from "./batch-encoder.ts";
+import { batchOf } from "./csv/batches.ts";
+import { type CsvReaderOptions, createCsvReader } from "./csv/csv-reader.ts";
+import { storedPath } from "./upload-intake.ts";
+
+export type PublisherOptions = Readonly<{
+  broker: Broker;
+  db: Db;
+  status: StatusStore;
+  namespace: string;
+  uploadDir: string;
+  batchSize: number;
+  csv: Pick<CsvReaderOptions, "maxColumns" | "maxFieldBytes">;
+  /** Unconfirmed messages allowed at once. */
+  window?: number;
+  log: Logger;
+}>;
+
+export type Publication = { id: string; encoding: string; delimiter: string; batchesTotal: number };
+
+export type BatchPublisher = Readonly<{
+  /** Publishes in the background until done, cancelled or stopped. */
+  start(publication: Publication): void;
+  cancel(id: string): void;
+  /** Picks up the uploads whose publishing an earlier run left unfinished. */
+  resumeUnfinished(): Promise<number>;
+  /** Stops publishing; stored progress lets the next start resume. */
+  stop(): Promise<void>;
+  idle(): Promise<void>;
+}>;
+
+const PROGRESS_EVERY_MS = 1_000;
+
+export function createBatchPublisher(options: PublisherOptions): BatchPublisher {
+  const { broker, db, log } = options;
+  const names = queueNames(options.namespace);
+  const window = options.window ?? 64;
+  const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
+
+  /** One pass over the file; returns normally only when every batch is confirmed. */
+  async function publishFrom(publication: Publication, confirmedBefore: number, signal: AbortSignal) {
+    const { id } = publication;
+    const channel = await (await broker.connected()).createConfirmChannel();
+    const pending: Array<{ seq: number; confirmed: Promise<void> }> = [];
+    const ready: Array<{ seq: number; body: Buffer; rows: number; rowErrors: number }> = [];
+    let confirmed = confirmedBefore;
+    let lastRecorded = Date.now();
+    let encoder: ReturnType<typeof createBatchEncoder> | undefined;
+    let seq = 0;
+
+    const closeBatch = () => {
+      if (encoder && seq > confirmedBefore) {
+        ready.push({ seq, body: encoder.finish(), rows: encoder.rows(), rowErrors: encoder.errors() });
+      }
+    };
+    const enter = (row: number) => {
+      const next = batchOf(row, options.batchSize);
+      if (next === seq) return;
+      closeBatch();
+      seq = next;
+      encoder?.start(seq);
+    };
+    const reader = createCsvReader(
+      { ...options.csv, encoding: publication.encoding as CsvReaderOptions["encoding"], delimiter: publication.delimiter as CsvReaderOptions["delimiter"] },
+      {
+        header: (header) => {
+          encoder = createBatchEncoder(id, header.columns);
+        },
+        row: (row, values) => {
+          enter(row);
+          if (seq > confirmedBefore) encoder?.row(row, values);
+        },
+        rowError: (error) => {
+          enter(error.row);
+          if (seq > confirmedBefore) encoder?.error(error);
+        },
+      },
+    );
+
+    const settleOldest = async () => {
+      const oldest = pending.shift();
+      if (!oldest) return;
+      await oldest.confirmed;
+      confirmed = oldest.seq;
+      if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
+        lastRecorded = Date.now();
+        await recordPublished(db, id, confirmed);
+      }
+    };
+    const flush = async () => {
+      for (const batch of ready.splice(0)) {
+        if (signal.aborted) throw signal.reason;
+        const confirmedBatch = publishConfirmed(channel, names.batches, batch.body, {
+          contentType: "application/json",
+          messageId: `${id}/${batch.seq}`,
+          headers: encodeHeaders({ uploadId: id, seq: batch.seq, rows: batch.rows, rowErrors: batch.rowErrors, attempt: 1 }),
+        });
+        // Awaited in order below; this keeps an early rejection from going unhandled.
+        confirmedBatch.catch(() => undefined);
+        pending.push({ seq: batch.seq, confirmed: confirmedBatch });
+        while (pending.length >= window) await settleOldest();
+      }
+    };
+
+    try {
+      for await (const chunk of createReadStream(storedPath(options.uploadDir, id), { signal })) {
+        reader.push(chunk as Buffer);
+        if (ready.length > 0) await flush();
+      }
+      reader.end();
+      closeBatch();
+      await flush();
+      while (pending.length > 0) await settleOldest();
+      await recordPublished(db, id, confirmed);
+    } finally {
+      await channel.close().catch(() => undefined);
+      if (confirmed > confirmedBefore) await recordPublished(db, id, confirmed).catch(() => undefined);
+    }
+  }
+
+  async function publish(publication: Publication, signal: AbortSignal): Promise<void> {
+    const plog = log.child({ uploadId: publication.id });
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      const upload = await findUpload(db, publication.id).catch(() => undefined);
+      if (upload && !["queued", "processing"].includes(upload.status)) return;
+      const from = upload?.batches_published ?? 0;
+      try {
+        if (from < publication.batchesTotal) await publishFrom(publication, from, signal);
+        await options.status.refresh(publication.id).catch(() => undefined);
+        await rm(storedPath(options.uploadDir, publication.id), { force: true });
+        plog.info({ batches: publication.batchesTotal }, "all batches published");
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        const delay = Math.min(250 * 2 ** attempt, 10_000);
+        plog.warn({ err: (err as Error).message, attempt, delay }, "publishing interrupted; resuming");
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  function start(publication: Publication): void {
+    if (running.has(publication.id)) return;
+    const abort = new AbortController();
+    const done = publish(publication, abort.signal)
+      .catch((err) => log.error({ uploadId: publication.id, err: (err as Error).message }, "publishing failed"))
+      .finally(() => running.delete(publication.id));
+    running.set(publication.id, { abort, done });
+  }
+
+  return {
+    start,
+    cancel(id) {
+      running.get(id)?.abort.abort(new Error("cancelled"));
+    },
+    async resumeUnfinished() {
+      let resumed = 0;
+      for (const upload of await findUnpublished(db)) {
+        const present = await access(storedPath(options.uploadDir, upload.id)).then(
+          () => true,
+          () => false,
+        );
+        if (!present || !upload.encoding || !upload.delimiter || upload.batches_total === null) continue;
+        start({
+          id: upload.id,
+          encoding: upload.encoding,
+          delimiter: upload.delimiter,
+          batchesTotal: upload.batches_total,
+        });
+        resumed++;
+      }
+      return resumed;
+    },
+    async stop() {
+      for (const { abort } of running.values()) abort.abort(new Error("stopping"));
+      await Promise.allSettled([...running.values()].map((r) => r.done));
+    },
+    async idle() {
+      await Promise.allSettled([...running.values()].map((r) => r.done));
+    },
+  };
+}

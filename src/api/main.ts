@@ -1,0 +1,21 @@
+import { once } from "node:events";
+import { runMain } from "../core/main-runner.ts";
+import { createRegistry } from "../core/metrics.ts";
+import { openRuntime } from "../core/runtime.ts";
+import { createApi } from "./api.ts";
+import { prepareUploadDir } from "./upload-intake.ts";
+
+runMain("api", async ({ config, log, shutdown }) => {
+  await prepareUploadDir(config.uploadDir);
+  const runtime = await openRuntime(config, log);
+  shutdown.add("close", "connections", runtime.close);
+  const api = createApi(config, runtime, createRegistry("api"), log);
+  const server = api.app.listen(config.ports.api);
+  await once(server, "listening");
+  shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
+  shutdown.add("drain", "publisher", api.publisher.stop);
+  log.info({ port: config.ports.api, auth: config.apiKeys ? "on" : "off" }, "api listening");
+  if (!config.apiKeys) log.warn("authentication is off: every request acts as the default tenant");
+  const resumed = await api.publisher.resumeUnfinished();
+  if (resumed > 0) log.info({ uploads: resumed }, "resumed publishing");
+});

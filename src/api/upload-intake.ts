@@ -1,0 +1,132 @@
+// Receives an upload body: streams it to UPLOAD_DIR while hashing and parsing it, so that
+// when the body ends Sluice knows whether the file is valid and how many rows it holds.
+import { createHash } from "node:crypto";
+import { once } from "node:events";
+import { createWriteStream } from "node:fs";
+import { mkdir, readdir, rename, rm } from "node:fs/promises";
+import type { IncomingMessage } from "node:http";
+import { join } from "node:path";
+import { finished } from "node:stream/promises";
+import busboy from "busboy";
+import { AppError } from "./app-error.ts";
+import { CsvFormatError, type CsvReaderOptions, type CsvSummary, createCsvReader } from "./csv/csv-reader.ts";
+
+export type Intake = { summary: CsvSummary; bytes: number; sha256: string; path: string };
+
+export type IntakeOptions = {
+  uploadDir: string;
+  id: string;
+  maxBytes: number;
+  csv: CsvReaderOptions;
+};
+
+export const storedPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.csv`);
+export const partialPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.csv.part`);
+
+/** Makes the folder, and drops partial files left by requests that died with an earlier run. */
+export async function prepareUploadDir(uploadDir: string): Promise<void> {
+  await mkdir(uploadDir, { recursive: true });
+  for (const name of await readdir(uploadDir)) {
+    if (name.endsWith(".part")) await rm(join(uploadDir, name), { force: true });
+  }
+}
+
+const RAW_TYPES = new Set([
+  "text/csv",
+  "text/plain",
+  "application/csv",
+  "text/tab-separated-values",
+  "application/octet-stream",
+]);
+
+/** The body's file stream and the client's name for it, for raw and multipart bodies alike. */
+export function fileStream(
+  req: IncomingMessage,
+): Promise<{ stream: AsyncIterable<Buffer>; filename: string | null }> {
+  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+  if (type === "" || RAW_TYPES.has(type)) return Promise.resolve({ stream: req, filename: null });
+  if (type !== "multipart/form-data") {
+    return Promise.reject(
+      new AppError("UnsupportedMediaType", 415, `Content-Type ${type} is not accepted; send text/csv or multipart/form-data with a "file" field`),
+    );
+  }
+  return new Promise((resolve, reject) => {
+    let parser: busboy.Busboy;
+    try {
+      parser = busboy({ headers: req.headers, limits: { files: 1, fields: 20 } });
+    } catch (err) {
+      reject(new AppError("InvalidMultipart", 400, "the multipart body has no valid boundary", { cause: err }));
+      return;
+    }
+    let found = false;
+    parser.on("file", (field, stream, info) => {
+      if (field !== "file" || found) {
+        stream.resume();
+        return;
+      }
+      found = true;
+      resolve({ stream, filename: info.filename ?? null });
+    });
+    parser.on("error", (err) =>
+      reject(new AppError("InvalidMultipart", 400, "the multipart body could not be read", { cause: err })),
+    );
+    parser.on("close", () => {
+      if (!found) reject(new AppError("MissingFile", 400, 'the multipart body has no "file" field'));
+    });
+    req.pipe(parser);
+  });
+}
+
+export function toAppError(err: CsvFormatError): AppError {
+  const { line, column, byte, ...rest } = err.details;
+  const where = Object.fromEntries(
+    Object.entries({ line, column, byte }).filter(([, v]) => v !== undefined),
+  );
+  return new AppError(err.code, err.status, err.message, {
+    where,
+    details: Object.keys(rest).length > 0 ? rest : undefined,
+    cause: err,
+  });
+}
+
+/**
+ * Stores and validates the body. On any failure the partial file is removed and an
+ * AppError says what is wrong and where.
+ */
+export async function receiveUpload(source: AsyncIterable<Buffer>, options: IntakeOptions): Promise<Intake> {
+  const partial = partialPath(options.uploadDir, options.id);
+  const file = createWriteStream(partial, { flags: "wx" });
+  const hash = createHash("sha256");
+  const reader = createCsvReader(options.csv, { header() {}, row() {}, rowError() {} });
+  let bytes = 0;
+  try {
+    for await (const chunk of source) {
+      bytes += chunk.length;
+      if (bytes > options.maxBytes) {
+        throw new AppError("TooLarge", 413, `the upload is larger than the limit of ${options.maxBytes} bytes`, {
+          where: { byte: options.maxBytes },
+        });
+      }
+      hash.update(chunk);
+      reader.push(chunk);
+      if (!file.write(chunk)) await once(file, "drain");
+    }
+    const summary = reader.end();
+    file.end();
+    await finished(file);
+    const path = storedPath(options.uploadDir, options.id);
+    await rename(partial, path);
+    return { summary, bytes, sha256: hash.digest("hex"), path };
+  } catch (err) {
+    file.destroy();
+    await rm(partial, { force: true });
+    if (err instanceof CsvFormatError) throw toAppError(err);
+    if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
+      throw new AppError("InsufficientStorage", 507, "the server has no room to store this upload now; try again later", {
+        cause: err,
+        headers: { "retry-after": "60" },
+      });
+    }
+    throw err;
+  }
+}

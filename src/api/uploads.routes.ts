@@ -1,0 +1,160 @@
+// The uploads HTTP API.
+import { Readable } from "node:stream";
+import Router from "@koa/router";
+import type { Db } from "../core/db/database.ts";
+import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
+import type { StatusStore } from "../core/status/status.store.ts";
+import { toUploadView, type UploadView } from "../core/upload-view.ts";
+import { AppError } from "./app-error.ts";
+import type { Authenticate } from "./auth.ts";
+import type { BatchPublisher } from "./batch-publisher.ts";
+import type { CsvReaderOptions } from "./csv/csv-reader.ts";
+import { fileStream } from "./upload-intake.ts";
+import type { UploadsService } from "./uploads.service.ts";
+
+export type UploadsRoutesDeps = Readonly<{
+  db: Db;
+  status: StatusStore;
+  uploads: UploadsService;
+  publisher: BatchPublisher;
+  authenticate: Authenticate;
+}>;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const ENCODINGS = new Set(["utf-8", "utf8", "latin1", "iso-8859-1", "windows-1252", "cp1252"]);
+const DELIMITERS: Record<string, NonNullable<CsvReaderOptions["delimiter"]>> = {
+  ",": ",",
+  comma: ",",
+  ";": ";",
+  semicolon: ";",
+  "\t": "\t",
+  tab: "\t",
+  "|": "|",
+  pipe: "|",
+};
+
+function links(id: string) {
+  return { self: `/uploads/${id}`, events: `/uploads/${id}/events`, errors: `/uploads/${id}/errors` };
+}
+
+export function present(view: UploadView) {
+  const { tenant: _tenant, ...visible } = view;
+  return { ...visible, links: links(view.id) };
+}
+
+function queryValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function parseEncoding(value: string | undefined): CsvReaderOptions["encoding"] {
+  if (value === undefined) return undefined;
+  const name = value.toLowerCase();
+  if (!ENCODINGS.has(name)) {
+    throw new AppError("InvalidParameter", 400, "encoding must be one of utf-8, latin1, windows-1252", {
+      details: { parameter: "encoding" },
+    });
+  }
+  if (name === "utf8" || name === "utf-8") return "utf-8";
+  return name === "windows-1252" || name === "cp1252" ? "windows-1252" : "latin1";
+}
+
+function parseDelimiter(value: string | undefined): CsvReaderOptions["delimiter"] {
+  if (value === undefined) return undefined;
+  const delimiter = DELIMITERS[value.toLowerCase()];
+  if (!delimiter) {
+    throw new AppError("InvalidParameter", 400, "delimiter must be one of , ; tab |", {
+      details: { parameter: "delimiter" },
+    });
+  }
+  return delimiter;
+}
+
+export function uploadsRouter(deps: UploadsRoutesDeps): Router {
+  const router = new Router();
+
+  /** The upload if the caller's tenant owns it; another tenant's upload is as unknown as a missing one. */
+  async function owned(id: string, tenant: string): Promise<UploadView> {
+    const view = UUID.test(id) ? await deps.status.get(id) : undefined;
+    if (!view || view.tenant !== tenant) throw new AppError("NotFound", 404, `no upload ${id}`);
+    return view;
+  }
+
+  router.post("/uploads", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const encoding = parseEncoding(queryValue(ctx.query.encoding));
+    const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
+    const { stream, filename } = await fileStream(ctx.req);
+    const view = await deps.uploads.accept({ tenant, filename, body: stream, encoding, delimiter });
+    ctx.status = 202;
+    ctx.set("Location", `/uploads/${view.id}`);
+    ctx.body = present(view);
+  });
+
+  router.get("/uploads", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const limit = Number(queryValue(ctx.query.limit) ?? 20);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
+      throw new AppError("InvalidParameter", 400, "limit must be an integer from 1 to 100", {
+        details: { parameter: "limit" },
+      });
+    }
+    const after = queryValue(ctx.query.after);
+    if (after !== undefined && !UUID.test(after)) {
+      throw new AppError("InvalidParameter", 400, "after must be an upload id", { details: { parameter: "after" } });
+    }
+    const page = await listUploads(deps.db, tenant, limit, after);
+    ctx.body = {
+      items: page.items.map((record) => present(toUploadView(record))),
+      next: page.next ? `/uploads?limit=${limit}&after=${page.next}` : null,
+    };
+  });
+
+  router.get("/uploads/:id", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    ctx.body = present(await owned(ctx.params.id as string, tenant));
+  });
+
+  router.delete("/uploads/:id", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const view = await owned(ctx.params.id as string, tenant);
+    if (!(await markCancelled(deps.db, view.id))) {
+      throw new AppError("Conflict", 409, `upload ${view.id} is ${view.status} and cannot be cancelled`);
+    }
+    deps.publisher.cancel(view.id);
+    ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
+  });
+
+  router.get("/uploads/:id/errors", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const view = await owned(ctx.params.id as string, tenant);
+    ctx.type = "text/csv; charset=utf-8";
+    ctx.set("Content-Disposition", `attachment; filename="${view.id}-errors.csv"`);
+    ctx.body = Readable.from(rowErrorsCsv(deps.db, view.id));
+  });
+
+  return router;
+}
+
+const csvField = (value: string | number) => {
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+};
+
+/** Streams the rejected rows page by page, so a file with millions of them stays cheap. */
+async function* rowErrorsCsv(db: Db, uploadId: string): AsyncGenerator<string> {
+  yield "row,line,code,message\n";
+  let after = 0;
+  for (;;) {
+    const page = await db
+      .selectFrom("row_errors")
+      .select(["row_number", "line", "code", "message"])
+      .where("upload_id", "=", uploadId)
+      .where("row_number", ">", after)
+      .orderBy("row_number")
+      .limit(5000)
+      .execute();
+    if (page.length === 0) return;
+    yield page.map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(",")).join("\n") + "\n";
+    after = page.at(-1)?.row_number ?? after;
+  }
+}

@@ -1,0 +1,83 @@
+// The RabbitMQ connection (reconnecting by itself) and the queues Sluice declares.
+import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
+import type { Logger } from "../logger.ts";
+import { queueNames } from "./queue-names.ts";
+
+export type Topology = Readonly<{
+  namespace: string;
+  maxAttempts: number;
+  retryBaseMs: number;
+}>;
+
+/** Delay before attempt `attempt + 1`: doubles each time, capped at five minutes. */
+export function retryDelayMs(attempt: number, baseMs: number): number {
+  return Math.min(baseMs * 2 ** (attempt - 1), 5 * 60_000);
+}
+
+/**
+ * Declares the work queue, one delay queue per retry attempt (a fixed TTL per queue keeps
+ * expiry at the head, where RabbitMQ checks it) and the dead-letter queue.
+ */
+export async function assertTopology(channel: Channel, topology: Topology): Promise<void> {
+  const names = queueNames(topology.namespace);
+  await channel.assertQueue(names.batches, { durable: true });
+  await channel.assertQueue(names.dead, { durable: true });
+  for (let attempt = 1; attempt < topology.maxAttempts; attempt++) {
+    await channel.assertQueue(names.retry(attempt), {
+      durable: true,
+      arguments: {
+        "x-message-ttl": retryDelayMs(attempt, topology.retryBaseMs),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": names.batches,
+      },
+    });
+  }
+}
+
+export type Broker = Readonly<{
+  connection: RecoveringChannelModel;
+  /** Resolves with the live connection, waiting for a reconnect when there is none. */
+  connected(): Promise<ChannelModel>;
+  isConnected(): boolean;
+  close(): Promise<void>;
+}>;
+
+export async function connectBroker(url: string, topology: Topology, log: Logger): Promise<Broker> {
+  let current: ChannelModel | undefined;
+  let waiters: Array<(model: ChannelModel) => void> = [];
+  const connection = await amqp.connect(url, {
+    noDelay: true,
+    recovery: {
+      // Listeners go on before the first attempt, so the first "connect" is seen too.
+      waitForConnect: false,
+      initialMaxRetries: 0,
+      maxDelay: 5_000,
+      setup: async (model: ChannelModel) => {
+        const channel = await model.createChannel();
+        await assertTopology(channel, topology);
+        await channel.close();
+      },
+    },
+  });
+  connection.on("connect", (model: ChannelModel) => {
+    current = model;
+    for (const wake of waiters) wake(model);
+    waiters = [];
+  });
+  connection.on("disconnect", (err: Error) => {
+    current = undefined;
+    log.warn({ err: err.message }, "RabbitMQ connection lost; reconnecting");
+  });
+  connection.on("reconnect-scheduled", ({ attempt, delay }: { attempt: number; delay: number }) =>
+    log.info({ attempt, delay }, "RabbitMQ reconnect scheduled"),
+  );
+  connection.on("error", (err: Error) => log.warn({ err: err.message }, "RabbitMQ connection error"));
+  await connection.waitForConnect();
+  return {
+    connection,
+    connected: () =>
+      current ? Promise.resolve(current) : new Promise((resolve) => waiters.push(resolve)),
+    isConnected: () => current !== undefined,
+    close: () => connection.close(),
+  };
+}

@@ -1,0 +1,7 @@
+export function queueNames(namespace: string) {
+  return {
+    batches: `${namespace}.batches`,
+    dead: `${namespace}.batches.dead`,
+    retry: (attempt: number) => `${namespace}.batches.retry.${attempt}`,
+  };
+}

@@ -1,0 +1,87 @@
+// The PostgreSQL schema as kysely sees it, and the one way programs open it.
+import type { ColumnType, Generated } from "kysely";
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
+
+// PostgreSQL returns bigint as text; every count here fits a JavaScript number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export type UploadStatus =
+  | "received"
+  | "validating"
+  | "queued"
+  | "processing"
+  | "completed"
+  | "rejected"
+  | "failed"
+  | "cancelled";
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface UploadsTable {
+  id: string;
+  tenant: string;
+  filename: string | null;
+  status: UploadStatus;
+  bytes: Generated<number>;
+  sha256: string | null;
+  encoding: string | null;
+  delimiter: string | null;
+  columns: ColumnType<string[] | null, string | null, string | null>;
+  rows_total: number | null;
+  row_errors: Generated<number>;
+  blank_lines: number | null;
+  batches_total: number | null;
+  batches_published: Generated<number>;
+  batches_landed: Generated<number>;
+  rows_landed: Generated<number>;
+  error_code: string | null;
+  error_message: string | null;
+  error_details: ColumnType<Record<string, unknown> | null, string | null, string | null>;
+  stalled: Generated<boolean>;
+  stalled_reason: string | null;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+  queued_at: Timestamp | null;
+  completed_at: Timestamp | null;
+  last_progress_at: Generated<Date>;
+}
+
+export interface UploadBatchesTable {
+  upload_id: string;
+  seq: number;
+  rows: number;
+  row_errors: number;
+  landed_at: Generated<Date>;
+}
+
+export interface UploadRowsTable {
+  upload_id: string;
+  row_number: number;
+  data: ColumnType<Record<string, string>, string, never>;
+}
+
+export interface RowErrorsTable {
+  upload_id: string;
+  row_number: number;
+  line: number;
+  code: string;
+  message: string;
+}
+
+export interface Database {
+  uploads: UploadsTable;
+  upload_batches: UploadBatchesTable;
+  upload_rows: UploadRowsTable;
+  row_errors: RowErrorsTable;
+}
+
+export type Db = Kysely<Database>;
+
+export function createDatabase(connectionString: string, poolSize = 10): Db {
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: new pg.Pool({ connectionString, max: poolSize, application_name: "sluice" }),
+    }),
+  });
+}

@@ -1,0 +1,83 @@
+// Schema migrations, kept in code so the compiled programs carry them.
+import { type Kysely, sql } from "kysely";
+import { type Migration, Migrator } from "kysely/migration";
+
+const migrations: Record<string, Migration> = {
+  "2026-11-28-001-uploads": {
+    async up(db: Kysely<unknown>) {
+      await sql`
+        create table uploads (
+          id uuid primary key,
+          tenant text not null,
+          filename text,
+          status text not null,
+          bytes bigint not null default 0,
+          sha256 text,
+          encoding text,
+          delimiter text,
+          columns jsonb,
+          rows_total bigint,
+          row_errors bigint not null default 0,
+          blank_lines bigint,
+          batches_total integer,
+          batches_published integer not null default 0,
+          batches_landed integer not null default 0,
+          rows_landed bigint not null default 0,
+          error_code text,
+          error_message text,
+          error_details jsonb,
+          stalled boolean not null default false,
+          stalled_reason text,
+          created_at timestamptz not null default now(),
+          updated_at timestamptz not null default now(),
+          queued_at timestamptz,
+          completed_at timestamptz,
+          last_progress_at timestamptz not null default now()
+        )`.execute(db);
+      await sql`create index uploads_tenant_created_idx on uploads (tenant, created_at desc, id)`.execute(db);
+      await sql`create index uploads_active_idx on uploads (status) where status in ('queued', 'processing')`.execute(db);
+      await sql`
+        create table upload_batches (
+          upload_id uuid not null references uploads (id) on delete cascade,
+          seq integer not null,
+          rows integer not null,
+          row_errors integer not null,
+          landed_at timestamptz not null default now(),
+          primary key (upload_id, seq)
+        )`.execute(db);
+      // No foreign key: the batch record, written in the same transaction, already vouches
+      // for the upload, and a per-row key check would cost on the hottest path.
+      await sql`
+        create table upload_rows (
+          upload_id uuid not null,
+          row_number bigint not null,
+          data jsonb not null,
+          primary key (upload_id, row_number)
+        )`.execute(db);
+      await sql`
+        create table row_errors (
+          upload_id uuid not null,
+          row_number bigint not null,
+          line bigint not null,
+          code text not null,
+          message text not null,
+          primary key (upload_id, row_number)
+        )`.execute(db);
+    },
+  },
+};
+
+// biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists
+export async function migrateToLatest(db: Kysely<any>): Promise<void> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => migrations },
+    migrationTableName: "sluice_migrations",
+    migrationLockTableName: "sluice_migrations_lock",
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === "Error")?.migrationName;
+    throw new Error(`Database migration ${failed ?? ""} failed`, { cause: error });
+  }
+}

@@ -1,0 +1,155 @@
+// Reads and writes of the uploads table: the truth about every upload.
+import { type Selectable, sql } from "kysely";
+import type { Db, UploadStatus, UploadsTable } from "./database.ts";
+
+export type UploadRecord = Selectable<UploadsTable>;
+
+export type Problem = { code: string; message: string; details?: Record<string, unknown> };
+
+export type ValidatedUpload = {
+  bytes: number;
+  sha256: string;
+  encoding: string;
+  delimiter: string;
+  columns: string[];
+  rowsTotal: number;
+  rowErrors: number;
+  blankLines: number;
+  batchesTotal: number;
+};
+
+export async function insertUpload(
+  db: Db,
+  upload: { id: string; tenant: string; filename: string | null },
+): Promise<void> {
+  await db.insertInto("uploads").values({ ...upload, status: "received" }).execute();
+}
+
+async function setStatus(db: Db, id: string, status: UploadStatus, from: UploadStatus[]) {
+  await db
+    .updateTable("uploads")
+    .set({ status, updated_at: sql`now()`, last_progress_at: sql`now()` })
+    .where("id", "=", id)
+    .where("status", "in", from)
+    .execute();
+}
+
+export const markValidating = (db: Db, id: string) => setStatus(db, id, "validating", ["received"]);
+
+export async function markRejected(db: Db, id: string, bytes: number, problem: Problem): Promise<void> {
+  await db
+    .updateTable("uploads")
+    .set({
+      status: "rejected",
+      bytes,
+      error_code: problem.code,
+      error_message: problem.message,
+      error_details: problem.details ? JSON.stringify(problem.details) : null,
+      updated_at: sql`now()`,
+    })
+    .where("id", "=", id)
+    .execute();
+}
+
+export async function markQueued(db: Db, id: string, upload: ValidatedUpload): Promise<void> {
+  await db
+    .updateTable("uploads")
+    .set({
+      status: "queued",
+      bytes: upload.bytes,
+      sha256: upload.sha256,
+      encoding: upload.encoding,
+      delimiter: upload.delimiter,
+      columns: JSON.stringify(upload.columns),
+      rows_total: upload.rowsTotal,
+      row_errors: upload.rowErrors,
+      blank_lines: upload.blankLines,
+      batches_total: upload.batchesTotal,
+      queued_at: sql<Date>`now()`,
+      updated_at: sql`now()`,
+      last_progress_at: sql`now()`,
+    })
+    .where("id", "=", id)
+    .execute();
+}
+
+/** Progress only moves forward, whatever order concurrent publishers report in. */
+export async function recordPublished(db: Db, id: string, batchesPublished: number): Promise<void> {
+  await db
+    .updateTable("uploads")
+    .set({
+      batches_published: sql`greatest(batches_published, ${batchesPublished})`,
+      last_progress_at: sql`now()`,
+    })
+    .where("id", "=", id)
+    .execute();
+}
+
+export async function markFailed(db: Db, id: string, problem: Problem): Promise<boolean> {
+  const result = await db
+    .updateTable("uploads")
+    .set({
+      status: "failed",
+      error_code: problem.code,
+      error_message: problem.message,
+      error_details: problem.details ? JSON.stringify(problem.details) : null,
+      updated_at: sql`now()`,
+    })
+    .where("id", "=", id)
+    .where("status", "in", ["queued", "processing"])
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function markCancelled(db: Db, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable("uploads")
+    .set({ status: "cancelled", updated_at: sql`now()` })
+    .where("id", "=", id)
+    .where("status", "in", ["received", "validating", "queued", "processing"])
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function findUpload(db: Db, id: string): Promise<UploadRecord | undefined> {
+  return (await db.selectFrom("uploads").selectAll().where("id", "=", id).executeTakeFirst()) as
+    | UploadRecord
+    | undefined;
+}
+
+export type Page = { items: UploadRecord[]; next: string | undefined };
+
+/** Newest first; the cursor is the last item's id, so pages stay stable as uploads arrive. */
+export async function listUploads(
+  db: Db,
+  tenant: string,
+  limit: number,
+  after: string | undefined,
+): Promise<Page> {
+  let query = db
+    .selectFrom("uploads")
+    .selectAll()
+    .where("tenant", "=", tenant)
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + 1);
+  if (after) {
+    query = query.where(
+      sql<boolean>`(created_at, id) < (select created_at, id from uploads where id = ${after})`,
+    );
+  }
+  const rows = (await query.execute()) as UploadRecord[];
+  const items = rows.slice(0, limit);
+  return { items, next: rows.length > limit ? items.at(-1)?.id : undefined };
+}
+
+/** Uploads whose batches were not all published, e.g. because the api stopped. */
+export async function findUnpublished(db: Db): Promise<UploadRecord[]> {
+  return (await db
+    .selectFrom("uploads")
+    .selectAll()
+    .where("status", "in", ["queued", "processing"])
+    .whereRef("batches_published", "<", "batches_total")
+    .orderBy("created_at")
+    .execute()) as UploadRecord[];
+}

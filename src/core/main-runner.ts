@@ -1,0 +1,34 @@
+// What every main.ts does the same way: read the environment (and .env), make the logger,
+// order the shutdown, and turn start-up failures into one clear message and a non-zero exit.
+import { existsSync } from "node:fs";
+import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { createLogger, type Logger } from "./logger.ts";
+import { DependencyError } from "./services.ts";
+import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
+
+export type MainContext = Readonly<{ config: Config; log: Logger; shutdown: Shutdown }>;
+
+export function runMain(program: string, start: (context: MainContext) => Promise<void>): void {
+  if (existsSync(".env")) process.loadEnvFile(".env");
+  let config: Config;
+  try {
+    config = loadConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`sluice ${program}: ${err.message}`);
+    process.exit(1);
+  }
+  const log = createLogger(program, config.logLevel);
+  const shutdown = createShutdown(log, config.shutdownTimeoutMs);
+  exitOnSignals(shutdown, log);
+  start({ config, log, shutdown }).catch(async (err: unknown) => {
+    if (err instanceof DependencyError) {
+      log.fatal(err.message);
+      console.error(`sluice ${program}: ${err.message}`);
+    } else {
+      log.fatal({ err }, "could not start");
+    }
+    await shutdown.run("start-up failed");
+    process.exit(1);
+  });
+}

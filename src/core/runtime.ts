@@ -1,0 +1,36 @@
+// The connections a program holds, opened in one place and closed in reverse order.
+import type { Redis } from "ioredis";
+import type { Broker } from "./broker/broker.ts";
+import type { Config } from "./config.ts";
+import type { Db } from "./db/database.ts";
+import type { Logger } from "./logger.ts";
+import { openBroker, openDatabase, openRedis } from "./services.ts";
+import { createStatusStore, type StatusStore } from "./status/status.store.ts";
+
+export type Runtime = Readonly<{
+  db: Db;
+  redis: Redis;
+  broker: Broker;
+  status: StatusStore;
+  close(): Promise<void>;
+}>;
+
+export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
+  const opened: Array<() => Promise<unknown>> = [];
+  const closeAll = async () => {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
+  };
+  try {
+    const db = await openDatabase(config);
+    opened.push(() => db.destroy());
+    const redis = await openRedis(config, log);
+    opened.push(() => redis.quit());
+    const broker = await openBroker(config, log);
+    opened.push(() => broker.close());
+    return { db, redis, broker, status: createStatusStore(redis, db, config.namespace), close: closeAll };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+

@@ -1,0 +1,56 @@
+// A local S3-compatible server for development, standing in for LocalStack.
+import { createConnection } from "node:net";
+import { createRequire } from "node:module";
+import type { Logger } from "../logger.ts";
+
+const require = createRequire(import.meta.url);
+
+type S3rverInstance = { run(): Promise<unknown>; close(): Promise<void> };
+type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
+
+export type LocalS3 = Readonly<{ close(): Promise<void> }>;
+
+function isListening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
+
+/**
+ * Starts s3rver on the endpoint's loopback port unless something already listens there,
+ * and accepts the configured development credentials. Returns undefined when it started
+ * nothing.
+ */
+export async function startLocalS3(
+  endpoint: string,
+  credentials: { accessKeyId: string; secretAccessKey: string },
+  directory: string,
+  log: Logger,
+): Promise<LocalS3 | undefined> {
+  const url = new URL(endpoint);
+  const port = Number(url.port || 80);
+  if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) return undefined;
+  if (await isListening(url.hostname === "[::1]" ? "::1" : url.hostname, port)) return undefined;
+
+  const S3rver = require("s3rver") as S3rverConstructor;
+  // s3rver checks signatures against its own account registry; register our key pair there.
+  const account = require("s3rver/lib/models/account.js") as {
+    DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void };
+  };
+  account.DUMMY_ACCOUNT.createKeyPair(credentials.accessKeyId, credentials.secretAccessKey);
+  const server = new S3rver({
+    address: url.hostname === "localhost" ? "127.0.0.1" : url.hostname.replace(/^\[|\]$/g, ""),
+    port,
+    directory,
+    silent: true,
+    vhostBuckets: false,
+  });
+  await server.run();
+  log.info({ endpoint, directory }, "local S3-compatible server started");
+  return { close: () => server.close() };
+}

@@ -1,0 +1,37 @@
+// Every program in one process, for a laptop: api, worker and controller, plus a local
+// S3-compatible server outside production.
+import { once } from "node:events";
+import { createApi } from "./api/api.ts";
+import { prepareUploadDir } from "./api/upload-intake.ts";
+import { runMain } from "./core/main-runner.ts";
+import { createRegistry } from "./core/metrics.ts";
+import { startOpsServer } from "./core/ops-server.ts";
+import { openRuntime } from "./core/runtime.ts";
+import { startLocalS3 } from "./core/storage/local-s3.ts";
+import { startWorker } from "./worker/worker.ts";
+
+runMain("sluice", async ({ config, log, shutdown }) => {
+  if (config.env !== "production" && config.s3.endpoint && config.s3.credentials) {
+    const localS3 = await startLocalS3(config.s3.endpoint, config.s3.credentials, ".data/s3", log);
+    if (localS3) shutdown.add("close", "local S3", localS3.close);
+  }
+  await prepareUploadDir(config.uploadDir);
+  const runtime = await openRuntime(config, log);
+  shutdown.add("close", "connections", runtime.close);
+
+  const workerLog = log.child({ program: "worker" });
+  const consumer = await startWorker(config, runtime, workerLog);
+  shutdown.add("drain", "consumer", consumer.stop);
+  const workerOps = await startOpsServer(config.ports.worker, createRegistry("worker"), async () =>
+    runtime.broker.isConnected(),
+  );
+  shutdown.add("close", "worker ops server", workerOps.close);
+
+  const api = createApi(config, runtime, createRegistry("api"), log.child({ program: "api" }));
+  const server = api.app.listen(config.ports.api);
+  await once(server, "listening");
+  shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
+  shutdown.add("drain", "publisher", api.publisher.stop);
+  await api.publisher.resumeUnfinished();
+  log.info({ api: `http://127.0.0.1:${config.ports.api}` }, "sluice running");
+});

@@ -1,0 +1,60 @@
+// Lands one batch: S3 first, then PostgreSQL in one transaction, then the live view.
+import type { S3Client } from "@aws-sdk/client-s3";
+import type { BatchHeaders } from "../core/batch-message.ts";
+import type { Db } from "../core/db/database.ts";
+import type { Logger } from "../core/logger.ts";
+import type { StatusStore } from "../core/status/status.store.ts";
+import { batchKey } from "../core/storage/s3-keys.ts";
+import { putJson } from "../core/storage/s3.ts";
+import { type LandOutcome, landBatch } from "./rows.repository.ts";
+
+/** A batch that can never land; it goes straight to the dead-letter queue. */
+export class PermanentError extends Error {
+  override name = "PermanentError";
+}
+
+export type BatchDeps = Readonly<{
+  db: Db;
+  s3: S3Client;
+  bucket: string;
+  status: StatusStore;
+  statementTimeoutMs: number;
+  log: Logger;
+}>;
+
+export async function handleBatch(
+  deps: BatchDeps,
+  batch: BatchHeaders,
+  body: Buffer,
+): Promise<LandOutcome> {
+  // The key depends only on the batch, so a redelivery overwrites the same object.
+  await putJson(deps.s3, deps.bucket, batchKey(batch.uploadId, batch.seq), body);
+  const outcome = await landBatch(deps.db, batch, body.toString("utf8"), deps.statementTimeoutMs);
+  switch (outcome.kind) {
+    case "unknown-upload":
+      throw new PermanentError(`upload ${batch.uploadId} does not exist`);
+    case "landed":
+      if (outcome.progress.justCompleted) {
+        await deps.status.refresh(batch.uploadId);
+        deps.log.info({ uploadId: batch.uploadId, rows: outcome.progress.rowsLanded }, "upload completed");
+      } else {
+        await deps.status.advance(batch.uploadId, outcome.progress);
+      }
+      break;
+    case "duplicate":
+      deps.log.info({ uploadId: batch.uploadId, seq: batch.seq }, "batch already landed; nothing to do");
+      break;
+    case "skipped":
+      deps.log.info({ uploadId: batch.uploadId, seq: batch.seq, status: outcome.status }, "upload closed; batch skipped");
+      break;
+  }
+  return outcome;
+}
+
+export type FailureStep = { kind: "retry"; queueAttempt: number } | { kind: "dead" };
+
+/** What to do with a delivery that failed on its `attempt`-th try. */
+export function afterFailure(attempt: number, maxAttempts: number, permanent: boolean): FailureStep {
+  if (permanent || attempt >= maxAttempts) return { kind: "dead" };
+  return { kind: "retry", queueAttempt: attempt };
+}

@@ -1,0 +1,145 @@
+// A CSV goes in over HTTP; every row must come out once in PostgreSQL and every batch in S3.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import amqp from "amqplib";
+import { queueNames } from "../src/core/broker/queue-names.ts";
+import { encodeHeaders } from "../src/core/batch-message.ts";
+import { sampleCsv } from "./support/csv-samples.ts";
+import {
+  getJson,
+  getObjectJson,
+  type InProcess,
+  listBatchObjects,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
+
+async function uploadCsv(url: string, csv: string | Uint8Array, init: RequestInit = {}) {
+  return getJson(`${url}/uploads`, {
+    method: "POST",
+    headers: { "content-type": "text/csv" },
+    body: csv,
+    ...init,
+  });
+}
+
+async function waitForStatus(url: string, id: string, status: string) {
+  return waitFor(`upload ${id} to be ${status}`, async () => {
+    const { body } = await getJson(`${url}/uploads/${id}`);
+    if (body.status === "failed" || body.status === "rejected") {
+      throw new Error(`upload ${id} is ${body.status}: ${JSON.stringify(body.error)}`);
+    }
+    return body.status === status ? body : undefined;
+  });
+}
+
+describe("the pipeline", () => {
+  let env: TestEnv;
+  let stack: InProcess;
+  before(async () => {
+    env = await testEnv({ BATCH_SIZE: "1000" });
+    stack = await startInProcess(env);
+  });
+  after(async () => {
+    await stack.stop();
+    await env.cleanup();
+  });
+
+  test("lands every row of an uploaded file once, as the file's strings, and every batch in S3", async () => {
+    const sample = sampleCsv(2_500);
+    const accepted = await uploadCsv(stack.url, sample.csv);
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    const id = accepted.body.id;
+    assert.equal(accepted.body.rows, 2_500);
+    assert.equal(accepted.body.batches.total, 3);
+    assert.equal(accepted.body.links.self, `/uploads/${id}`);
+
+    const done = await waitForStatus(stack.url, id, "completed");
+    assert.equal(done.rowsLanded, 2_500);
+    assert.equal(done.batches.landed, 3);
+
+    const { rows } = await env.sql.query(
+      "select row_number, data from upload_rows where upload_id = $1 order by row_number",
+      [id],
+    );
+    assert.equal(rows.length, sample.rows.length);
+    rows.forEach((row, i) => {
+      assert.equal(Number(row.row_number), i + 1);
+      assert.deepEqual(row.data, Object.fromEntries(sample.header.map((h, c) => [h, sample.rows[i]?.[c]])));
+    });
+
+    const keys = await listBatchObjects(env, id);
+    assert.deepEqual(keys, [1, 2, 3].map((seq) => `uploads/${id}/batch-0000000${seq}.json`));
+    const last = await getObjectJson(env, keys[2] as string);
+    assert.equal(last.seq, 3);
+    assert.deepEqual(last.columns, sample.header);
+    assert.equal(last.rows.length, 500);
+    assert.deepEqual(last.rows[0], {
+      row: 2001,
+      data: Object.fromEntries(sample.header.map((h, c) => [h, sample.rows[2000]?.[c]])),
+    });
+  });
+
+  test("accepts a multipart upload and keeps only a sanitized file name", async () => {
+    const sample = sampleCsv(10);
+    const form = new FormData();
+    form.append("file", new Blob([sample.csv], { type: "text/csv" }), "../../etc/cities\u0007.csv");
+    const accepted = await getJson(`${stack.url}/uploads`, { method: "POST", body: form });
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    assert.equal(accepted.body.filename, "cities.csv");
+    const done = await waitForStatus(stack.url, accepted.body.id, "completed");
+    assert.equal(done.rowsLanded, 10);
+  });
+
+  test("a batch delivered twice lands once and counts once", async () => {
+    const sample = sampleCsv(1_500);
+    const accepted = await uploadCsv(stack.url, sample.csv);
+    const id = accepted.body.id;
+    await waitForStatus(stack.url, id, "completed");
+    const key = (await listBatchObjects(env, id))[0] as string;
+    const body = Buffer.from(JSON.stringify(await getObjectJson(env, key)));
+
+    const connection = await amqp.connect(env.config.rabbitmqUrl);
+    const channel = await connection.createConfirmChannel();
+    channel.sendToQueue(queueNames(env.config.namespace).batches, body, {
+      persistent: true,
+      headers: encodeHeaders({ uploadId: id, seq: 1, rows: 1_000, rowErrors: 0, attempt: 1 }),
+    });
+    await channel.waitForConfirms();
+    await waitFor("the redelivered batch to be consumed", async () => {
+      const queue = await channel.checkQueue(queueNames(env.config.namespace).batches);
+      return queue.messageCount === 0;
+    });
+    await connection.close();
+    // Give the worker time to finish the duplicate it took off the queue.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+
+    const { rows } = await env.sql.query(
+      "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",
+      [id],
+    );
+    assert.deepEqual(rows[0], { n: 1_500, distinct_rows: 1_500 });
+    const status = await getJson(`${stack.url}/uploads/${id}`);
+    assert.equal(status.body.rowsLanded, 1_500);
+    assert.equal(status.body.batches.landed, 2);
+  });
+
+  test("lists uploads newest first, page by page", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await uploadCsv(stack.url, sampleCsv(2).csv)).body.id);
+    const first = await getJson(`${stack.url}/uploads?limit=2`);
+    assert.deepEqual(first.body.items.map((u: { id: string }) => u.id), [ids[2], ids[1]]);
+    const second = await getJson(`${stack.url}${first.body.next}`);
+    assert.equal(second.body.items[0].id, ids[0]);
+  });
+
+  test("an unknown upload is 404 with a JSON error", async () => {
+    const missing = await getJson(`${stack.url}/uploads/00000000-0000-4000-8000-000000000000`);
+    assert.equal(missing.status, 404);
+    assert.equal(missing.body.error.code, "NotFound");
+    const junk = await getJson(`${stack.url}/uploads/not-an-id`);
+    assert.equal(junk.status, 404);
+  });
+});

@@ -1,0 +1,183 @@
+// Starts Sluice's programs against the machine's real PostgreSQL, Redis and RabbitMQ and a
+// real S3-compatible server, each test with its own database, queues, keys and bucket.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import pg from "pg";
+import { createApi } from "../../src/api/api.ts";
+import { prepareUploadDir } from "../../src/api/upload-intake.ts";
+import { type Config, loadConfig } from "../../src/core/config.ts";
+import { createLogger } from "../../src/core/logger.ts";
+import { createRegistry } from "../../src/core/metrics.ts";
+import { openRuntime, type Runtime } from "../../src/core/runtime.ts";
+import { startLocalS3 } from "../../src/core/storage/local-s3.ts";
+import { createS3 } from "../../src/core/storage/s3.ts";
+import { startWorker } from "../../src/worker/worker.ts";
+
+const ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
+export const ROOT = new URL("../../", import.meta.url).pathname;
+
+let s3Server: Promise<{ endpoint: string; close(): Promise<void> }> | undefined;
+
+/** One s3rver per test process, on a free port. */
+function sharedS3(): Promise<{ endpoint: string; close(): Promise<void> }> {
+  s3Server ??= (async () => {
+    const { createServer } = await import("node:net");
+    const probe = createServer().listen(0, "127.0.0.1");
+    await once(probe, "listening");
+    const { port } = probe.address() as AddressInfo;
+    await new Promise((resolve) => probe.close(resolve));
+    const endpoint = `http://127.0.0.1:${port}`;
+    const dir = await mkdtemp(join(tmpdir(), "sluice-s3-"));
+    const server = await startLocalS3(
+      endpoint,
+      { accessKeyId: "test", secretAccessKey: "test" },
+      dir,
+      createLogger("test-s3", "silent"),
+    );
+    return { endpoint, close: async () => server?.close() };
+  })();
+  return s3Server;
+}
+
+export type TestEnv = Readonly<{
+  env: Record<string, string>;
+  config: Config;
+  s3: S3Client;
+  /** Rows, batches and status straight from PostgreSQL. */
+  sql: pg.Pool;
+  cleanup(): Promise<void>;
+}>;
+
+/** A fresh database, namespace, bucket and upload folder. */
+export async function testEnv(overrides: Record<string, string> = {}): Promise<TestEnv> {
+  const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
+  const database = `sluice_test_${suffix}`;
+  const s3 = await sharedS3();
+  const uploadDir = await mkdtemp(join(tmpdir(), "sluice-uploads-"));
+  const env = {
+    NODE_ENV: "test",
+    LOG_LEVEL: "silent",
+    DATABASE_URL: `postgres://postgres@127.0.0.1:5432/${database}`,
+    SLUICE_NAMESPACE: `test-${suffix}`,
+    S3_BUCKET: `test-${suffix}`,
+    AWS_ENDPOINT: s3.endpoint,
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    UPLOAD_DIR: uploadDir,
+    PORT: "0",
+    WORKER_PORT: "0",
+    CONTROLLER_PORT: "0",
+    RETRY_BASE_MS: "200",
+    ...overrides,
+  };
+  const config = loadConfig(env);
+  const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 2 });
+  return {
+    env,
+    config,
+    s3: createS3(config.s3),
+    sql: pool,
+    async cleanup() {
+      await pool.end();
+      const admin = new pg.Client({ connectionString: ADMIN_URL });
+      await admin.connect();
+      await admin.query(`drop database if exists ${database} with (force)`);
+      await admin.end();
+      await deleteQueues(config.namespace);
+      await rm(uploadDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function deleteQueues(namespace: string): Promise<void> {
+  const amqp = await import("amqplib");
+  const connection = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
+  const channel = await connection.createChannel();
+  const { queueNames } = await import("../../src/core/broker/queue-names.ts");
+  const names = queueNames(namespace);
+  for (const queue of [names.batches, names.dead, ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map(names.retry)]) {
+    await channel.deleteQueue(queue);
+  }
+  await connection.close();
+}
+
+export type InProcess = Readonly<{
+  url: string;
+  runtime: Runtime;
+  stop(): Promise<void>;
+}>;
+
+/** The api (and, unless told otherwise, a worker) in this test's process. */
+export async function startInProcess(test: TestEnv, options: { worker?: boolean } = {}): Promise<InProcess> {
+  const log = createLogger("test", "silent");
+  await prepareUploadDir(test.config.uploadDir);
+  const runtime = await openRuntime(test.config, log);
+  const consumer = options.worker === false ? undefined : await startWorker(test.config, runtime, log);
+  const api = createApi(test.config, runtime, createRegistry("api"), log);
+  const server = api.app.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    runtime,
+    async stop() {
+      await new Promise((resolve) => server.close(resolve));
+      await api.publisher.stop();
+      await consumer?.stop();
+      await runtime.close();
+    },
+  };
+}
+
+/** A program as its own process, as it runs in production, so a test can kill it. */
+export function spawnProgram(program: "api" | "worker", env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
+
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+export async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+export async function listBatchObjects(test: TestEnv, uploadId: string): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await test.s3.send(
+      new ListObjectsV2Command({ Bucket: test.config.s3.bucket, Prefix: `uploads/${uploadId}/`, ContinuationToken: token }),
+    );
+    keys.push(...(page.Contents ?? []).map((o) => o.Key as string));
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys.sort();
+}
+
+export async function getObjectJson(test: TestEnv, key: string): Promise<any> {
+  const object = await test.s3.send(new GetObjectCommand({ Bucket: test.config.s3.bucket, Key: key }));
+  return JSON.parse(await (object.Body as { transformToString(): Promise<string> }).transformToString());
+}
