@@ -126,6 +126,42 @@ describe("the pipeline", () => {
     assert.equal(status.body.batches.landed, 2);
   });
 
+  test("rejected rows are not landed and are listed as CSV with their number, line and reason", async () => {
+    const body = `id,name\n1,ok\n2\n3,"multi\nline",extra\n4,fine\n`;
+    const accepted = await uploadCsv(stack.url, body);
+    assert.equal(accepted.status, 202);
+    const done = await waitForStatus(stack.url, accepted.body.id, "completed");
+    assert.equal(done.rowsLanded, 2);
+    assert.equal(done.rowErrors, 2);
+    const { rows } = await env.sql.query(
+      "select row_number::int as row from upload_rows where upload_id = $1 order by 1",
+      [accepted.body.id],
+    );
+    assert.deepEqual(rows, [{ row: 1 }, { row: 4 }]);
+    const response = await fetch(`${stack.url}/uploads/${accepted.body.id}/errors`);
+    assert.equal(response.headers.get("content-type"), "text/csv; charset=utf-8");
+    const lines = (await response.text()).trim().split("\n");
+    assert.equal(lines[0], "row,line,code,message");
+    assert.match(lines[1] as string, /^2,3,FieldCount,/);
+    assert.match(lines[2] as string, /^3,4,FieldCount,/);
+    assert.equal(lines.length, 3);
+  });
+
+  test("a UTF-16 file lands as the same text", async () => {
+    const text = "id,city\n1,Zürich\n2,東京\n";
+    const accepted = await uploadCsv(stack.url, Buffer.from(`\ufeff${text}`, "utf16le"));
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    await waitForStatus(stack.url, accepted.body.id, "completed");
+    const { rows } = await env.sql.query(
+      "select data from upload_rows where upload_id = $1 order by row_number",
+      [accepted.body.id],
+    );
+    assert.deepEqual(rows.map((r) => r.data), [
+      { id: "1", city: "Zürich" },
+      { id: "2", city: "東京" },
+    ]);
+  });
+
   test("lists uploads newest first, page by page", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await uploadCsv(stack.url, sampleCsv(2).csv)).body.id);

@@ -14,7 +14,7 @@ import { findUnpublished, findUpload, recordPublished } from "../core/db/uploads
 import type { Logger } from "../core/logger.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { createBatchEncoder } from "./batch-encoder.ts";
-import { batchOf } from "./csv/batches.ts";
+import { batchOf } from "./csv/csv-batches.ts";
 import { type CsvReaderOptions, createCsvReader } from "./csv/csv-reader.ts";
 import { storedPath } from "./upload-intake.ts";
 
@@ -46,6 +46,11 @@ export type BatchPublisher = Readonly<{
 
 const PROGRESS_EVERY_MS = 1_000;
 
+/** A byte order mark decides again on the second pass; only a chosen legacy encoding must be repeated. */
+function legacyEncoding(encoding: string): CsvReaderOptions["encoding"] {
+  return encoding === "latin1" || encoding === "windows-1252" ? encoding : undefined;
+}
+
 export function createBatchPublisher(options: PublisherOptions): BatchPublisher {
   const { broker, db, log } = options;
   const names = queueNames(options.namespace);
@@ -76,7 +81,11 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       encoder?.start(seq);
     };
     const reader = createCsvReader(
-      { ...options.csv, encoding: publication.encoding as CsvReaderOptions["encoding"], delimiter: publication.delimiter as CsvReaderOptions["delimiter"] },
+      {
+        ...options.csv,
+        encoding: legacyEncoding(publication.encoding),
+        delimiter: publication.delimiter as CsvReaderOptions["delimiter"],
+      },
       {
         header: (header) => {
           encoder = createBatchEncoder(id, header.columns);
