@@ -43,8 +43,8 @@ describe("the pipeline", () => {
     stack = await startInProcess(env);
   });
   after(async () => {
-    await stack.stop();
-    await env.cleanup();
+    await stack?.stop();
+    await env?.cleanup();
   });
 
   test("lands every row of an uploaded file once, as the file's strings, and every batch in S3", async () => {

@@ -14,8 +14,8 @@ before(async () => {
   api = await startInProcess(env, { worker: false });
 });
 after(async () => {
-  await api.stop();
-  await env.cleanup();
+  await api?.stop();
+  await env?.cleanup();
 });
 
 async function post(body: string | Uint8Array, query = "", type = "text/csv") {

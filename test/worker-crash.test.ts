@@ -21,8 +21,8 @@ before(async () => {
   api = await startInProcess(env, { worker: false });
 });
 after(async () => {
-  await api.stop();
-  await env.cleanup();
+  await api?.stop();
+  await env?.cleanup();
 });
 
 const landed = async (id: string) =>

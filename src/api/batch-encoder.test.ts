@@ -6,7 +6,7 @@ test("a batch is JSON with each row keyed by header and values kept as the file'
   const encoder = createBatchEncoder("3f1c0d3e-0000-4000-8000-000000000001", ["id", "zip", "__proto__", 'say "hi"']);
   encoder.start(2);
   encoder.row(1001, ["007", "", "x", 'line\nbreak "quoted"']);
-  encoder.error({ row: 1002, line: 1004, code: "FieldCount", message: "expected 4 fields, found 2" });
+  encoder.error({ row: 1002, line: 1004, code: "FieldCount", message: "expected 4 fields, found 2", raw: "1002,x" });
   const batch = JSON.parse(encoder.finish().toString());
   assert.equal(batch.seq, 2);
   assert.deepEqual(batch.columns, ["id", "zip", "__proto__", 'say "hi"']);
