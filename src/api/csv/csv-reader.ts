@@ -232,7 +232,7 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
       return {
         ...base,
         code: "FieldCount",
-        message: `Row ${row} has ${records.fieldCount} fields; the header has ${columns.length}.`,
+        message: `Row ${row} has ${records.fieldCount} field${records.fieldCount === 1 ? "" : "s"}; the header has ${columns.length}.`,
       };
     }
     if (records.tooLargeField >= 0) {
