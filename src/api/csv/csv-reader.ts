@@ -2,10 +2,10 @@
 // The upload pass and the publishing pass both read through it, so they number rows alike.
 //
 // A hand-written state machine over decoded strings, not csv-parse: csv-parse cannot give the
-// byte offset of the first invalid UTF-8 byte, stops the whole parse on an oversized field
-// where a single row must be set aside, and guesses delimiters from character statistics
-// rather than counting candidates outside quotes on the header line. Working on strings
-// also lets the hot loop slice values instead of decoding them one by one, which makes it
+// byte offset of the first invalid UTF-8 byte, limits the size of whole records rather than of
+// fields, and guesses the delimiter from character statistics instead of counting candidates
+// outside quotes on the header line. Working on strings also lets the hot loop slice values
+// out of decoded text rather than decode each field on its own, which makes it several times
 // faster than csv-parse on the same bytes (bench/csv-reader.bench.ts).
 import { binaryFormat, detectBom, SNIFF_BYTES } from "./byte-sniffing.ts";
 import { CsvFormatError } from "./csv-format-error.ts";
@@ -65,7 +65,10 @@ export type CsvSink = {
 };
 
 export type CsvReader = {
-  /** Throws CsvFormatError as soon as the bytes so far prove the file unacceptable. */
+  /**
+   * Throws CsvFormatError as soon as the bytes so far prove the file unacceptable. Nothing is
+   * read before SNIFF_BYTES have arrived (or end), as that first block decides if it is text.
+   */
   push(chunk: Uint8Array): void;
   end(): CsvSummary;
 };
@@ -166,8 +169,8 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
         sink.rowError(rowError(row, records, header.columns));
       },
     });
-    // The header may hold up to maxColumns names; one more proves there are too many.
-    records.keep = maxColumns + 1;
+    // Names past maxColumns are only counted: the header is rejected then.
+    records.keep = maxColumns;
     tokenizer = records;
     records.push(scanner.take());
     return records;
@@ -232,7 +235,7 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
       return {
         ...base,
         code: "FieldCount",
-        message: `Row ${row} has ${records.fieldCount} fields; the header has ${columns.length}.`,
+        message: `Row ${row} has ${records.fieldCount} field${records.fieldCount === 1 ? "" : "s"}; the header has ${columns.length}.`,
       };
     }
     if (records.tooLargeField >= 0) {
