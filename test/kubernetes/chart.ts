@@ -11,7 +11,7 @@ import type { KubeObject } from "./strict-schema.ts";
 export const root = resolve(import.meta.dirname, "..", "..");
 export const chartDir = join(root, "charts", "sluice");
 
-/** The value sets every check runs over: the defaults, each ci/ file and the Tilt values. */
+/** The value sets every check runs over: the defaults, each ci/ file and the shipped ones. */
 export const valueSets: { name: string; files: string[] }[] = [
   { name: "defaults", files: [] },
   ...readdirSync(join(chartDir, "ci"))
@@ -19,6 +19,10 @@ export const valueSets: { name: string; files: string[] }[] = [
     .sort()
     .map((file) => ({ name: `ci/${file}`, files: [join(chartDir, "ci", file)] })),
   { name: "values-dev.yaml", files: [join(chartDir, "values-dev.yaml")] },
+  {
+    name: "charts/services/sluice-values.yaml",
+    files: [join(root, "charts", "services", "sluice-values.yaml")],
+  },
 ];
 
 // helm keeps caches and repositories under HOME; one scratch home keeps runs independent.
