@@ -1,3 +1,4 @@
+/** Every RabbitMQ queue name Sluice uses, built from the namespace (SLUICE_NAMESPACE). */
 export function queueNames(namespace: string) {
   return {
     batches: `${namespace}.batches`,

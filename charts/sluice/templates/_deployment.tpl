@@ -1,0 +1,116 @@
+{{/*
+The Deployment of one program. Call with a dict:
+  root       the chart's top-level context
+  component  api | worker | controller
+  script     the npm debug script (contract: start:debug:api, start:debug:rmq-process, start:debug:controller)
+  debugPort  the inspector port (9229, 9230, 9231)
+  readyPath  the readiness path (/readyz, or /healthz for the controller, which has no /readyz)
+  replicas   the replica count, or nil to leave it to an autoscaler or `kubectl scale`
+  preStop    seconds to pause before SIGTERM reaches the program
+  env        extra environment entries (list)
+  volumes    extra volumes (list), mounts: extra volume mounts (list)
+*/}}
+{{- define "sluice.deployment" -}}
+{{- $root := .root }}
+{{- $values := index $root.Values .component }}
+{{- $name := printf "%s-%s" (include "sluice.fullname" $root) .component }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $name }}
+  labels:
+    {{- include "sluice.labels" (dict "root" $root "component" .component) | nindent 4 }}
+spec:
+  {{- if not (kindIs "invalid" .replicas) }}
+  replicas: {{ .replicas }}
+  {{- end }}
+  selector:
+    matchLabels:
+      {{- include "sluice.selectorLabels" (dict "root" $root "component" .component) | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "sluice.labels" (dict "root" $root "component" .component) | nindent 8 }}
+      annotations:
+        {{- /* Roll the pods when a setting or a chart-managed credential changes. */}}
+        checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+        {{- if not $root.Values.secret.existingSecret }}
+        checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
+        {{- end }}
+        {{- with $values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ $name }}
+      automountServiceAccountToken: {{ eq .component "controller" }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        {{- include "sluice.podSecurityContext" $root | nindent 8 }}
+      terminationGracePeriodSeconds: {{ include "sluice.terminationGracePeriodSeconds" (dict "root" $root "preStop" .preStop) }}
+      containers:
+        - name: {{ .component }}
+          image: {{ include "sluice.image" $root | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: {{ include "sluice.command" (dict "root" $root "program" .component "script" .script) }}
+          {{- include "sluice.env" (dict "root" $root "extraEnv" (concat (default list .env) $values.extraEnv)) | nindent 10 }}
+          ports:
+            - name: http
+              containerPort: {{ $values.port }}
+              protocol: TCP
+            {{- if $root.Values.debug.enabled }}
+            - name: debug
+              containerPort: {{ .debugPort }}
+              protocol: TCP
+            {{- end }}
+          {{- if not $root.Values.debug.enabled }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: 10
+            timeoutSeconds: 3
+            failureThreshold: 3
+          {{- end }}
+          readinessProbe:
+            httpGet:
+              path: {{ .readyPath }}
+              port: http
+            periodSeconds: 5
+            timeoutSeconds: 3
+            failureThreshold: 2
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: 2
+            failureThreshold: {{ ternary 150 30 $root.Values.debug.enabled }}
+          {{- if .preStop }}
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: {{ .preStop }}
+          {{- end }}
+          {{- with $values.resources }}
+          resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          securityContext:
+            {{- include "sluice.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+            {{- with .mounts }}
+            {{- toYaml . | nindent 12 }}
+            {{- end }}
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: 1Gi
+        {{- with .volumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      {{- include "sluice.scheduling" $values | nindent 6 }}
+{{- end }}

@@ -1,0 +1,139 @@
+{{/* Names, labels and the pieces every program's pod shares. */}}
+
+{{- define "sluice.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release-scoped prefix; the program name is appended, so it leaves room for "-controller". */}}
+{{- define "sluice.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Call with (dict "root" $ "component" "api"). */}}
+{{- define "sluice.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "sluice.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.labels" -}}
+helm.sh/chart: {{ include "sluice.chart" .root }}
+{{ include "sluice.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: sluice
+{{- end }}
+
+{{- define "sluice.secretName" -}}
+{{- default (printf "%s-credentials" (include "sluice.fullname" .)) .Values.secret.existingSecret }}
+{{- end }}
+
+{{- define "sluice.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* The queue the worker consumes, as src/core/broker/queue-names.ts builds it. */}}
+{{- define "sluice.batchesQueue" -}}
+{{- printf "%s.batches" .Values.config.SLUICE_NAMESPACE }}
+{{- end }}
+
+{{/*
+Seconds the kubelet waits after SIGTERM: the programs' own drain deadline
+(SHUTDOWN_TIMEOUT_MS, rounded up), the api's preStop pause, and a margin for
+closing connections, so the kubelet never kills a program still draining.
+Call with (dict "root" $ "preStop" <seconds>).
+*/}}
+{{- define "sluice.terminationGracePeriodSeconds" -}}
+{{- $drain := div (add (int .root.Values.config.SHUTDOWN_TIMEOUT_MS) 999) 1000 }}
+{{- add $drain (int .preStop) (int .root.Values.terminationGraceMarginSeconds) }}
+{{- end }}
+
+{{/* Environment every program gets: settings from the ConfigMap, credentials from the Secret. */}}
+{{- define "sluice.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "sluice.fullname" .root }}-config
+env:
+{{- range $key := list "DATABASE_URL" "REDIS_URL" "RABBITMQ_URL" "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "API_KEYS" }}
+  - name: {{ $key }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "sluice.secretName" $.root }}
+        key: {{ $key }}
+        {{- /* Optional: IRSA needs no AWS keys, and AUTH_DISABLED needs no API_KEYS. */}}
+        optional: true
+{{- end }}
+{{- if .root.Values.debug.enabled }}
+  - name: DEBUG_HOST
+    value: "0.0.0.0"
+{{- end }}
+{{- with .extraEnv }}
+{{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 1000
+runAsGroup: 1000
+fsGroup: 1000
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The debug loop syncs sources into the container, so only then is the root filesystem writable. */}}
+{{- define "sluice.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: {{ not .Values.debug.enabled }}
+capabilities:
+  drop:
+    - ALL
+{{- end }}
+
+{{/*
+The container command: the built program in production; in debug mode the npm script that
+runs the TypeScript sources with the inspector and watch mode.
+Call with (dict "root" $ "program" "api" "script" "start:debug:api").
+*/}}
+{{- define "sluice.command" -}}
+{{- if .root.Values.debug.enabled }}
+{{- list "npm" "run" .script | toJson }}
+{{- else }}
+{{- list "node" (printf "dist/%s/main.js" .program) | toJson }}
+{{- end }}
+{{- end }}
+
+{{- define "sluice.scheduling" -}}
+{{- with .nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,396 @@
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe as group, test } from "node:test";
+import {
+  chartDir,
+  container,
+  copyChart,
+  deploymentSpec,
+  describe,
+  find,
+  helm,
+  type Rendered,
+  render,
+  valueSets,
+} from "./chart.ts";
+import { validateObject } from "./strict-schema.ts";
+
+const PROGRAMS = ["api", "worker", "controller"] as const;
+
+group("every value set", () => {
+  for (const { name, files } of valueSets) {
+    test(`${name}: helm lint --strict passes`, async () => {
+      const args = ["lint", "--strict", chartDir, ...files.flatMap((file) => ["--values", file])];
+      await helm(args);
+    });
+
+    test(`${name}: every rendered object matches its Kubernetes schema, with no unknown field`, async () => {
+      const objects = await render({ files });
+      assert.ok(objects.length > 10);
+      const problems = objects.flatMap(validateObject);
+      assert.deepEqual(problems, []);
+    });
+
+    test(`${name}: every object carries Helm's recommended labels`, async () => {
+      for (const object of await render({ files })) {
+        const labels = object.metadata.labels ?? {};
+        for (const label of [
+          "app.kubernetes.io/name",
+          "app.kubernetes.io/instance",
+          "app.kubernetes.io/managed-by",
+          "helm.sh/chart",
+        ]) {
+          assert.ok(labels[label], `${describe(object)} lacks ${label}`);
+        }
+        if (object.kind === "Deployment") {
+          assert.ok(labels["app.kubernetes.io/component"], `${describe(object)} lacks component`);
+        }
+      }
+    });
+
+    test(`${name}: pods meet the restricted Pod Security Standard`, async () => {
+      for (const deployment of (await render({ files })).filter((o) => o.kind === "Deployment")) {
+        const pod = deploymentSpec(deployment).template.spec;
+        assert.equal(pod.securityContext?.runAsNonRoot, true);
+        assert.deepEqual(pod.securityContext?.seccompProfile, { type: "RuntimeDefault" });
+        for (const c of pod.containers) {
+          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, describe(deployment));
+          assert.deepEqual(c.securityContext?.capabilities, { drop: ["ALL"] });
+          assert.equal(c.securityContext?.runAsNonRoot, true);
+          assert.ok(
+            c.volumeMounts?.some((m) => m.mountPath === "/tmp"),
+            "/tmp is writable",
+          );
+        }
+        const hostPath = (pod.volumes ?? []).some((v) => "hostPath" in v);
+        assert.equal(hostPath, false, `${describe(deployment)} mounts a host path`);
+      }
+    });
+  }
+});
+
+group("values schema", () => {
+  test("rejects an unknown key", async () => {
+    await assert.rejects(
+      helm(["template", "sluice", chartDir, "--set", "worker.replica=3"]),
+      /additional properties 'replica' not allowed/,
+    );
+    await assert.rejects(
+      helm(["template", "sluice", chartDir, "--set", "config.BATCH_SIZ=10"]),
+      /additional properties 'BATCH_SIZ' not allowed/,
+    );
+  });
+
+  test("rejects a wrong type or an unknown choice", async () => {
+    await assert.rejects(
+      helm(["template", "sluice", chartDir, "--set-string", "api.replicas=three"]),
+      /got string, want integer/,
+    );
+    await assert.rejects(
+      helm(["template", "sluice", chartDir, "--set", "worker.scaling=always"]),
+      /scaling/,
+    );
+  });
+});
+
+group("worker scaling", () => {
+  const worker = (objects: Rendered[]) => find(objects, "Deployment", "sluice-worker");
+
+  test("fixed: the Deployment carries the count and no autoscaler exists", async () => {
+    const objects = await render({ set: ["worker.scaling=fixed", "worker.replicas=4"] });
+    assert.equal(deploymentSpec(worker(objects)).replicas, 4);
+    assert.equal(
+      objects.filter((o) => /ScaledObject|HorizontalPodAutoscaler/.test(o.kind)).length,
+      0,
+    );
+  });
+
+  test("fixed with a null count leaves the field to kubectl scale", async () => {
+    const objects = await render({ set: ["worker.scaling=fixed", "worker.replicas=null"] });
+    assert.equal("replicas" in deploymentSpec(worker(objects)), false);
+  });
+
+  test("keda: no replica count, a rabbitmq ScaledObject on the worker Deployment", async () => {
+    const objects = await render({
+      set: [
+        "worker.scaling=keda",
+        "worker.replicas=7",
+        "worker.keda.minReplicas=0",
+        "worker.keda.maxReplicas=30",
+        "worker.keda.cooldownPeriod=120",
+        "worker.keda.queueLength=15",
+        "worker.keda.activationQueueLength=2",
+      ],
+    });
+    assert.equal("replicas" in deploymentSpec(worker(objects)), false);
+    assert.equal(objects.filter((o) => o.kind === "HorizontalPodAutoscaler").length, 0);
+    const scaled = find(objects, "ScaledObject", "sluice-worker");
+    const spec = scaled.spec as Record<string, unknown>;
+    assert.deepEqual(spec.scaleTargetRef, { name: "sluice-worker" });
+    assert.equal(spec.minReplicaCount, 0);
+    assert.equal(spec.maxReplicaCount, 30);
+    assert.equal(spec.cooldownPeriod, 120);
+    assert.equal(scaled.metadata.annotations, undefined, "not paused unless asked");
+    const [trigger] = spec.triggers as Record<string, Record<string, string>>[];
+    assert.equal(trigger?.type, "rabbitmq");
+    assert.equal(trigger?.metadata?.mode, "QueueLength");
+    assert.equal(trigger?.metadata?.value, "15");
+    assert.equal(trigger?.metadata?.activationValue, "2");
+    assert.equal(trigger?.metadata?.host, undefined, "the broker URL never sits in the object");
+
+    // The trigger reads RABBITMQ_URL from the very Secret the worker's own variable comes from.
+    const auth = find(objects, "TriggerAuthentication", trigger?.authenticationRef?.name ?? "");
+    const [ref] = (auth.spec as { secretTargetRef: Record<string, string>[] }).secretTargetRef;
+    assert.equal(ref?.parameter, "host");
+    assert.equal(ref?.key, "RABBITMQ_URL");
+    const brokerUrl = container(worker(objects)).env?.find((e) => e.name === "RABBITMQ_URL");
+    assert.equal(ref?.name, brokerUrl?.valueFrom?.secretKeyRef?.name);
+  });
+
+  test("keda: pausedReplicas renders KEDA's pause annotation", async () => {
+    const objects = await render({ set: ["worker.scaling=keda", "worker.keda.pausedReplicas=0"] });
+    const scaled = find(objects, "ScaledObject", "sluice-worker");
+    assert.equal(scaled.metadata.annotations?.["autoscaling.keda.sh/paused-replicas"], "0");
+  });
+
+  test("keda with an existing Secret reads the broker URL from it", async () => {
+    const objects = await render({
+      set: ["worker.scaling=keda", "secret.existingSecret=platform-credentials"],
+    });
+    const auth = find(objects, "TriggerAuthentication", "sluice-worker-rabbitmq");
+    const [ref] = (auth.spec as { secretTargetRef: Record<string, string>[] }).secretTargetRef;
+    assert.equal(ref?.name, "platform-credentials");
+    assert.equal(objects.filter((o) => o.kind === "Secret").length, 0);
+  });
+
+  test("hpa: no replica count, a CPU HorizontalPodAutoscaler", async () => {
+    const objects = await render({ set: ["worker.scaling=hpa", "worker.hpa.maxReplicas=9"] });
+    assert.equal("replicas" in deploymentSpec(worker(objects)), false);
+    const hpa = find(objects, "HorizontalPodAutoscaler", "sluice-worker");
+    const spec = hpa.spec as { maxReplicas: number; metrics: { resource: { name: string } }[] };
+    assert.equal(spec.maxReplicas, 9);
+    assert.equal(spec.metrics[0]?.resource.name, "cpu");
+  });
+
+  test("hpa without a CPU request is refused", async () => {
+    await assert.rejects(
+      helm([
+        "template",
+        "sluice",
+        chartDir,
+        "--set",
+        "worker.scaling=hpa",
+        "--set",
+        "worker.resources=null",
+      ]),
+      /requests.cpu/,
+    );
+  });
+});
+
+group("shutdown", () => {
+  for (const timeout of [20000, 45500]) {
+    test(`grace periods outlast a ${timeout} ms drain deadline and the api's preStop pause`, async () => {
+      const objects = await render({
+        set: [`config.SHUTDOWN_TIMEOUT_MS=${timeout}`, "api.preStopSleepSeconds=4"],
+      });
+      for (const program of PROGRAMS) {
+        const deployment = find(objects, "Deployment", `sluice-${program}`);
+        const grace = deploymentSpec(deployment).template.spec.terminationGracePeriodSeconds ?? 30;
+        const preStop = program === "api" ? 4 : 0;
+        assert.ok(grace * 1000 > timeout + preStop * 1000, `${program}: ${grace}s`);
+      }
+    });
+  }
+});
+
+group("service accounts", () => {
+  test("only the controller gets a token, and its Role allows exactly what it calls", async () => {
+    const objects = await render();
+    for (const program of PROGRAMS) {
+      const account = find(objects, "ServiceAccount", `sluice-${program}`);
+      const pod = deploymentSpec(find(objects, "Deployment", `sluice-${program}`)).template.spec;
+      assert.equal(pod.serviceAccountName, `sluice-${program}`);
+      const mounts = program === "controller";
+      assert.equal(account.automountServiceAccountToken, mounts, program);
+      assert.equal(pod.automountServiceAccountToken, mounts, program);
+    }
+    const role = find(objects, "Role", "sluice-controller");
+    const grants = (role.rules as { apiGroups: string[]; resources: string[]; verbs: string[] }[])
+      .flatMap((rule) =>
+        rule.apiGroups.flatMap((g) =>
+          rule.resources.flatMap((r) => rule.verbs.map((v) => `${g || "core"}/${r}:${v}`)),
+        ),
+      )
+      .sort();
+    assert.deepEqual(grants, [
+      "apps/deployments:get",
+      "coordination.k8s.io/leases:create",
+      "coordination.k8s.io/leases:get",
+      "coordination.k8s.io/leases:update",
+      "core/events:create",
+      "core/events:patch",
+    ]);
+    const binding = find(objects, "RoleBinding", "sluice-controller");
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: "sluice-controller", namespace: "sluice" },
+    ]);
+  });
+
+  test("IRSA role annotations land on the program's ServiceAccount", async () => {
+    const arn = "arn:aws:iam::123456789012:role/sluice-worker";
+    const objects = await render({
+      set: [`worker.serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=${arn}`],
+    });
+    const account = find(objects, "ServiceAccount", "sluice-worker");
+    assert.equal(account.metadata.annotations?.["eks.amazonaws.com/role-arn"], arn);
+  });
+});
+
+group("uploads volume", () => {
+  const uploadsVolume = (objects: Rendered[]) =>
+    deploymentSpec(find(objects, "Deployment", "sluice-api")).template.spec.volumes?.find(
+      (v) => v.name === "uploads",
+    );
+
+  test("the api mounts its uploads volume at UPLOAD_DIR with a read-only root", async () => {
+    const objects = await render({ set: ["config.UPLOAD_DIR=/data/uploads"] });
+    const api = container(find(objects, "Deployment", "sluice-api"));
+    assert.ok(
+      api.volumeMounts?.some((m) => m.name === "uploads" && m.mountPath === "/data/uploads"),
+    );
+    assert.equal(api.securityContext?.readOnlyRootFilesystem, true);
+    assert.ok(uploadsVolume(objects)?.emptyDir);
+  });
+
+  test("a per-pod claim or an existing claim can hold the uploads", async () => {
+    const ephemeral = uploadsVolume(
+      await render({ set: ["api.uploads.volume=ephemeral", "api.uploads.storageClassName=gp3"] }),
+    );
+    assert.match(JSON.stringify(ephemeral), /"storageClassName":"gp3"/);
+    const claim = uploadsVolume(
+      await render({ set: ["api.uploads.volume=existingClaim", "api.uploads.existingClaim=big"] }),
+    );
+    assert.deepEqual(claim?.persistentVolumeClaim, { claimName: "big" });
+  });
+});
+
+group("monitoring", () => {
+  const monitoringKinds = (objects: Rendered[]) =>
+    objects
+      .filter(
+        (o) =>
+          o.kind === "ServiceMonitor" ||
+          o.kind === "PrometheusRule" ||
+          o.metadata.labels?.grafana_dashboard === "1",
+      )
+      .map(describe);
+
+  test("off by default", async () => {
+    assert.deepEqual(monitoringKinds(await render()), []);
+  });
+
+  test("with no rule or dashboard files, only the ServiceMonitor renders", async () => {
+    const chart = copyChart();
+    const objects = await render({
+      chart,
+      set: [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.dashboards.enabled=true",
+      ],
+    });
+    assert.deepEqual(monitoringKinds(objects), ["ServiceMonitor/sluice"]);
+  });
+
+  test("rules/*.yaml and dashboards/*.json files become a PrometheusRule and ConfigMaps", async () => {
+    const chart = copyChart();
+    mkdirSync(join(chart, "rules"), { recursive: true });
+    mkdirSync(join(chart, "dashboards"), { recursive: true });
+    writeFileSync(
+      join(chart, "rules", "uploads.yaml"),
+      [
+        "groups:",
+        "  - name: sluice-uploads",
+        "    rules:",
+        "      - alert: SluiceUploadStuck",
+        "        expr: sum(sluice_uploads_stuck) > 0",
+        "        for: 5m",
+        "        annotations:",
+        '          summary: "{{ $value }} uploads made no progress"',
+      ].join("\n"),
+    );
+    writeFileSync(join(chart, "dashboards", "Sluice Overview.json"), '{"title": "Sluice"}\n');
+    const objects = await render({
+      chart,
+      set: ["metrics.prometheusRule.enabled=true", "metrics.dashboards.enabled=true"],
+    });
+    assert.deepEqual(objects.flatMap(validateObject), []);
+    const rule = find(objects, "PrometheusRule", "sluice");
+    const groups = (rule.spec as { groups: { name: string; rules: Record<string, unknown>[] }[] })
+      .groups;
+    assert.equal(groups[0]?.name, "sluice-uploads");
+    assert.equal(
+      groups[0]?.rules[0]?.annotations &&
+        (groups[0].rules[0].annotations as { summary: string }).summary,
+      "{{ $value }} uploads made no progress",
+      "Prometheus templates pass through Helm untouched",
+    );
+    const dashboard = find(objects, "ConfigMap", "sluice-dashboard-sluice-overview");
+    assert.equal(dashboard.metadata.labels?.grafana_dashboard, "1");
+    assert.deepEqual(
+      JSON.parse((dashboard.data as Record<string, string>)["Sluice Overview.json"] ?? ""),
+      {
+        title: "Sluice",
+      },
+    );
+  });
+
+  test("the ServiceMonitor reaches /metrics of all three programs", async () => {
+    const objects = await render({ set: ["metrics.serviceMonitor.enabled=true"] });
+    const monitor = find(objects, "ServiceMonitor", "sluice");
+    const spec = monitor.spec as {
+      selector: { matchLabels: Record<string, string> };
+      endpoints: { port: string; path: string }[];
+    };
+    const selected = objects.filter(
+      (o) =>
+        o.kind === "Service" &&
+        Object.entries(spec.selector.matchLabels).every(([k, v]) => o.metadata.labels?.[k] === v),
+    );
+    const components = selected.map((s) => s.metadata.labels?.["app.kubernetes.io/component"]);
+    assert.deepEqual(components.sort(), ["api", "controller", "worker"]);
+    for (const service of selected) {
+      const ports = (service.spec as { ports: { name: string }[] }).ports.map((p) => p.name);
+      assert.ok(ports.includes(spec.endpoints[0]?.port ?? ""), describe(service));
+    }
+    assert.equal(spec.endpoints[0]?.path, "/metrics");
+  });
+});
+
+group("network policy", () => {
+  test("off by default; on, one policy per program admits only its port", async () => {
+    assert.equal((await render()).filter((o) => o.kind === "NetworkPolicy").length, 0);
+    const objects = await render({
+      set: ["networkPolicy.enabled=true", "networkPolicy.restrictEgress=true"],
+    });
+    const policies = objects.filter((o) => o.kind === "NetworkPolicy");
+    assert.equal(policies.length, 3);
+    for (const policy of policies) {
+      const spec = policy.spec as { policyTypes: string[]; ingress: { ports: unknown[] }[] };
+      assert.deepEqual(spec.policyTypes, ["Ingress", "Egress"]);
+      assert.deepEqual(spec.ingress[0]?.ports, [{ port: "http", protocol: "TCP" }]);
+    }
+  });
+});
+
+group("pod disruption budgets", () => {
+  test("the api and the worker have one; the controller does not", async () => {
+    const budgets = (await render()).filter((o) => o.kind === "PodDisruptionBudget").map(describe);
+    assert.deepEqual(budgets.sort(), [
+      "PodDisruptionBudget/sluice-api",
+      "PodDisruptionBudget/sluice-worker",
+    ]);
+  });
+});

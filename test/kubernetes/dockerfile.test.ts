@@ -1,0 +1,123 @@
+// The image is built with the steps CI runs (`npm ci`, `npm run build`), and the build
+// produces every program the chart starts.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { container, render, root } from "./chart.ts";
+
+type Instruction = { keyword: string; args: string };
+type Stage = { name: string; from: string; instructions: Instruction[] };
+
+/** Splits a Dockerfile into stages of instructions, joining continued lines. */
+function parseDockerfile(text: string): { args: Map<string, string>; stages: Stage[] } {
+  const lines = text.split("\n").filter((line) => !/^\s*#/.test(line));
+  const joined = lines.join("\n").replace(/\\\n/g, " ");
+  const args = new Map<string, string>();
+  const stages: Stage[] = [];
+  for (const line of joined.split("\n")) {
+    const match = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
+    if (!match?.[1] || match[2] === undefined) continue;
+    const keyword = match[1].toUpperCase();
+    const rest = match[2].trim().replace(/\s+/g, " ");
+    if (keyword === "FROM") {
+      const [image = "", , name = String(stages.length)] = rest.split(" ");
+      stages.push({
+        name,
+        from: image.replace(/^\$\{(\w+)\}$/, (_, v) => args.get(v) ?? v),
+        instructions: [],
+      });
+    } else if (keyword === "ARG" && stages.length === 0) {
+      const [key = "", value = ""] = rest.split("=");
+      args.set(key, value);
+    } else {
+      stages.at(-1)?.instructions.push({ keyword, args: rest });
+    }
+  }
+  return { args, stages };
+}
+
+const dockerfile = parseDockerfile(readFileSync(join(root, "Dockerfile"), "utf8"));
+const runs = (stage: Stage) =>
+  stage.instructions
+    .filter((i) => i.keyword === "RUN")
+    .map((i) => i.args.replace(/--mount=\S+ /g, ""));
+const stage = (name: string) => {
+  const found = dockerfile.stages.find((s) => s.name === name);
+  if (!found) throw new Error(`the Dockerfile has no stage ${name}`);
+  return found;
+};
+const production = dockerfile.stages.at(-1) as Stage;
+const copiedFrom = (from: string, path: string) =>
+  production.instructions.some(
+    (i) => i.keyword === "COPY" && i.args.startsWith(`--from=${from} `) && i.args.includes(path),
+  );
+
+test("every stage starts from the Node 24 slim image", () => {
+  assert.ok(dockerfile.stages.length >= 3);
+  for (const s of dockerfile.stages) assert.match(s.from, /^node:24(\.[\d.]+)?-slim$/, s.name);
+});
+
+test("dist/ is built with `npm ci` then `npm run build`, and ships no source maps", () => {
+  const builder = dockerfile.stages.find((s) => runs(s).some((r) => r.includes("npm run build")));
+  assert.ok(builder, "some stage runs npm run build");
+  const steps = runs(builder);
+  const install = steps.findIndex((r) => /^npm ci$/.test(r));
+  const build = steps.findIndex((r) => r.startsWith("npm run build"));
+  assert.ok(install >= 0 && install < build, `npm ci before npm run build in ${builder.name}`);
+  assert.match(steps[build] ?? "", /find dist -name '\*\.map' -delete/);
+  assert.ok(copiedFrom(builder.name, "/app/dist"), "the production stage takes dist/ from it");
+});
+
+test("the production image has only production dependencies and runs unprivileged", () => {
+  const dependencies = dockerfile.stages.find((s) => runs(s).includes("npm ci --omit=dev"));
+  assert.ok(dependencies, "some stage runs npm ci --omit=dev");
+  assert.ok(copiedFrom(dependencies.name, "/app/node_modules"));
+  assert.ok(!copiedFrom("build", "node_modules"), "no dev dependencies from the build stage");
+
+  const user = production.instructions.filter((i) => i.keyword === "USER").at(-1)?.args ?? "";
+  assert.match(user, /^[1-9]\d*(:\d+)?$/, "a numeric, non-root user");
+  const env = production.instructions.filter((i) => i.keyword === "ENV").map((i) => i.args);
+  assert.ok(env.includes("NODE_ENV=production"));
+  const cmd = production.instructions.filter((i) => i.keyword === "CMD").at(-1)?.args ?? "";
+  assert.deepEqual(JSON.parse(cmd), ["node", "dist/api/main.js"], "the api by default");
+});
+
+test("the dev stage runs the api's debug script", () => {
+  const cmd =
+    stage("dev")
+      .instructions.filter((i) => i.keyword === "CMD")
+      .at(-1)?.args ?? "";
+  assert.deepEqual(JSON.parse(cmd), ["npm", "run", "start:debug:api"]);
+});
+
+test("CI installs with npm ci and runs the test suite, which includes the build below", (t) => {
+  const ci = join(root, ".ci", "run");
+  if (!existsSync(ci)) return t.skip(".ci/run does not exist in this tree");
+  const script = readFileSync(ci, "utf8");
+  assert.match(script, /\bnpm ci\b/);
+  assert.match(script, /\bnpm (run )?test\b|\bnpm t\b/);
+});
+
+const entryPoints = ["api", "worker", "controller"].map((p) => join(root, "src", p, "main.ts"));
+test("`npm run build` produces every program the chart and the image start", {
+  todo:
+    entryPoints.every((p) => !existsSync(p)) && "the programs' main.ts files are not written yet",
+}, async () => {
+  const outDir = mkdtempSync(join(tmpdir(), "sluice-dist-"));
+  await promisify(execFile)("npm", ["run", "build", "--", "--outDir", outDir], { cwd: root });
+  const commands = (await render())
+    .filter((o) => o.kind === "Deployment")
+    .map((d) => container(d).command ?? []);
+  const cmd = JSON.parse(
+    production.instructions.filter((i) => i.keyword === "CMD").at(-1)?.args ?? "[]",
+  );
+  for (const [program, script] of [...commands, cmd]) {
+    assert.equal(program, "node");
+    const built = join(outDir, String(script).replace(/^dist\//, ""));
+    assert.ok(existsSync(built), `${script} is not produced by npm run build`);
+  }
+});

@@ -1,0 +1,154 @@
+// The Tiltfile, run without Tilt by tilt/tiltfile_calls.py (Python's parser and Tilt's
+// documented signatures; see that file for what it does and does not check). The calls it
+// records are then checked against the repository: paths, images, workloads and ports.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { promisify } from "node:util";
+import { parse } from "yaml";
+import {
+  chartDir,
+  container,
+  deploymentSpec,
+  parseYamlStream,
+  type Rendered,
+  render,
+  root,
+} from "./chart.ts";
+
+type Call = { function: string; arguments: Record<string, unknown> };
+
+async function tiltCalls(tiltfile: string): Promise<Call[]> {
+  const { stdout } = await promisify(execFile)(
+    "python3",
+    [join(root, "tilt", "tiltfile_calls.py"), tiltfile],
+    { cwd: root },
+  );
+  return JSON.parse(stdout);
+}
+
+const calls = await tiltCalls(join(root, "Tiltfile"));
+const called = (name: string) => calls.filter((c) => c.function === name);
+/** Tilt accepts one value or a list in most places; this gives the strings among them. */
+const list = (value: unknown): string[] =>
+  (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === "string");
+
+test("every path the Tiltfile names exists", () => {
+  const paths = [
+    ...called("k8s_yaml").flatMap((c) =>
+      list(c.arguments.yaml).filter((y) => typeof y === "string"),
+    ),
+    ...called("helm").flatMap((c) => [c.arguments.pathToChartDir, ...list(c.arguments.values)]),
+    ...called("docker_build").flatMap((c) => [c.arguments.context, ...list(c.arguments.only)]),
+    ...called("sync").map((c) => c.arguments.local_path),
+    ...called("run").flatMap((c) => list(c.arguments.trigger)),
+  ];
+  assert.ok(paths.length > 10);
+  for (const path of paths)
+    assert.ok(existsSync(join(root, String(path))), `${path} does not exist`);
+  for (const resource of called("local_resource")) {
+    const command = String(resource.arguments.cmd).split(" ")[0] ?? "";
+    if (command.includes("/"))
+      assert.ok(existsSync(join(root, command)), `${command} does not exist`);
+  }
+});
+
+test("the image is the Dockerfile's dev stage, live-updated by sync then npm ci", () => {
+  const [build] = called("docker_build");
+  assert.ok(build);
+  const dockerfile = readFileSync(join(root, "Dockerfile"), "utf8");
+  assert.match(dockerfile, new RegExp(`^FROM \\S+ AS ${build.arguments.target}$`, "m"));
+  const devValues = parse(readFileSync(join(chartDir, "values-dev.yaml"), "utf8"));
+  assert.equal(build.arguments.ref, devValues.image.repository);
+
+  const steps = build.arguments.live_update as Call[];
+  const firstRun = steps.findIndex((s) => s.function === "run");
+  assert.ok(
+    steps.slice(firstRun).every((s) => s.function === "run"),
+    "syncs come before runs",
+  );
+  const synced = steps.filter((s) => s.function === "sync");
+  assert.ok(
+    synced.some((s) => s.arguments.local_path === "src" && s.arguments.remote_path === "/app/src"),
+  );
+  const install = steps.find((s) => s.function === "run");
+  assert.equal(install?.arguments.cmd, "npm ci");
+  assert.deepEqual(list(install?.arguments.trigger).sort(), ["package-lock.json", "package.json"]);
+  for (const trigger of list(install?.arguments.trigger)) {
+    assert.ok(
+      synced.some((s) => s.arguments.local_path === trigger),
+      `${trigger} is synced`,
+    );
+  }
+});
+
+test("resources name real workloads and forward ports their containers open", async () => {
+  const [chart] = called("helm");
+  assert.ok(chart);
+  const workloads: Rendered[] = [
+    ...(await render({
+      release: String(chart.arguments.name),
+      files: list(chart.arguments.values).map((v) => join(root, v)),
+    })),
+    ...called("k8s_yaml")
+      .flatMap((c) => list(c.arguments.yaml))
+      .flatMap((file) => parseYamlStream(readFileSync(join(root, file), "utf8")) as Rendered[]),
+  ].filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet");
+
+  const forwarded = new Map<string, number[]>();
+  for (const resource of called("k8s_resource")) {
+    const workload = workloads.find((w) => w.metadata.name === resource.arguments.workload);
+    assert.ok(workload, `no workload ${resource.arguments.workload}`);
+    const containerPorts = deploymentSpec(workload).template.spec.containers.flatMap(
+      (c) => c.ports?.map((p) => p.containerPort) ?? [],
+    );
+    const name = String(resource.arguments.new_name || resource.arguments.workload);
+    for (const forward of (resource.arguments.port_forwards ?? []) as Call[]) {
+      const { local_port, container_port } = forward.arguments;
+      assert.ok(
+        containerPorts.includes(Number(container_port ?? local_port)),
+        `${name}: ${local_port}`,
+      );
+      forwarded.set(name, [...(forwarded.get(name) ?? []), Number(local_port)]);
+    }
+  }
+  assert.deepEqual(Object.fromEntries(forwarded), {
+    rabbitmq: [15672],
+    api: [3000, 9229],
+    worker: [9230],
+    controller: [9231],
+  });
+  const api = workloads.find((w) => w.metadata.name === "sluice-api");
+  assert.ok(
+    api && container(api).command?.includes("start:debug:api"),
+    "the api runs its debug script",
+  );
+});
+
+test("buttons upload a sample and run the tests, only when pressed", () => {
+  const buttons = new Map(called("local_resource").map((c) => [c.arguments.name, c.arguments]));
+  for (const name of ["upload-sample", "tests"]) {
+    assert.equal(buttons.get(name)?.trigger_mode, "TRIGGER_MODE_MANUAL", name);
+    assert.equal(buttons.get(name)?.auto_init, false, name);
+  }
+  assert.equal(buttons.get("tests")?.cmd, "npm test");
+});
+
+test("the checker rejects unknown functions and arguments and non-Starlark syntax", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "sluice-tiltfile-"));
+  const cases: [string, RegExp][] = [
+    ['k8s_yml("k8s/redis.yaml")\n', /name 'k8s_yml' is not defined/],
+    ['k8s_resource("redis", port_forward=[6379])\n', /unexpected keyword argument 'port_forward'/],
+    ['docker_build("sluice-dev")\n', /missing a required argument: 'context'/],
+    ['name = "x"\nprint(f"{name}")\n', /f-string is not Starlark/],
+    ['data = open("Tiltfile").read()\n', /name 'open' is not defined/],
+  ];
+  for (const [source, expected] of cases) {
+    const file = join(dir, "Tiltfile");
+    writeFileSync(file, source);
+    await assert.rejects(tiltCalls(file), expected, source);
+  }
+});
