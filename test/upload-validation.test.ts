@@ -4,12 +4,24 @@ import { readdir } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../src/core/broker/queue-names.ts";
-import { getJson, type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import {
+  getJson,
+  type InProcess,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
 
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
-  env = await testEnv({ MAX_COLUMNS: "5", MAX_FIELD_BYTES: "64", MAX_UPLOAD_BYTES: "200000", BATCH_SIZE: "3" });
+  env = await testEnv({
+    MAX_COLUMNS: "5",
+    MAX_FIELD_BYTES: "64",
+    MAX_UPLOAD_BYTES: "200000",
+    BATCH_SIZE: "3",
+  });
   // No worker: batches stay in the queue, so the test can count what was published.
   api = await startInProcess(env, { worker: false });
 });
@@ -19,7 +31,11 @@ after(async () => {
 });
 
 async function post(body: string | Uint8Array, query = "", type = "text/csv") {
-  return getJson(`${api.url}/uploads${query}`, { method: "POST", headers: { "content-type": type }, body });
+  return getJson(`${api.url}/uploads${query}`, {
+    method: "POST",
+    headers: { "content-type": type },
+    body,
+  });
 }
 
 /** Sends the body in chunks of the given size, as a slow client would. */
@@ -47,7 +63,10 @@ async function published(): Promise<number> {
 }
 
 async function expectRejected(
-  response: { status: number; body: { error: Record<string, unknown> & { details?: { uploadId?: string } } } },
+  response: {
+    status: number;
+    body: { error: Record<string, unknown> & { details?: { uploadId?: string } } };
+  },
   status: number,
   code: string,
 ) {
@@ -83,7 +102,11 @@ describe("rejected uploads", () => {
   });
 
   test("invalid UTF-8 is 422 InvalidEncoding at its byte offset", async () => {
-    const bytes = Buffer.concat([Buffer.from("name,city\nJos"), Buffer.from([0xe9]), Buffer.from(",Paris\n")]);
+    const bytes = Buffer.concat([
+      Buffer.from("name,city\nJos"),
+      Buffer.from([0xe9]),
+      Buffer.from(",Paris\n"),
+    ]);
     const error = await expectRejected(await post(bytes), 422, "InvalidEncoding");
     assert.equal(error.byte, 13);
   });
@@ -101,12 +124,20 @@ describe("rejected uploads", () => {
   }
 
   test("an unterminated quote is 422 UnterminatedQuote with its line", async () => {
-    const error = await expectRejected(await post('a,b\n1,2\n3,"open\n4,5\n'), 422, "UnterminatedQuote");
+    const error = await expectRejected(
+      await post('a,b\n1,2\n3,"open\n4,5\n'),
+      422,
+      "UnterminatedQuote",
+    );
     assert.equal(error.line, 3);
   });
 
   test("duplicate, empty and control-character header names are 422 InvalidHeader naming each", async () => {
-    const error = await expectRejected(await post("id,name,id,,bad\u0001\n1,2,3,4,5\n"), 422, "InvalidHeader");
+    const error = await expectRejected(
+      await post("id,name,id,,bad\u0001\n1,2,3,4,5\n"),
+      422,
+      "InvalidHeader",
+    );
     assert.match(String(error.message), /id/);
     assert.match(JSON.stringify(error), /bad\\u0001/);
   });
@@ -147,7 +178,13 @@ describe("accepted uploads", () => {
   });
 
   test("legacy files are accepted with ?encoding=latin1 or windows-1252", async () => {
-    const bytes = Buffer.concat([Buffer.from("name,price\nJos"), Buffer.from([0xe9]), Buffer.from(","), Buffer.from([0x80]), Buffer.from("5\n")]);
+    const bytes = Buffer.concat([
+      Buffer.from("name,price\nJos"),
+      Buffer.from([0xe9]),
+      Buffer.from(","),
+      Buffer.from([0x80]),
+      Buffer.from("5\n"),
+    ]);
     assert.equal((await accepted(bytes, "?encoding=latin1")).rows, 1);
     assert.equal((await accepted(bytes, "?encoding=windows-1252")).rows, 1);
   });
@@ -174,12 +211,22 @@ describe("accepted uploads", () => {
   });
 
   test("the same bytes sent in chunks of any size give the same result", async () => {
-    const bytes = Buffer.from('\ufeffid,"na,me",city\r\n1,"a ""q""",São\n2,"multi\r\nline",東京\r\n\n3,x,y\n4,only-two\n');
+    const bytes = Buffer.from(
+      '\ufeffid,"na,me",city\r\n1,"a ""q""",São\n2,"multi\r\nline",東京\r\n\n3,x,y\n4,only-two\n',
+    );
     const results = [];
     for (const size of [1, 2, 3, 7, 64, 65_536]) {
       const response = await postChunked(bytes, size);
       assert.equal(response.status, 202);
-      const { id: _id, createdAt: _c, updatedAt: _u, queuedAt: _q, lastProgressAt: _l, links: _links, ...rest } = response.body;
+      const {
+        id: _id,
+        createdAt: _c,
+        updatedAt: _u,
+        queuedAt: _q,
+        lastProgressAt: _l,
+        links: _links,
+        ...rest
+      } = response.body;
       results.push(rest);
     }
     for (const result of results) assert.deepEqual(result, results[0]);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { AppError } from "./app-error.ts";
+import type { AppError } from "./app-error.ts";
 import { createAuthenticator, OPEN_TENANT } from "./auth.ts";
 
 test("without keys every request belongs to the open tenant", () => {
@@ -8,10 +8,24 @@ test("without keys every request belongs to the open tenant", () => {
 });
 
 test("a bearer key maps to its tenant; a missing key is 401 and a wrong one 403", () => {
-  const authenticate = createAuthenticator(new Map([["k-alpha", "alpha"], ["k-beta", "beta"]]));
+  const authenticate = createAuthenticator(
+    new Map([
+      ["k-alpha", "alpha"],
+      ["k-beta", "beta"],
+    ]),
+  );
   assert.equal(authenticate("Bearer k-beta"), "beta");
   assert.equal(authenticate("bearer k-alpha"), "alpha");
-  assert.throws(() => authenticate(undefined), (err: AppError) => err.status === 401);
-  assert.throws(() => authenticate("Basic abc"), (err: AppError) => err.status === 401);
-  assert.throws(() => authenticate("Bearer k-alph"), (err: AppError) => err.status === 403);
+  assert.throws(
+    () => authenticate(undefined),
+    (err: AppError) => err.status === 401,
+  );
+  assert.throws(
+    () => authenticate("Basic abc"),
+    (err: AppError) => err.status === 401,
+  );
+  assert.throws(
+    () => authenticate("Bearer k-alph"),
+    (err: AppError) => err.status === 403,
+  );
 });

@@ -3,10 +3,21 @@ import { test } from "node:test";
 import { createBatchEncoder } from "./batch-encoder.ts";
 
 test("a batch is JSON with each row keyed by header and values kept as the file's strings", () => {
-  const encoder = createBatchEncoder("3f1c0d3e-0000-4000-8000-000000000001", ["id", "zip", "__proto__", 'say "hi"']);
+  const encoder = createBatchEncoder("3f1c0d3e-0000-4000-8000-000000000001", [
+    "id",
+    "zip",
+    "__proto__",
+    'say "hi"',
+  ]);
   encoder.start(2);
   encoder.row(1001, ["007", "", "x", 'line\nbreak "quoted"']);
-  encoder.error({ row: 1002, line: 1004, code: "FieldCount", message: "expected 4 fields, found 2", raw: "1002,x" });
+  encoder.error({
+    row: 1002,
+    line: 1004,
+    code: "FieldCount",
+    message: "expected 4 fields, found 2",
+    raw: "1002,x",
+  });
   const batch = JSON.parse(encoder.finish().toString());
   assert.equal(batch.seq, 2);
   assert.deepEqual(batch.columns, ["id", "zip", "__proto__", 'say "hi"']);
@@ -18,7 +29,9 @@ test("a batch is JSON with each row keyed by header and values kept as the file'
     ["__proto__", "x"],
     ['say "hi"', 'line\nbreak "quoted"'],
   ]);
-  assert.deepEqual(batch.errors, [{ row: 1002, line: 1004, code: "FieldCount", message: "expected 4 fields, found 2" }]);
+  assert.deepEqual(batch.errors, [
+    { row: 1002, line: 1004, code: "FieldCount", message: "expected 4 fields, found 2" },
+  ]);
 });
 
 test("starting a batch forgets the previous one", () => {

@@ -58,7 +58,11 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
 
   /** One pass over the file; returns normally only when every batch is confirmed. */
-  async function publishFrom(publication: Publication, confirmedBefore: number, signal: AbortSignal) {
+  async function publishFrom(
+    publication: Publication,
+    confirmedBefore: number,
+    signal: AbortSignal,
+  ) {
     const { id } = publication;
     const channel = await (await broker.connected()).createConfirmChannel();
     const pending: Array<{ seq: number; confirmed: Promise<void> }> = [];
@@ -70,7 +74,12 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
 
     const closeBatch = () => {
       if (encoder && seq > confirmedBefore) {
-        ready.push({ seq, body: encoder.finish(), rows: encoder.rows(), rowErrors: encoder.errors() });
+        ready.push({
+          seq,
+          body: encoder.finish(),
+          rows: encoder.rows(),
+          rowErrors: encoder.errors(),
+        });
       }
     };
     const enter = (row: number) => {
@@ -117,7 +126,13 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         const confirmedBatch = publishConfirmed(channel, names.batches, batch.body, {
           contentType: "application/json",
           messageId: `${id}/${batch.seq}`,
-          headers: encodeHeaders({ uploadId: id, seq: batch.seq, rows: batch.rows, rowErrors: batch.rowErrors, attempt: 1 }),
+          headers: encodeHeaders({
+            uploadId: id,
+            seq: batch.seq,
+            rows: batch.rows,
+            rowErrors: batch.rowErrors,
+            attempt: 1,
+          }),
         });
         // Awaited in order below; this keeps an early rejection from going unhandled.
         confirmedBatch.catch(() => undefined);
@@ -138,7 +153,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       await recordPublished(db, id, confirmed);
     } finally {
       await channel.close().catch(() => undefined);
-      if (confirmed > confirmedBefore) await recordPublished(db, id, confirmed).catch(() => undefined);
+      if (confirmed > confirmedBefore)
+        await recordPublished(db, id, confirmed).catch(() => undefined);
     }
   }
 
@@ -157,7 +173,10 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       } catch (err) {
         if (signal.aborted) return;
         const delay = Math.min(250 * 2 ** attempt, 10_000);
-        plog.warn({ err: (err as Error).message, attempt, delay }, "publishing interrupted; resuming");
+        plog.warn(
+          { err: (err as Error).message, attempt, delay },
+          "publishing interrupted; resuming",
+        );
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
     }
@@ -167,7 +186,9 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     if (running.has(publication.id)) return;
     const abort = new AbortController();
     const done = publish(publication, abort.signal)
-      .catch((err) => log.error({ uploadId: publication.id, err: (err as Error).message }, "publishing failed"))
+      .catch((err) =>
+        log.error({ uploadId: publication.id, err: (err as Error).message }, "publishing failed"),
+      )
       .finally(() => running.delete(publication.id));
     running.set(publication.id, { abort, done });
   }
@@ -184,7 +205,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
           () => true,
           () => false,
         );
-        if (!present || !upload.encoding || !upload.delimiter || upload.batches_total === null) continue;
+        if (!present || !upload.encoding || !upload.delimiter || upload.batches_total === null)
+          continue;
         start({
           id: upload.id,
           encoding: upload.encoding,

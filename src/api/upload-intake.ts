@@ -9,7 +9,12 @@ import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import busboy from "busboy";
 import { AppError } from "./app-error.ts";
-import { CsvFormatError, type CsvReaderOptions, type CsvSummary, createCsvReader } from "./csv/csv-reader.ts";
+import {
+  CsvFormatError,
+  type CsvReaderOptions,
+  type CsvSummary,
+  createCsvReader,
+} from "./csv/csv-reader.ts";
 
 export type Intake = { summary: CsvSummary; bytes: number; sha256: string; path: string };
 
@@ -47,7 +52,11 @@ export function fileStream(
   if (type === "" || RAW_TYPES.has(type)) return Promise.resolve({ stream: req, filename: null });
   if (type !== "multipart/form-data") {
     return Promise.reject(
-      new AppError("UnsupportedMediaType", 415, `Content-Type ${type} is not accepted; send text/csv or multipart/form-data with a "file" field`),
+      new AppError(
+        "UnsupportedMediaType",
+        415,
+        `Content-Type ${type} is not accepted; send text/csv or multipart/form-data with a "file" field`,
+      ),
     );
   }
   return new Promise((resolve, reject) => {
@@ -55,7 +64,11 @@ export function fileStream(
     try {
       parser = busboy({ headers: req.headers, limits: { files: 1, fields: 20 } });
     } catch (err) {
-      reject(new AppError("InvalidMultipart", 400, "the multipart body has no valid boundary", { cause: err }));
+      reject(
+        new AppError("InvalidMultipart", 400, "the multipart body has no valid boundary", {
+          cause: err,
+        }),
+      );
       return;
     }
     let found = false;
@@ -68,10 +81,15 @@ export function fileStream(
       resolve({ stream, filename: info.filename ?? null });
     });
     parser.on("error", (err) =>
-      reject(new AppError("InvalidMultipart", 400, "the multipart body could not be read", { cause: err })),
+      reject(
+        new AppError("InvalidMultipart", 400, "the multipart body could not be read", {
+          cause: err,
+        }),
+      ),
     );
     parser.on("close", () => {
-      if (!found) reject(new AppError("MissingFile", 400, 'the multipart body has no "file" field'));
+      if (!found)
+        reject(new AppError("MissingFile", 400, 'the multipart body has no "file" field'));
     });
     req.pipe(parser);
   });
@@ -93,22 +111,47 @@ export function toAppError(err: CsvFormatError): AppError {
  * Stores and validates the body. On any failure the partial file is removed and an
  * AppError says what is wrong and where.
  */
-export async function receiveUpload(source: AsyncIterable<Buffer>, options: IntakeOptions): Promise<Intake> {
+export async function receiveUpload(
+  source: AsyncIterable<Buffer>,
+  options: IntakeOptions,
+): Promise<Intake> {
   const partial = partialPath(options.uploadDir, options.id);
   const file = createWriteStream(partial, { flags: "wx" });
+  // A write error (a full disk) arrives as an event between writes; keep it for the loop.
+  let fileError: Error | undefined;
+  file.on("error", (err) => {
+    fileError ??= err;
+  });
   const hash = createHash("sha256");
   const reader = createCsvReader(options.csv, { header() {}, row() {}, rowError() {} });
   let bytes = 0;
+  let bodyFailed = false;
+  // Failures of the body itself (a client that went away, a broken multipart part) are the
+  // client's, not the server's: tell them apart from failures to store the file.
+  const body = (async function* () {
+    try {
+      yield* source;
+    } catch (err) {
+      bodyFailed = true;
+      throw err;
+    }
+  })();
   try {
-    for await (const chunk of source) {
+    for await (const chunk of body) {
       bytes += chunk.length;
       if (bytes > options.maxBytes) {
-        throw new AppError("TooLarge", 413, `the upload is larger than the limit of ${options.maxBytes} bytes`, {
-          where: { byte: options.maxBytes },
-        });
+        throw new AppError(
+          "TooLarge",
+          413,
+          `the upload is larger than the limit of ${options.maxBytes} bytes`,
+          {
+            where: { byte: options.maxBytes },
+          },
+        );
       }
       hash.update(chunk);
       reader.push(chunk);
+      if (fileError) throw fileError;
       if (!file.write(chunk)) await once(file, "drain");
     }
     const summary = reader.end();
@@ -121,11 +164,21 @@ export async function receiveUpload(source: AsyncIterable<Buffer>, options: Inta
     file.destroy();
     await rm(partial, { force: true });
     if (err instanceof CsvFormatError) throw toAppError(err);
-    if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
-      throw new AppError("InsufficientStorage", 507, "the server has no room to store this upload now; try again later", {
+    if (bodyFailed && !(err instanceof AppError)) {
+      throw new AppError("InvalidBody", 400, "the request body could not be read to its end", {
         cause: err,
-        headers: { "retry-after": "60" },
       });
+    }
+    if ((err as NodeJS.ErrnoException).code === "ENOSPC") {
+      throw new AppError(
+        "InsufficientStorage",
+        507,
+        "the server has no room to store this upload now; try again later",
+        {
+          cause: err,
+          headers: { "retry-after": "60" },
+        },
+      );
     }
     throw err;
   }

@@ -34,7 +34,11 @@ const DELIMITERS: Record<string, NonNullable<CsvReaderOptions["delimiter"]>> = {
 };
 
 function links(id: string) {
-  return { self: `/uploads/${id}`, events: `/uploads/${id}/events`, errors: `/uploads/${id}/errors` };
+  return {
+    self: `/uploads/${id}`,
+    events: `/uploads/${id}/events`,
+    errors: `/uploads/${id}/errors`,
+  };
 }
 
 export function present(view: UploadView) {
@@ -50,9 +54,14 @@ function parseEncoding(value: string | undefined): CsvReaderOptions["encoding"] 
   if (value === undefined) return undefined;
   const name = value.toLowerCase();
   if (!ENCODINGS.has(name)) {
-    throw new AppError("InvalidParameter", 400, "encoding must be one of utf-8, latin1, windows-1252", {
-      details: { parameter: "encoding" },
-    });
+    throw new AppError(
+      "InvalidParameter",
+      400,
+      "encoding must be one of utf-8, latin1, windows-1252",
+      {
+        details: { parameter: "encoding" },
+      },
+    );
   }
   if (name === "utf8" || name === "utf-8") return "utf-8";
   return name === "windows-1252" || name === "cp1252" ? "windows-1252" : "latin1";
@@ -100,7 +109,9 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     }
     const after = queryValue(ctx.query.after);
     if (after !== undefined && !UUID.test(after)) {
-      throw new AppError("InvalidParameter", 400, "after must be an upload id", { details: { parameter: "after" } });
+      throw new AppError("InvalidParameter", 400, "after must be an upload id", {
+        details: { parameter: "after" },
+      });
     }
     const page = await listUploads(deps.db, tenant, limit, after);
     ctx.body = {
@@ -118,7 +129,11 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
     const view = await owned(ctx.params.id as string, tenant);
     if (!(await markCancelled(deps.db, view.id))) {
-      throw new AppError("Conflict", 409, `upload ${view.id} is ${view.status} and cannot be cancelled`);
+      throw new AppError(
+        "Conflict",
+        409,
+        `upload ${view.id} is ${view.status} and cannot be cancelled`,
+      );
     }
     deps.publisher.cancel(view.id);
     ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
@@ -154,7 +169,9 @@ async function* rowErrorsCsv(db: Db, uploadId: string): AsyncGenerator<string> {
       .limit(5000)
       .execute();
     if (page.length === 0) return;
-    yield page.map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(",")).join("\n") + "\n";
+    yield page
+      .map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(","))
+      .join("\n") + "\n";
     after = page.at(-1)?.row_number ?? after;
   }
 }

@@ -37,8 +37,16 @@ export function decodeHeaders(raw: Record<string, unknown> | undefined): BatchHe
     throw new MalformedBatchError("batch message has no valid x-upload-id header");
   }
   if (!numbers.every((n) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0)) {
-    throw new MalformedBatchError("batch message has no valid x-seq, x-rows, x-row-errors or x-attempt header");
+    throw new MalformedBatchError(
+      "batch message has no valid x-seq, x-rows, x-row-errors or x-attempt header",
+    );
   }
   const [seq, rows, rowErrors, attempt] = numbers as number[];
-  return { uploadId, seq: seq as number, rows: rows as number, rowErrors: rowErrors as number, attempt: attempt as number };
+  return {
+    uploadId,
+    seq: seq as number,
+    rows: rows as number,
+    rowErrors: rowErrors as number,
+    attempt: attempt as number,
+  };
 }

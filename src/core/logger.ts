@@ -11,6 +11,9 @@ export function createLogger(name: string, level: string): Logger {
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     // Credentials in connection URLs and request headers never reach a log line.
-    redact: { paths: ["*.password", "*.authorization", "req.headers.authorization"], censor: "[redacted]" },
+    redact: {
+      paths: ["*.password", "*.authorization", "req.headers.authorization"],
+      censor: "[redacted]",
+    },
   });
 }

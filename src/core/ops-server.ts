@@ -15,7 +15,8 @@ export async function startOpsServer(
       res.end(body);
     };
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (req.method !== "GET") return reply(405, '{"error":{"code":"MethodNotAllowed","message":"GET only"}}');
+    if (req.method !== "GET")
+      return reply(405, '{"error":{"code":"MethodNotAllowed","message":"GET only"}}');
     if (path === "/healthz") return reply(200, '{"status":"ok"}');
     if (path === "/readyz") {
       ready().then(

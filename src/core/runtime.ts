@@ -21,16 +21,21 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     for (const close of opened.reverse()) await close().catch(() => undefined);
   };
   try {
-    const db = await openDatabase(config);
+    const db = await openDatabase(config, log);
     opened.push(() => db.destroy());
     const redis = await openRedis(config, log);
     opened.push(() => redis.quit());
     const broker = await openBroker(config, log);
     opened.push(() => broker.close());
-    return { db, redis, broker, status: createStatusStore(redis, db, config.namespace), close: closeAll };
+    return {
+      db,
+      redis,
+      broker,
+      status: createStatusStore(redis, db, config.namespace),
+      close: closeAll,
+    };
   } catch (err) {
     await closeAll();
     throw err;
   }
 }
-

@@ -23,12 +23,17 @@ export function redactUrl(url: string): string {
 }
 
 const HOW_TO_START = {
-  PostgreSQL: "start it with `pg_ctlcluster <version> main start` (or `systemctl start postgresql`)",
+  PostgreSQL:
+    "start it with `pg_ctlcluster <version> main start` (or `systemctl start postgresql`)",
   Redis: "start it with `redis-server --daemonize yes` (or `systemctl start redis-server`)",
   RabbitMQ: "start it with `rabbitmq-server -detached` (or `systemctl start rabbitmq-server`)",
 };
 
-function unreachable(service: keyof typeof HOW_TO_START, url: string, err: unknown): DependencyError {
+function unreachable(
+  service: keyof typeof HOW_TO_START,
+  url: string,
+  err: unknown,
+): DependencyError {
   const reason = err instanceof Error ? err.message || err.name : String(err);
   return new DependencyError(
     `${service} is not reachable at ${redactUrl(url)} (${reason}); ${HOW_TO_START[service]}`,
@@ -57,7 +62,7 @@ async function createDatabaseIfMissing(url: string): Promise<void> {
  * Connects to PostgreSQL and brings the schema up to date. Outside production a missing
  * database is created, so a laptop needs no set-up.
  */
-export async function openDatabase(config: Config, poolSize?: number): Promise<Db> {
+export async function openDatabase(config: Config, log: Logger, poolSize?: number): Promise<Db> {
   const probe = async () => {
     const client = new pg.Client({ connectionString: config.databaseUrl });
     await client.connect();
@@ -76,7 +81,11 @@ export async function openDatabase(config: Config, poolSize?: number): Promise<D
       throw unreachable("PostgreSQL", config.databaseUrl, err);
     }
   }
-  const db = createDatabase(config.databaseUrl, poolSize);
+  const db = createDatabase(
+    config.databaseUrl,
+    (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"),
+    poolSize,
+  );
   await migrateToLatest(db);
   return db;
 }

@@ -41,7 +41,8 @@ export function createShutdown(log: Logger, deadlineMs: number): Shutdown {
         });
         const outcome = await Promise.race([runSteps(reason), deadline]);
         clearTimeout(timer);
-        if (outcome === "late") log.error({ deadlineMs }, "shutdown deadline passed; exiting anyway");
+        if (outcome === "late")
+          log.error({ deadlineMs }, "shutdown deadline passed; exiting anyway");
       })();
       return running;
     },

@@ -4,8 +4,8 @@ import type { BatchHeaders } from "../core/batch-message.ts";
 import type { Db } from "../core/db/database.ts";
 import type { Logger } from "../core/logger.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import { batchKey } from "../core/storage/s3-keys.ts";
 import { putJson } from "../core/storage/s3.ts";
+import { batchKey } from "../core/storage/s3-keys.ts";
 import { type LandOutcome, landBatch } from "./rows.repository.ts";
 
 /** A batch that can never land; it goes straight to the dead-letter queue. */
@@ -36,16 +36,25 @@ export async function handleBatch(
     case "landed":
       if (outcome.progress.justCompleted) {
         await deps.status.refresh(batch.uploadId);
-        deps.log.info({ uploadId: batch.uploadId, rows: outcome.progress.rowsLanded }, "upload completed");
+        deps.log.info(
+          { uploadId: batch.uploadId, rows: outcome.progress.rowsLanded },
+          "upload completed",
+        );
       } else {
         await deps.status.advance(batch.uploadId, outcome.progress);
       }
       break;
     case "duplicate":
-      deps.log.info({ uploadId: batch.uploadId, seq: batch.seq }, "batch already landed; nothing to do");
+      deps.log.info(
+        { uploadId: batch.uploadId, seq: batch.seq },
+        "batch already landed; nothing to do",
+      );
       break;
     case "skipped":
-      deps.log.info({ uploadId: batch.uploadId, seq: batch.seq, status: outcome.status }, "upload closed; batch skipped");
+      deps.log.info(
+        { uploadId: batch.uploadId, seq: batch.seq, status: outcome.status },
+        "upload closed; batch skipped",
+      );
       break;
   }
   return outcome;
@@ -54,7 +63,11 @@ export async function handleBatch(
 export type FailureStep = { kind: "retry"; queueAttempt: number } | { kind: "dead" };
 
 /** What to do with a delivery that failed on its `attempt`-th try. */
-export function afterFailure(attempt: number, maxAttempts: number, permanent: boolean): FailureStep {
+export function afterFailure(
+  attempt: number,
+  maxAttempts: number,
+  permanent: boolean,
+): FailureStep {
   if (permanent || attempt >= maxAttempts) return { kind: "dead" };
   return { kind: "retry", queueAttempt: attempt };
 }

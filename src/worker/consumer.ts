@@ -39,11 +39,18 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
     try {
       action();
     } catch (err) {
-      deps.log.warn({ err: errorMessage(err) }, "could not acknowledge; the batch will be redelivered");
+      deps.log.warn(
+        { err: errorMessage(err) },
+        "could not acknowledge; the batch will be redelivered",
+      );
     }
   };
 
-  async function fail(channel: ConfirmChannel, message: ConsumeMessage, err: unknown): Promise<void> {
+  async function fail(
+    channel: ConfirmChannel,
+    message: ConsumeMessage,
+    err: unknown,
+  ): Promise<void> {
     let batch: ReturnType<typeof decodeHeaders> | undefined;
     try {
       batch = decodeHeaders(message.properties.headers);
@@ -65,7 +72,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
       log.error({ err: reason }, "batch failed for good; dead-lettered");
       await publishConfirmed(channel, names.dead, message.content, {
         ...message.properties,
-        headers: { ...message.properties.headers, "x-last-error": reason, "x-failed-at": new Date().toISOString() },
+        headers: {
+          ...message.properties.headers,
+          "x-last-error": reason,
+          "x-failed-at": new Date().toISOString(),
+        },
       });
       if (batch) {
         const problem = {
@@ -74,7 +85,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
           details: { seq: batch.seq, attempts: attempt },
         };
         try {
-          if (await markFailed(deps.db, batch.uploadId, problem)) await deps.status.refresh(batch.uploadId);
+          if (await markFailed(deps.db, batch.uploadId, problem))
+            await deps.status.refresh(batch.uploadId);
         } catch (markErr) {
           log.error({ err: errorMessage(markErr) }, "could not mark the upload failed");
         }
@@ -92,7 +104,10 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
         settle(() => channel.ack(message));
       } catch (routeErr) {
         // Could not hand the batch on: give it back so it is not lost.
-        deps.log.warn({ err: errorMessage(routeErr) }, "could not route a failed batch; returning it");
+        deps.log.warn(
+          { err: errorMessage(routeErr) },
+          "could not route a failed batch; returning it",
+        );
         settle(() => channel.nack(message, false, true));
       }
     }
@@ -101,7 +116,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
   async function attach(model: ChannelModel): Promise<void> {
     if (stopping) return;
     const channel = await model.createConfirmChannel();
-    channel.on("error", (err: Error) => deps.log.warn({ err: err.message }, "consumer channel error"));
+    channel.on("error", (err: Error) =>
+      deps.log.warn({ err: err.message }, "consumer channel error"),
+    );
     channel.on("close", () => {
       if (current?.channel === channel) current = undefined;
     });
@@ -120,7 +137,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
   }
 
   broker.connection.on("connect", (model: ChannelModel) => {
-    attach(model).catch((err) => deps.log.error({ err: errorMessage(err) }, "could not resume consuming"));
+    attach(model).catch((err) =>
+      deps.log.error({ err: errorMessage(err) }, "could not resume consuming"),
+    );
   });
   await attach(await broker.connected());
 

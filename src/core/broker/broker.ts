@@ -71,7 +71,9 @@ export async function connectBroker(url: string, topology: Topology, log: Logger
   connection.on("reconnect-scheduled", ({ attempt, delay }: { attempt: number; delay: number }) =>
     log.info({ attempt, delay }, "RabbitMQ reconnect scheduled"),
   );
-  connection.on("error", (err: Error) => log.warn({ err: err.message }, "RabbitMQ connection error"));
+  connection.on("error", (err: Error) =>
+    log.warn({ err: err.message }, "RabbitMQ connection error"),
+  );
   await connection.waitForConnect();
   return {
     connection,

@@ -78,10 +78,14 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
-export function createDatabase(connectionString: string, poolSize = 10): Db {
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: new pg.Pool({ connectionString, max: poolSize, application_name: "sluice" }),
-    }),
-  });
+export function createDatabase(
+  connectionString: string,
+  onIdleError: (err: Error) => void,
+  poolSize = 10,
+): Db {
+  const pool = new pg.Pool({ connectionString, max: poolSize, application_name: "sluice" });
+  // An idle connection dies when PostgreSQL restarts; the pool replaces it on next use, and
+  // without a listener the error would end the process.
+  pool.on("error", onIdleError);
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

@@ -34,8 +34,12 @@ const migrations: Record<string, Migration> = {
           completed_at timestamptz,
           last_progress_at timestamptz not null default now()
         )`.execute(db);
-      await sql`create index uploads_tenant_created_idx on uploads (tenant, created_at desc, id)`.execute(db);
-      await sql`create index uploads_active_idx on uploads (status) where status in ('queued', 'processing')`.execute(db);
+      await sql`create index uploads_tenant_created_idx on uploads (tenant, created_at desc, id)`.execute(
+        db,
+      );
+      await sql`create index uploads_active_idx on uploads (status) where status in ('queued', 'processing')`.execute(
+        db,
+      );
       await sql`
         create table upload_batches (
           upload_id uuid not null references uploads (id) on delete cascade,

@@ -22,7 +22,10 @@ export async function insertUpload(
   db: Db,
   upload: { id: string; tenant: string; filename: string | null },
 ): Promise<void> {
-  await db.insertInto("uploads").values({ ...upload, status: "received" }).execute();
+  await db
+    .insertInto("uploads")
+    .values({ ...upload, status: "received" })
+    .execute();
 }
 
 async function setStatus(db: Db, id: string, status: UploadStatus, from: UploadStatus[]) {
@@ -36,7 +39,12 @@ async function setStatus(db: Db, id: string, status: UploadStatus, from: UploadS
 
 export const markValidating = (db: Db, id: string) => setStatus(db, id, "validating", ["received"]);
 
-export async function markRejected(db: Db, id: string, bytes: number, problem: Problem): Promise<void> {
+export async function markRejected(
+  db: Db,
+  id: string,
+  bytes: number,
+  problem: Problem,
+): Promise<void> {
   await db
     .updateTable("uploads")
     .set({

@@ -1,6 +1,7 @@
 // A local S3-compatible server for development, standing in for LocalStack.
-import { createConnection } from "node:net";
+
 import { createRequire } from "node:module";
+import { createConnection } from "node:net";
 import type { Logger } from "../logger.ts";
 
 const require = createRequire(import.meta.url);
