@@ -3,6 +3,7 @@
 import { once } from "node:events";
 import { createApi } from "./api/api.ts";
 import { prepareUploadDir } from "./api/upload-intake.ts";
+import { createLogger } from "./core/logger.ts";
 import { runMain } from "./core/main-runner.ts";
 import { createRegistry } from "./core/metrics.ts";
 import { startOpsServer } from "./core/ops-server.ts";
@@ -19,7 +20,7 @@ runMain("sluice", async ({ config, log, shutdown }) => {
   const runtime = await openRuntime(config, log);
   shutdown.add("close", "connections", runtime.close);
 
-  const workerLog = log.child({ program: "worker" });
+  const workerLog = createLogger("worker", config.logLevel);
   const consumer = await startWorker(config, runtime, workerLog);
   shutdown.add("drain", "consumer", consumer.stop);
   const workerOps = await startOpsServer(config.ports.worker, createRegistry("worker"), async () =>
@@ -27,7 +28,7 @@ runMain("sluice", async ({ config, log, shutdown }) => {
   );
   shutdown.add("close", "worker ops server", workerOps.close);
 
-  const api = createApi(config, runtime, createRegistry("api"), log.child({ program: "api" }));
+  const api = createApi(config, runtime, createRegistry("api"), createLogger("api", config.logLevel));
   const server = api.app.listen(config.ports.api);
   await once(server, "listening");
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));

@@ -5,7 +5,6 @@ export type Logger = pino.Logger;
 
 export function createLogger(name: string, level: string): Logger {
   return pino({
-    name,
     level,
     base: { program: name },
     timestamp: pino.stdTimeFunctions.isoTime,
