@@ -11,7 +11,7 @@ import { openRuntime } from "./core/runtime.ts";
 import { startLocalS3 } from "./core/storage/local-s3.ts";
 import { startWorker } from "./worker/worker.ts";
 
-runMain("sluice", async ({ config, log, shutdown }) => {
+runMain("sluice", async ({ config, log, shutdown, faults }) => {
   if (config.env !== "production" && config.s3.endpoint && config.s3.credentials) {
     const localS3 = await startLocalS3(config.s3.endpoint, config.s3.credentials, ".data/s3", log);
     if (localS3) shutdown.add("close", "local S3", localS3.close);
@@ -21,14 +21,20 @@ runMain("sluice", async ({ config, log, shutdown }) => {
   shutdown.add("close", "connections", runtime.close);
 
   const workerLog = createLogger("worker", config.logLevel);
-  const consumer = await startWorker(config, runtime, workerLog);
+  const consumer = await startWorker(config, runtime, workerLog, faults);
   shutdown.add("drain", "consumer", consumer.stop);
   const workerOps = await startOpsServer(config.ports.worker, createRegistry("worker"), async () =>
     runtime.broker.isConnected(),
   );
   shutdown.add("close", "worker ops server", workerOps.close);
 
-  const api = createApi(config, runtime, createRegistry("api"), createLogger("api", config.logLevel));
+  const api = createApi(
+    config,
+    runtime,
+    createRegistry("api"),
+    createLogger("api", config.logLevel),
+    faults,
+  );
   const server = api.app.listen(config.ports.api);
   await once(server, "listening");
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));

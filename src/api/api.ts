@@ -3,6 +3,7 @@ import type Koa from "koa";
 import { sql } from "kysely";
 import type { Registry } from "prom-client";
 import type { Config } from "../core/config.ts";
+import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { createApp } from "./app.ts";
@@ -12,7 +13,13 @@ import { createUploadsService } from "./uploads.service.ts";
 
 export type Api = Readonly<{ app: Koa; publisher: BatchPublisher }>;
 
-export function createApi(config: Config, runtime: Runtime, registry: Registry, log: Logger): Api {
+export function createApi(
+  config: Config,
+  runtime: Runtime,
+  registry: Registry,
+  log: Logger,
+  faults: Faults = NO_FAULTS,
+): Api {
   const { db, status, broker, redis } = runtime;
   const publisher = createBatchPublisher({
     broker,
@@ -22,6 +29,7 @@ export function createApi(config: Config, runtime: Runtime, registry: Registry, 
     uploadDir: config.uploadDir,
     batchSize: config.limits.batchSize,
     csv: { maxColumns: config.limits.maxColumns, maxFieldBytes: config.limits.maxFieldBytes },
+    faults,
     log,
   });
   const uploads = createUploadsService({

@@ -11,6 +11,7 @@ import { publishConfirmed } from "../core/broker/confirm.ts";
 import { queueNames } from "../core/broker/queue-names.ts";
 import type { Db } from "../core/db/database.ts";
 import { findUnpublished, findUpload, recordPublished } from "../core/db/uploads.repository.ts";
+import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { createBatchEncoder } from "./batch-encoder.ts";
@@ -28,6 +29,7 @@ export type PublisherOptions = Readonly<{
   csv: Pick<CsvReaderOptions, "maxColumns" | "maxFieldBytes">;
   /** Unconfirmed messages allowed at once. */
   window?: number;
+  faults: Faults;
   log: Logger;
 }>;
 
@@ -115,6 +117,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       if (!oldest) return;
       await oldest.confirmed;
       confirmed = oldest.seq;
+      options.faults.hit("after-publish");
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
         lastRecorded = Date.now();
         await recordPublished(db, id, confirmed);

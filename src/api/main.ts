@@ -5,11 +5,11 @@ import { openRuntime } from "../core/runtime.ts";
 import { createApi } from "./api.ts";
 import { prepareUploadDir } from "./upload-intake.ts";
 
-runMain("api", async ({ config, log, shutdown }) => {
+runMain("api", async ({ config, log, shutdown, faults }) => {
   await prepareUploadDir(config.uploadDir);
   const runtime = await openRuntime(config, log);
   shutdown.add("close", "connections", runtime.close);
-  const api = createApi(config, runtime, createRegistry("api"), log);
+  const api = createApi(config, runtime, createRegistry("api"), log, faults);
   const server = api.app.listen(config.ports.api);
   await once(server, "listening");
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));

@@ -75,6 +75,7 @@ const schema = z.object({
   WORKER_PREFETCH: positiveInt.default(8),
   MAX_ATTEMPTS: positiveInt.default(5),
   RETRY_BASE_MS: positiveInt.default(1000),
+  DB_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
@@ -105,7 +106,13 @@ export type Config = Readonly<{
   /** Key to tenant; undefined when authentication is off. */
   apiKeys: ReadonlyMap<string, string> | undefined;
   stuckAfterSeconds: number;
-  worker: Readonly<{ prefetch: number; maxAttempts: number; retryBaseMs: number }>;
+  worker: Readonly<{
+    prefetch: number;
+    maxAttempts: number;
+    retryBaseMs: number;
+    /** Longest one statement of a batch may run before the batch is retried. */
+    statementTimeoutMs: number;
+  }>;
   shutdownTimeoutMs: number;
   logLevel: Env["LOG_LEVEL"];
 }>;
@@ -182,6 +189,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       prefetch: env.WORKER_PREFETCH,
       maxAttempts: env.MAX_ATTEMPTS,
       retryBaseMs: env.RETRY_BASE_MS,
+      statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
     }),
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

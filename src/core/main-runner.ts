@@ -1,27 +1,34 @@
 // What every main.ts does the same way: read the environment (and .env), make the logger,
 // order the shutdown, and turn start-up failures into one clear message and a non-zero exit.
 import { existsSync } from "node:fs";
-import { type Config, ConfigError, loadConfig } from "./config.ts";
+import { type Config, loadConfig } from "./config.ts";
+import { type Faults, parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
 import { DependencyError } from "./services.ts";
 import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
 
-export type MainContext = Readonly<{ config: Config; log: Logger; shutdown: Shutdown }>;
+export type MainContext = Readonly<{
+  config: Config;
+  log: Logger;
+  shutdown: Shutdown;
+  faults: Faults;
+}>;
 
 export function runMain(program: string, start: (context: MainContext) => Promise<void>): void {
   if (existsSync(".env")) process.loadEnvFile(".env");
   let config: Config;
+  let faults: Faults;
   try {
     config = loadConfig(process.env);
+    faults = parseFaults(process.env.SLUICE_FAULT, config.env);
   } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    console.error(`sluice ${program}: ${err.message}`);
+    console.error(`sluice ${program}: ${(err as Error).message}`);
     process.exit(1);
   }
   const log = createLogger(program, config.logLevel);
   const shutdown = createShutdown(log, config.shutdownTimeoutMs);
   exitOnSignals(shutdown, log);
-  start({ config, log, shutdown }).catch(async (err: unknown) => {
+  start({ config, log, shutdown, faults }).catch(async (err: unknown) => {
     if (err instanceof DependencyError) {
       log.fatal(err.message);
       console.error(`sluice ${program}: ${err.message}`);

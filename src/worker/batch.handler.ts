@@ -2,6 +2,7 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { BatchHeaders } from "../core/batch-message.ts";
 import type { Db } from "../core/db/database.ts";
+import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { putJson } from "../core/storage/s3.ts";
@@ -19,6 +20,7 @@ export type BatchDeps = Readonly<{
   bucket: string;
   status: StatusStore;
   statementTimeoutMs: number;
+  faults: Faults;
   log: Logger;
 }>;
 
@@ -29,6 +31,7 @@ export async function handleBatch(
 ): Promise<LandOutcome> {
   // The key depends only on the batch, so a redelivery overwrites the same object.
   await putJson(deps.s3, deps.bucket, batchKey(batch.uploadId, batch.seq), body);
+  deps.faults.hit("after-s3-put");
   const outcome = await landBatch(deps.db, batch, body.toString("utf8"), deps.statementTimeoutMs);
   switch (outcome.kind) {
     case "unknown-upload":
@@ -45,6 +48,8 @@ export async function handleBatch(
       }
       break;
     case "duplicate":
+      // The first delivery may have died between its commit and the view update.
+      await deps.status.refresh(batch.uploadId);
       deps.log.info(
         { uploadId: batch.uploadId, seq: batch.seq },
         "batch already landed; nothing to do",

@@ -97,6 +97,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
   async function onMessage(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
     try {
       await handleBatch(deps, decodeHeaders(message.properties.headers), message.content);
+      deps.faults.hit("after-commit");
       settle(() => channel.ack(message));
     } catch (err) {
       try {

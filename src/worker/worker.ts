@@ -1,19 +1,18 @@
 // Assembles the worker from a runtime: the S3 bucket check and the batch consumer.
 
 import type { Config } from "../core/config.ts";
+import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { DependencyError, redactUrl } from "../core/services.ts";
 import { bucketExists, createS3, ensureBucket } from "../core/storage/s3.ts";
 import { type Consumer, startConsumer } from "./consumer.ts";
 
-/** Longest a single statement of a batch may take before the batch is retried. */
-const STATEMENT_TIMEOUT_MS = 30_000;
-
 export async function startWorker(
   config: Config,
   runtime: Runtime,
   log: Logger,
+  faults: Faults = NO_FAULTS,
 ): Promise<Consumer> {
   const s3 = createS3(config.s3);
   const where = config.s3.endpoint ? redactUrl(config.s3.endpoint) : "AWS S3";
@@ -42,7 +41,8 @@ export async function startWorker(
       s3,
       bucket: config.s3.bucket,
       status: runtime.status,
-      statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+      statementTimeoutMs: config.worker.statementTimeoutMs,
+      faults,
       log,
     },
   });

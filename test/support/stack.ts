@@ -89,13 +89,13 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
       await admin.connect();
       await admin.query(`drop database if exists ${database} with (force)`);
       await admin.end();
-      await deleteQueues(config.namespace);
+      await deleteQueues(config.namespace, config.worker.maxAttempts);
       await rm(uploadDir, { recursive: true, force: true });
     },
   };
 }
 
-async function deleteQueues(namespace: string): Promise<void> {
+async function deleteQueues(namespace: string, maxAttempts: number): Promise<void> {
   const amqp = await import("amqplib");
   const connection = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
   const channel = await connection.createChannel();

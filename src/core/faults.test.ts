@@ -1,0 +1,21 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { NO_FAULTS, parseFaults } from "./faults.ts";
+
+test("no fault switch means no faults", () => {
+  assert.equal(parseFaults(undefined, "development"), NO_FAULTS);
+  assert.equal(parseFaults("", "test"), NO_FAULTS);
+});
+
+test("a fault switch is refused in production and when malformed", () => {
+  assert.throws(() => parseFaults("after-commit:1", "production"), /production/);
+  assert.throws(() => parseFaults("after-lunch:1", "test"), /point one of/);
+  assert.throws(() => parseFaults("after-commit:0", "test"), /<point>:<n>/);
+});
+
+test("a fault point reached before its time does nothing", () => {
+  const faults = parseFaults("after-commit:3", "test");
+  faults.hit("after-commit");
+  faults.hit("after-commit");
+  faults.hit("after-s3-put");
+});

@@ -1,0 +1,275 @@
+// Runs Sluice as it runs in production, as separate processes (api, workers, S3 server)
+// against the machine's PostgreSQL, Redis and RabbitMQ, so faults can be done to each, and
+// checks afterwards that every row landed exactly once.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import amqp from "amqplib";
+import { queueNames } from "../../src/core/broker/queue-names.ts";
+import type { Sample } from "../support/csv-samples.ts";
+import {
+  getJson,
+  listBatchObjects,
+  ROOT,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "../support/stack.ts";
+
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** An S3 server that can be taken down and brought back on the same port and data. */
+export class S3Process {
+  readonly endpoint: string;
+  private child: ChildProcess | undefined;
+  private readonly port: number;
+  private readonly directory: string;
+
+  private constructor(port: number, directory: string) {
+    this.port = port;
+    this.directory = directory;
+    this.endpoint = `http://127.0.0.1:${port}`;
+  }
+
+  static async start(): Promise<S3Process> {
+    const s3 = new S3Process(await freePort(), await mkdtemp(join(tmpdir(), "sluice-fault-s3-")));
+    await s3.up();
+    return s3;
+  }
+
+  async up(): Promise<void> {
+    const child = spawn(
+      process.execPath,
+      [join(ROOT, "test/support/s3-server.ts"), String(this.port), this.directory],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    this.child = child;
+    const [line] = (await once(child.stdout as NodeJS.ReadableStream, "data")) as [Buffer];
+    assert.match(line.toString(), /ready/);
+  }
+
+  async down(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return;
+    child.kill("SIGKILL");
+    await once(child, "exit");
+  }
+
+  async destroy(): Promise<void> {
+    await this.down();
+    await rm(this.directory, { recursive: true, force: true });
+  }
+}
+
+export type Program = { child: ChildProcess; output: string[] };
+
+/** One fault case's world: its own database, queues, bucket and processes. */
+export class Cluster {
+  readonly programs = new Set<Program>();
+  readonly test: TestEnv;
+  readonly s3: S3Process;
+  readonly apiUrl: string;
+
+  private constructor(test: TestEnv, s3: S3Process, apiPort: number) {
+    this.test = test;
+    this.s3 = s3;
+    this.apiUrl = `http://127.0.0.1:${apiPort}`;
+  }
+
+  static async create(env: Record<string, string> = {}): Promise<Cluster> {
+    const s3 = await S3Process.start();
+    const apiPort = await freePort();
+    const test = await testEnv({ AWS_ENDPOINT: s3.endpoint, PORT: String(apiPort), ...env });
+    return new Cluster(test, s3, apiPort);
+  }
+
+  private spawn(program: "api" | "worker", env: Record<string, string>): Program {
+    const child = spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, ...this.test.env, LOG_LEVEL: "warn", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const running: Program = { child, output: [] };
+    const keep = (chunk: Buffer) => {
+      running.output.push(chunk.toString());
+      if (running.output.length > 200) running.output.shift();
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    this.programs.add(running);
+    child.once("exit", () => this.programs.delete(running));
+    return running;
+  }
+
+  async startApi(env: Record<string, string> = {}): Promise<Program> {
+    const api = this.spawn("api", env);
+    await waitFor("the api to be ready", async () => {
+      if (api.child.exitCode !== null) throw new Error(`api exited: ${api.output.join("")}`);
+      return fetch(`${this.apiUrl}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    });
+    return api;
+  }
+
+  async startWorker(env: Record<string, string> = {}): Promise<Program> {
+    const port = await freePort();
+    const worker = this.spawn("worker", { WORKER_PORT: String(port), ...env });
+    await waitFor("the worker to be ready", async () => {
+      if (worker.child.exitCode !== null) throw new Error(`worker exited: ${worker.output.join("")}`);
+      return fetch(`http://127.0.0.1:${port}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    });
+    return worker;
+  }
+
+  async upload(csv: string): Promise<string> {
+    const response = await getJson(`${this.apiUrl}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: csv,
+    });
+    assert.equal(response.status, 202, JSON.stringify(response.body));
+    return response.body.id;
+  }
+
+  async landedBatches(id: string): Promise<number> {
+    const { rows } = await this.test.sql.query(
+      "select count(*)::int as n from upload_batches where upload_id = $1",
+      [id],
+    );
+    return rows[0].n;
+  }
+
+  async waitForStatus(id: string, status: string, timeoutMs = 120_000): Promise<void> {
+    await waitFor(
+      `upload ${id} to become ${status}`,
+      async () => {
+        const { rows } = await this.test.sql.query("select status from uploads where id = $1", [id]);
+        return rows[0]?.status === status;
+      },
+      timeoutMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(
+      [...this.programs].map(async ({ child }) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        child.kill("SIGKILL");
+        await once(child, "exit");
+      }),
+    );
+    await this.test.cleanup();
+    await this.s3.destroy();
+  }
+}
+
+export type Expectation = { status: string; deadBatches?: number };
+
+async function deadLetteredRows(url: string, queue: string): Promise<Set<number>> {
+  const rows = new Set<number>();
+  const connection = await amqp.connect(url);
+  const channel = await connection.createChannel();
+  // Unacknowledged gets see each message once; closing the channel puts them all back.
+  for (let message = await channel.get(queue); message; message = await channel.get(queue)) {
+    for (const { row } of JSON.parse(message.content.toString()).rows) rows.add(row);
+  }
+  await connection.close();
+  return rows;
+}
+
+async function queueDepths(url: string, namespace: string, maxAttempts: number) {
+  const names = queueNames(namespace);
+  const connection = await amqp.connect(url);
+  const channel = await connection.createChannel();
+  const depth = async (queue: string) => (await channel.checkQueue(queue)).messageCount;
+  const retries = await Promise.all(
+    Array.from({ length: maxAttempts - 1 }, (_, i) => depth(names.retry(i + 1))),
+  );
+  const depths = {
+    live: await depth(names.batches),
+    dead: await depth(names.dead),
+    retry: retries.reduce((a, b) => a + b, 0),
+  };
+  await connection.close();
+  return depths;
+}
+
+/**
+ * Compares the file with what landed and prints the case's line:
+ * `<case>: rows <in>/<landed>, lost <n>, duplicated <n>, s3 objects <n>/<expected>, status <final>`.
+ * Rows of dead-lettered batches are not lost: they wait, whole, in the dead-letter queue.
+ */
+export async function checkLanding(
+  cluster: Cluster,
+  name: string,
+  id: string,
+  sample: Sample,
+  expected: Expectation,
+): Promise<string> {
+  const { config, sql } = cluster.test;
+  const expectedBatches = Math.ceil(sample.rows.length / config.limits.batchSize);
+
+  const landed = await sql.query(
+    "select row_number::int as row, data from upload_rows where upload_id = $1",
+    [id],
+  );
+  const seen = new Map<number, number>();
+  let mismatched = 0;
+  for (const { row, data } of landed.rows) {
+    seen.set(row, (seen.get(row) ?? 0) + 1);
+    const want = sample.rows[row - 1];
+    if (!want || sample.header.some((column, i) => data[column] !== want[i])) mismatched++;
+  }
+  const dead = await deadLetteredRows(config.rabbitmqUrl, queueNames(config.namespace).dead);
+  const depths = await queueDepths(config.rabbitmqUrl, config.namespace, config.worker.maxAttempts);
+
+  let lost = 0;
+  let duplicated = 0;
+  for (let row = 1; row <= sample.rows.length; row++) {
+    const count = seen.get(row) ?? 0;
+    if (count === 0 && !dead.has(row)) lost++;
+    if (count > 1) duplicated += count - 1;
+  }
+  const objects = (await listBatchObjects(cluster.test, id)).length;
+  const { body: view } = await getJson(`${cluster.apiUrl}/uploads/${id}`);
+  const { rows: truth } = await sql.query(
+    "select status, rows_landed::int as rows_landed from uploads where id = $1",
+    [id],
+  );
+  const line = `${name}: rows ${sample.rows.length}/${landed.rows.length}, lost ${lost}, duplicated ${duplicated}, s3 objects ${objects}/${expectedBatches}, status ${truth[0].status}${dead.size ? ` (${dead.size} rows held in the dead-letter queue)` : ""}`;
+  console.log(line);
+
+  assert.equal(lost, 0, "no row is lost");
+  assert.equal(duplicated, 0, "no row is duplicated");
+  assert.equal(mismatched, 0, "every landed row equals the file's row");
+  assert.equal(truth[0].status, expected.status);
+  assert.equal(truth[0].rows_landed, landed.rows.length, "the counter counts each row once");
+  assert.equal(view.rowsLanded, landed.rows.length, "the live view agrees with PostgreSQL");
+  assert.equal(view.status, expected.status);
+  assert.equal(depths.dead, expected.deadBatches ?? 0, "the dead-letter queue holds exactly the failed batches");
+  assert.equal(depths.live, 0, "the work queue is empty");
+  assert.equal(depths.retry, 0, "the retry queues are empty");
+  assert.equal(objects, expectedBatches, "every batch, landed or dead, is in S3");
+  return line;
+}
+
+/** Runs a machine command that a fault needs (stopping RabbitMQ, restarting PostgreSQL). */
+export function run(command: string, args: string[]): string {
+  return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
