@@ -83,7 +83,7 @@ export async function openDatabase(config: Config, log: Logger, poolSize?: numbe
   }
   const db = createDatabase(
     config.databaseUrl,
-    (err) => log.warn({ err: err.message }, "idle PostgreSQL connection lost"),
+    (err) => log.warn({ err: err.message }, "PostgreSQL connection lost"),
     poolSize,
   );
   await migrateToLatest(db);

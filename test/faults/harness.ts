@@ -72,11 +72,13 @@ export class S3Process {
   }
 }
 
-export type Program = { child: ChildProcess; output: string[] };
+export type Program = { name: string; child: ChildProcess; output: string[] };
 
 /** One fault case's world: its own database, queues, bucket and processes. */
 export class Cluster {
   readonly programs = new Set<Program>();
+  /** Every program this cluster ran, for the logs of a failed case. */
+  private readonly started: Program[] = [];
   readonly test: TestEnv;
   readonly s3: S3Process;
   readonly apiUrl: string;
@@ -100,7 +102,8 @@ export class Cluster {
       env: { ...process.env, ...this.test.env, LOG_LEVEL: "warn", ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
-    const running: Program = { child, output: [] };
+    const running: Program = { name: program, child, output: [] };
+    this.started.push(running);
     const keep = (chunk: Buffer) => {
       running.output.push(chunk.toString());
       if (running.output.length > 200) running.output.shift();
@@ -147,19 +150,41 @@ export class Cluster {
     return response.body.id;
   }
 
+  /** Queries PostgreSQL, riding out a restart of it. */
+  async query(text: string, values: unknown[]): Promise<any[]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return (await this.test.sql.query(text, values)).rows;
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
   async landedBatches(id: string): Promise<number> {
-    const { rows } = await this.test.sql.query(
+    const rows = await this.query(
       "select count(*)::int as n from upload_batches where upload_id = $1",
       [id],
     );
     return rows[0].n;
   }
 
-  async waitForStatus(id: string, status: string, timeoutMs = 120_000): Promise<void> {
+  async waitForStatus(id: string, status: string, timeoutMs = 60_000): Promise<void> {
+    try {
+      await this.untilStatus(id, status, timeoutMs);
+    } catch (err) {
+      const rows = await this.query("select * from uploads where id = $1", [id]);
+      const logs = this.started.map((p) => `--- ${p.name}\n${p.output.join("").slice(-4000)}`);
+      throw new Error(`${(err as Error).message}\nupload: ${JSON.stringify(rows[0])}\n${logs.join("\n")}`);
+    }
+  }
+
+  private async untilStatus(id: string, status: string, timeoutMs: number): Promise<void> {
     await waitFor(
       `upload ${id} to become ${status}`,
       async () => {
-        const { rows } = await this.test.sql.query("select status from uploads where id = $1", [id]);
+        const rows = await this.query("select status from uploads where id = $1", [id]);
         return rows[0]?.status === status;
       },
       timeoutMs,

@@ -78,6 +78,8 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
   };
   const config = loadConfig(env);
   const pool = new pg.Pool({ connectionString: env.DATABASE_URL, max: 2 });
+  // Idle connections die when a fault case restarts PostgreSQL; the pool replaces them.
+  pool.on("error", () => undefined);
   return {
     env,
     config,

@@ -80,12 +80,13 @@ export type Db = Kysely<Database>;
 
 export function createDatabase(
   connectionString: string,
-  onIdleError: (err: Error) => void,
+  onConnectionError: (err: Error) => void,
   poolSize = 10,
 ): Db {
   const pool = new pg.Pool({ connectionString, max: poolSize, application_name: "sluice" });
-  // An idle connection dies when PostgreSQL restarts; the pool replaces it on next use, and
-  // without a listener the error would end the process.
-  pool.on("error", onIdleError);
+  // A connection dies when PostgreSQL restarts. The pool replaces it on next use, and the
+  // query in flight fails and is retried; without listeners the error would end the process.
+  pool.on("error", onConnectionError);
+  pool.on("connect", (client) => client.on("error", onConnectionError));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
