@@ -131,7 +131,8 @@ export class Cluster {
     const port = await freePort();
     const worker = this.spawn("worker", { WORKER_PORT: String(port), ...env });
     await waitFor("the worker to be ready", async () => {
-      if (worker.child.exitCode !== null) throw new Error(`worker exited: ${worker.output.join("")}`);
+      if (worker.child.exitCode !== null)
+        throw new Error(`worker exited: ${worker.output.join("")}`);
       return fetch(`http://127.0.0.1:${port}/readyz`).then(
         (r) => r.ok,
         () => false,
@@ -145,9 +146,20 @@ export class Cluster {
       method: "POST",
       headers: { "content-type": "text/csv" },
       body: csv,
+    }).catch((err) => {
+      throw new Error(`upload failed (${err.cause?.message ?? err.message})\n${this.logs()}`);
     });
     assert.equal(response.status, 202, JSON.stringify(response.body));
     return response.body.id;
+  }
+
+  private logs(): string {
+    return this.started
+      .map(
+        (p) =>
+          `--- ${p.name} (exit ${p.child.exitCode ?? p.child.signalCode})\n${p.output.join("").slice(-4000)}`,
+      )
+      .join("\n");
   }
 
   /** Queries PostgreSQL, riding out a restart of it. */
@@ -175,8 +187,9 @@ export class Cluster {
       await this.untilStatus(id, status, timeoutMs);
     } catch (err) {
       const rows = await this.query("select * from uploads where id = $1", [id]);
-      const logs = this.started.map((p) => `--- ${p.name}\n${p.output.join("").slice(-4000)}`);
-      throw new Error(`${(err as Error).message}\nupload: ${JSON.stringify(rows[0])}\n${logs.join("\n")}`);
+      throw new Error(
+        `${(err as Error).message}\nupload: ${JSON.stringify(rows[0])}\n${this.logs()}`,
+      );
     }
   }
 
@@ -287,7 +300,11 @@ export async function checkLanding(
   assert.equal(truth[0].rows_landed, landed.rows.length, "the counter counts each row once");
   assert.equal(view.rowsLanded, landed.rows.length, "the live view agrees with PostgreSQL");
   assert.equal(view.status, expected.status);
-  assert.equal(depths.dead, expected.deadBatches ?? 0, "the dead-letter queue holds exactly the failed batches");
+  assert.equal(
+    depths.dead,
+    expected.deadBatches ?? 0,
+    "the dead-letter queue holds exactly the failed batches",
+  );
   assert.equal(depths.live, 0, "the work queue is empty");
   assert.equal(depths.retry, 0, "the retry queues are empty");
   assert.equal(objects, expectedBatches, "every batch, landed or dead, is in S3");

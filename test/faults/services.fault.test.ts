@@ -5,8 +5,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, waitFor } from "../support/stack.ts";
-import { checkLanding, Cluster } from "./harness.ts";
-import { ensureServicesUp, postgres, rabbitmq, redis, restoreServicesOnInterrupt } from "./services.ts";
+import { Cluster, checkLanding } from "./harness.ts";
+import {
+  ensureServicesUp,
+  postgres,
+  rabbitmq,
+  redis,
+  restoreServicesOnInterrupt,
+} from "./services.ts";
 
 before(() => restoreServicesOnInterrupt());
 after(() => ensureServicesUp());
@@ -18,7 +24,12 @@ async function underFault(
   fault: (cluster: Cluster, id: string) => Promise<void>,
   expected = { status: "completed" },
 ): Promise<void> {
-  const cluster = await Cluster.create({ BATCH_SIZE: "100", WORKER_PREFETCH: "4", RETRY_BASE_MS: "500", ...env });
+  const cluster = await Cluster.create({
+    BATCH_SIZE: "100",
+    WORKER_PREFETCH: "4",
+    RETRY_BASE_MS: "500",
+    ...env,
+  });
   try {
     await cluster.startApi();
     await cluster.startWorker();

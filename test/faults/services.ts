@@ -36,12 +36,20 @@ export const rabbitmq = {
     run("rabbitmqctl", ["-q", "start_app"]);
     await until("RabbitMQ", rabbitUp);
   },
-  closeAllConnections: () => run("rabbitmqctl", ["-q", "close_all_connections", "fault: closed by the broker"]),
+  closeAllConnections: () =>
+    run("rabbitmqctl", ["-q", "close_all_connections", "fault: closed by the broker"]),
 };
 
 export const postgres = {
   async restartImmediately() {
-    run("pg_ctlcluster", ["--skip-systemctl-redirect", pgVersion(), "main", "restart", "-m", "immediate"]);
+    run("pg_ctlcluster", [
+      "--skip-systemctl-redirect",
+      pgVersion(),
+      "main",
+      "restart",
+      "-m",
+      "immediate",
+    ]);
     await until("PostgreSQL", postgresUp);
   },
 };
@@ -58,8 +66,21 @@ export const redis = {
 
 function startRedis(): void {
   run("redis-server", [
-    "--daemonize", "yes", "--bind", "127.0.0.1", "-::1", "--port", "6379", "--save", "", "--appendonly", "no",
-    "--dir", "/var/lib/redis", "--logfile", "/var/log/redis/ci.log",
+    "--daemonize",
+    "yes",
+    "--bind",
+    "127.0.0.1",
+    "-::1",
+    "--port",
+    "6379",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    "/var/lib/redis",
+    "--logfile",
+    "/var/log/redis/ci.log",
   ]);
 }
 

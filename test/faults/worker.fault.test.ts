@@ -4,7 +4,7 @@ import { once } from "node:events";
 import { test } from "node:test";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { waitFor } from "../support/stack.ts";
-import { checkLanding, Cluster } from "./harness.ts";
+import { Cluster, checkLanding } from "./harness.ts";
 
 const BATCHED = { BATCH_SIZE: "100", WORKER_PREFETCH: "4", RETRY_BASE_MS: "200" };
 
@@ -28,7 +28,11 @@ for (const point of ["after-s3-put", "after-commit"] as const) {
 }
 
 test("worker sent SIGTERM mid-upload finishes or returns its batches within its deadline", async () => {
-  const cluster = await Cluster.create({ ...BATCHED, WORKER_PREFETCH: "8", SHUTDOWN_TIMEOUT_MS: "5000" });
+  const cluster = await Cluster.create({
+    ...BATCHED,
+    WORKER_PREFETCH: "8",
+    SHUTDOWN_TIMEOUT_MS: "5000",
+  });
   try {
     await cluster.startApi();
     const worker = await cluster.startWorker();
@@ -41,7 +45,10 @@ test("worker sent SIGTERM mid-upload finishes or returns its batches within its 
     const took = Date.now() - stopping;
     assert.equal(code, 0, worker.output.join(""));
     assert.ok(took < 5_000, `stopped in ${took} ms, within SHUTDOWN_TIMEOUT_MS`);
-    assert.ok((await cluster.landedBatches(id)) < 200, "the worker stopped before the upload was done");
+    assert.ok(
+      (await cluster.landedBatches(id)) < 200,
+      "the worker stopped before the upload was done",
+    );
     await cluster.startWorker();
     await cluster.waitForStatus(id, "completed");
     await checkLanding(cluster, "worker-sigterm", id, sample, { status: "completed" });
@@ -67,10 +74,19 @@ test("a batch that always fails waits in the dead-letter queue and fails its upl
     const sample = sampleCsv(3_000);
     const id = await cluster.upload(sample.csv);
     await cluster.waitForStatus(id, "failed");
-    await waitFor("every other batch to land", async () => (await cluster.landedBatches(id)) === 29);
+    await waitFor(
+      "every other batch to land",
+      async () => (await cluster.landedBatches(id)) === 29,
+    );
     await checkLanding(cluster, "poison-batch", id, sample, { status: "failed", deadBatches: 1 });
-    const { rows } = await cluster.test.sql.query("select error_message from uploads where id = $1", [id]);
-    assert.match(rows[0].error_message, /batch 13 could not be landed after 3 attempt\(s\): .*row 1234 refused/);
+    const { rows } = await cluster.test.sql.query(
+      "select error_message from uploads where id = $1",
+      [id],
+    );
+    assert.match(
+      rows[0].error_message,
+      /batch 13 could not be landed after 3 attempt\(s\): .*row 1234 refused/,
+    );
   } finally {
     await cluster.stop();
   }
