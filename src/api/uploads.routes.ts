@@ -169,9 +169,9 @@ async function* rowErrorsCsv(db: Db, uploadId: string): AsyncGenerator<string> {
       .limit(5000)
       .execute();
     if (page.length === 0) return;
-    yield page
+    yield `${page
       .map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(","))
-      .join("\n") + "\n";
+      .join("\n")}\n`;
     after = page.at(-1)?.row_number ?? after;
   }
 }
