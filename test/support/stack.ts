@@ -1,12 +1,13 @@
 // Starts Sluice's programs against the machine's real PostgreSQL, Redis and RabbitMQ and a
 // real S3-compatible server, each test with its own database, queues, keys and bucket.
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { createApi } from "../../src/api/api.ts";
@@ -44,6 +45,12 @@ function sharedS3(): Promise<{ endpoint: string; close(): Promise<void> }> {
   })();
   return s3Server;
 }
+
+// Registered at import, so on the root: the shared server would otherwise keep a test
+// file's process alive after its last test.
+after(async () => {
+  if (s3Server) await (await s3Server).close();
+});
 
 export type TestEnv = Readonly<{
   env: Record<string, string>;
@@ -101,7 +108,11 @@ async function deleteQueues(namespace: string): Promise<void> {
   const channel = await connection.createChannel();
   const { queueNames } = await import("../../src/core/broker/queue-names.ts");
   const names = queueNames(namespace);
-  for (const queue of [names.batches, names.dead, ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map(names.retry)]) {
+  for (const queue of [
+    names.batches,
+    names.dead,
+    ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map(names.retry),
+  ]) {
     await channel.deleteQueue(queue);
   }
   await connection.close();
@@ -114,11 +125,15 @@ export type InProcess = Readonly<{
 }>;
 
 /** The api (and, unless told otherwise, a worker) in this test's process. */
-export async function startInProcess(test: TestEnv, options: { worker?: boolean } = {}): Promise<InProcess> {
+export async function startInProcess(
+  test: TestEnv,
+  options: { worker?: boolean } = {},
+): Promise<InProcess> {
   const log = createLogger("test", "silent");
   await prepareUploadDir(test.config.uploadDir);
   const runtime = await openRuntime(test.config, log);
-  const consumer = options.worker === false ? undefined : await startWorker(test.config, runtime, log);
+  const consumer =
+    options.worker === false ? undefined : await startWorker(test.config, runtime, log);
   const api = createApi(test.config, runtime, createRegistry("api"), log);
   const server = api.app.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -158,7 +173,10 @@ export async function waitFor<T>(
   }
 }
 
-export async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+export async function getJson(
+  url: string,
+  init?: RequestInit,
+): Promise<{ status: number; body: any }> {
   const response = await fetch(url, init);
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
@@ -169,7 +187,11 @@ export async function listBatchObjects(test: TestEnv, uploadId: string): Promise
   let token: string | undefined;
   do {
     const page = await test.s3.send(
-      new ListObjectsV2Command({ Bucket: test.config.s3.bucket, Prefix: `uploads/${uploadId}/`, ContinuationToken: token }),
+      new ListObjectsV2Command({
+        Bucket: test.config.s3.bucket,
+        Prefix: `uploads/${uploadId}/`,
+        ContinuationToken: token,
+      }),
     );
     keys.push(...(page.Contents ?? []).map((o) => o.Key as string));
     token = page.NextContinuationToken;
@@ -178,6 +200,10 @@ export async function listBatchObjects(test: TestEnv, uploadId: string): Promise
 }
 
 export async function getObjectJson(test: TestEnv, key: string): Promise<any> {
-  const object = await test.s3.send(new GetObjectCommand({ Bucket: test.config.s3.bucket, Key: key }));
-  return JSON.parse(await (object.Body as { transformToString(): Promise<string> }).transformToString());
+  const object = await test.s3.send(
+    new GetObjectCommand({ Bucket: test.config.s3.bucket, Key: key }),
+  );
+  return JSON.parse(
+    await (object.Body as { transformToString(): Promise<string> }).transformToString(),
+  );
 }
