@@ -3,9 +3,10 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type { BatchHeaders } from "../core/batch-message.ts";
 import type { Db } from "../core/db/database.ts";
 import type { Logger } from "../core/logger.ts";
+import type { WorkerMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import { batchKey } from "../core/storage/s3-keys.ts";
 import { putJson } from "../core/storage/s3.ts";
+import { batchKey } from "../core/storage/s3-keys.ts";
 import { type LandOutcome, landBatch } from "./rows.repository.ts";
 
 /** A batch that can never land; it goes straight to the dead-letter queue. */
@@ -19,6 +20,7 @@ export type BatchDeps = Readonly<{
   bucket: string;
   status: StatusStore;
   statementTimeoutMs: number;
+  metrics: WorkerMetrics;
   log: Logger;
 }>;
 
@@ -26,26 +28,48 @@ export async function handleBatch(
   deps: BatchDeps,
   batch: BatchHeaders,
   body: Buffer,
-): Promise<LandOutcome> {
+): Promise<Exclude<LandOutcome, { kind: "unknown-upload" }>> {
+  const { metrics } = deps;
   // The key depends only on the batch, so a redelivery overwrites the same object.
+  const putDone = metrics.s3PutSeconds.startTimer();
   await putJson(deps.s3, deps.bucket, batchKey(batch.uploadId, batch.seq), body);
+  putDone();
+  const insertDone = metrics.dbInsertSeconds.startTimer();
   const outcome = await landBatch(deps.db, batch, body.toString("utf8"), deps.statementTimeoutMs);
+  insertDone();
   switch (outcome.kind) {
     case "unknown-upload":
       throw new PermanentError(`upload ${batch.uploadId} does not exist`);
     case "landed":
+      metrics.rowsLanded.inc(batch.rows);
+      metrics.rowErrors.inc(batch.rowErrors);
       if (outcome.progress.justCompleted) {
-        await deps.status.refresh(batch.uploadId);
-        deps.log.info({ uploadId: batch.uploadId, rows: outcome.progress.rowsLanded }, "upload completed");
+        const view = await deps.status.refresh(batch.uploadId);
+        metrics.uploadsFinished.inc({ status: "completed" });
+        if (view?.completedAt) {
+          metrics.uploadSeconds.observe(
+            (Date.parse(view.completedAt) - Date.parse(view.createdAt)) / 1000,
+          );
+        }
+        deps.log.info(
+          { uploadId: batch.uploadId, rows: outcome.progress.rowsLanded },
+          "upload completed",
+        );
       } else {
         await deps.status.advance(batch.uploadId, outcome.progress);
       }
       break;
     case "duplicate":
-      deps.log.info({ uploadId: batch.uploadId, seq: batch.seq }, "batch already landed; nothing to do");
+      deps.log.info(
+        { uploadId: batch.uploadId, seq: batch.seq },
+        "batch already landed; nothing to do",
+      );
       break;
     case "skipped":
-      deps.log.info({ uploadId: batch.uploadId, seq: batch.seq, status: outcome.status }, "upload closed; batch skipped");
+      deps.log.info(
+        { uploadId: batch.uploadId, seq: batch.seq, status: outcome.status },
+        "upload closed; batch skipped",
+      );
       break;
   }
   return outcome;
@@ -54,7 +78,11 @@ export async function handleBatch(
 export type FailureStep = { kind: "retry"; queueAttempt: number } | { kind: "dead" };
 
 /** What to do with a delivery that failed on its `attempt`-th try. */
-export function afterFailure(attempt: number, maxAttempts: number, permanent: boolean): FailureStep {
+export function afterFailure(
+  attempt: number,
+  maxAttempts: number,
+  permanent: boolean,
+): FailureStep {
   if (permanent || attempt >= maxAttempts) return { kind: "dead" };
   return { kind: "retry", queueAttempt: attempt };
 }

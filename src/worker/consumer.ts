@@ -6,7 +6,13 @@ import type { Broker } from "../core/broker/broker.ts";
 import { publishConfirmed } from "../core/broker/confirm.ts";
 import { queueNames } from "../core/broker/queue-names.ts";
 import { markFailed } from "../core/db/uploads.repository.ts";
-import { afterFailure, type BatchDeps, handleBatch, PermanentError } from "./batch.handler.ts";
+import {
+  afterFailure,
+  type BatchDeps,
+  type FailureStep,
+  handleBatch,
+  PermanentError,
+} from "./batch.handler.ts";
 
 export type ConsumerOptions = Readonly<{
   broker: Broker;
@@ -28,6 +34,7 @@ function errorMessage(err: unknown): string {
 
 export async function startConsumer(options: ConsumerOptions): Promise<Consumer> {
   const { broker, deps, maxAttempts } = options;
+  const { metrics } = deps;
   const names = queueNames(options.namespace);
   const inFlight = new Set<Promise<void>>();
   let current: { channel: ConfirmChannel; tag: string } | undefined;
@@ -39,11 +46,18 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
     try {
       action();
     } catch (err) {
-      deps.log.warn({ err: errorMessage(err) }, "could not acknowledge; the batch will be redelivered");
+      deps.log.warn(
+        { err: errorMessage(err) },
+        "could not acknowledge; the batch will be redelivered",
+      );
     }
   };
 
-  async function fail(channel: ConfirmChannel, message: ConsumeMessage, err: unknown): Promise<void> {
+  async function fail(
+    channel: ConfirmChannel,
+    message: ConsumeMessage,
+    err: unknown,
+  ): Promise<FailureStep> {
     let batch: ReturnType<typeof decodeHeaders> | undefined;
     try {
       batch = decodeHeaders(message.properties.headers);
@@ -65,7 +79,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
       log.error({ err: reason }, "batch failed for good; dead-lettered");
       await publishConfirmed(channel, names.dead, message.content, {
         ...message.properties,
-        headers: { ...message.properties.headers, "x-last-error": reason, "x-failed-at": new Date().toISOString() },
+        headers: {
+          ...message.properties.headers,
+          "x-last-error": reason,
+          "x-failed-at": new Date().toISOString(),
+        },
       });
       if (batch) {
         const problem = {
@@ -74,34 +92,56 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
           details: { seq: batch.seq, attempts: attempt },
         };
         try {
-          if (await markFailed(deps.db, batch.uploadId, problem)) await deps.status.refresh(batch.uploadId);
+          if (await markFailed(deps.db, batch.uploadId, problem)) {
+            metrics.uploadsFinished.inc({ status: "failed" });
+            await deps.status.refresh(batch.uploadId);
+          }
         } catch (markErr) {
           log.error({ err: errorMessage(markErr) }, "could not mark the upload failed");
         }
       }
     }
+    return step;
   }
 
   async function onMessage(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+    const batchDone = metrics.batchSeconds.startTimer();
+    metrics.batchesInFlight.inc();
     try {
-      await handleBatch(deps, decodeHeaders(message.properties.headers), message.content);
+      const outcome = await handleBatch(
+        deps,
+        decodeHeaders(message.properties.headers),
+        message.content,
+      );
       settle(() => channel.ack(message));
+      metrics.batchesConsumed.inc({ outcome: outcome.kind });
     } catch (err) {
       try {
-        await fail(channel, message, err);
+        const step = await fail(channel, message, err);
         settle(() => channel.ack(message));
+        metrics.batchesConsumed.inc({
+          outcome: step.kind === "retry" ? "retried" : "dead_lettered",
+        });
       } catch (routeErr) {
         // Could not hand the batch on: give it back so it is not lost.
-        deps.log.warn({ err: errorMessage(routeErr) }, "could not route a failed batch; returning it");
+        deps.log.warn(
+          { err: errorMessage(routeErr) },
+          "could not route a failed batch; returning it",
+        );
         settle(() => channel.nack(message, false, true));
       }
+    } finally {
+      metrics.batchesInFlight.dec();
+      batchDone();
     }
   }
 
   async function attach(model: ChannelModel): Promise<void> {
     if (stopping) return;
     const channel = await model.createConfirmChannel();
-    channel.on("error", (err: Error) => deps.log.warn({ err: err.message }, "consumer channel error"));
+    channel.on("error", (err: Error) =>
+      deps.log.warn({ err: err.message }, "consumer channel error"),
+    );
     channel.on("close", () => {
       if (current?.channel === channel) current = undefined;
     });
@@ -120,7 +160,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
   }
 
   broker.connection.on("connect", (model: ChannelModel) => {
-    attach(model).catch((err) => deps.log.error({ err: errorMessage(err) }, "could not resume consuming"));
+    attach(model).catch((err) =>
+      deps.log.error({ err: errorMessage(err) }, "could not resume consuming"),
+    );
   });
   await attach(await broker.connected());
 

@@ -1,15 +1,22 @@
 // Assembles the worker from a runtime: the S3 bucket check and the batch consumer.
-import { DependencyError, redactUrl } from "../core/services.ts";
+
 import type { Config } from "../core/config.ts";
 import type { Logger } from "../core/logger.ts";
+import type { WorkerMetrics } from "../core/metrics.ts";
 import type { Runtime } from "../core/runtime.ts";
+import { DependencyError, redactUrl } from "../core/services.ts";
 import { bucketExists, createS3, ensureBucket } from "../core/storage/s3.ts";
 import { type Consumer, startConsumer } from "./consumer.ts";
 
 /** Longest a single statement of a batch may take before the batch is retried. */
 const STATEMENT_TIMEOUT_MS = 30_000;
 
-export async function startWorker(config: Config, runtime: Runtime, log: Logger): Promise<Consumer> {
+export async function startWorker(
+  config: Config,
+  runtime: Runtime,
+  metrics: WorkerMetrics,
+  log: Logger,
+): Promise<Consumer> {
   const s3 = createS3(config.s3);
   const where = config.s3.endpoint ? redactUrl(config.s3.endpoint) : "AWS S3";
   try {
@@ -38,6 +45,7 @@ export async function startWorker(config: Config, runtime: Runtime, log: Logger)
       bucket: config.s3.bucket,
       status: runtime.status,
       statementTimeoutMs: STATEMENT_TIMEOUT_MS,
+      metrics,
       log,
     },
   });
