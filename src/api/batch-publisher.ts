@@ -12,6 +12,7 @@ import { queueNames } from "../core/broker/queue-names.ts";
 import type { Db } from "../core/db/database.ts";
 import { findUnpublished, findUpload, recordPublished } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { createBatchEncoder } from "./batch-encoder.ts";
 import { batchOf } from "./csv/batches.ts";
@@ -28,6 +29,7 @@ export type PublisherOptions = Readonly<{
   csv: Pick<CsvReaderOptions, "maxColumns" | "maxFieldBytes">;
   /** Unconfirmed messages allowed at once. */
   window?: number;
+  metrics: Pick<ApiMetrics, "batchesPublished" | "rowsPublished">;
   log: Logger;
 }>;
 
@@ -53,10 +55,14 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
 
   /** One pass over the file; returns normally only when every batch is confirmed. */
-  async function publishFrom(publication: Publication, confirmedBefore: number, signal: AbortSignal) {
+  async function publishFrom(
+    publication: Publication,
+    confirmedBefore: number,
+    signal: AbortSignal,
+  ) {
     const { id } = publication;
     const channel = await (await broker.connected()).createConfirmChannel();
-    const pending: Array<{ seq: number; confirmed: Promise<void> }> = [];
+    const pending: Array<{ seq: number; rows: number; confirmed: Promise<void> }> = [];
     const ready: Array<{ seq: number; body: Buffer; rows: number; rowErrors: number }> = [];
     let confirmed = confirmedBefore;
     let lastRecorded = Date.now();
@@ -65,7 +71,12 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
 
     const closeBatch = () => {
       if (encoder && seq > confirmedBefore) {
-        ready.push({ seq, body: encoder.finish(), rows: encoder.rows(), rowErrors: encoder.errors() });
+        ready.push({
+          seq,
+          body: encoder.finish(),
+          rows: encoder.rows(),
+          rowErrors: encoder.errors(),
+        });
       }
     };
     const enter = (row: number) => {
@@ -76,7 +87,11 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       encoder?.start(seq);
     };
     const reader = createCsvReader(
-      { ...options.csv, encoding: publication.encoding as CsvReaderOptions["encoding"], delimiter: publication.delimiter as CsvReaderOptions["delimiter"] },
+      {
+        ...options.csv,
+        encoding: publication.encoding as CsvReaderOptions["encoding"],
+        delimiter: publication.delimiter as CsvReaderOptions["delimiter"],
+      },
       {
         header: (header) => {
           encoder = createBatchEncoder(id, header.columns);
@@ -97,6 +112,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       if (!oldest) return;
       await oldest.confirmed;
       confirmed = oldest.seq;
+      options.metrics.batchesPublished.inc();
+      options.metrics.rowsPublished.inc(oldest.rows);
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
         lastRecorded = Date.now();
         await recordPublished(db, id, confirmed);
@@ -108,11 +125,17 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         const confirmedBatch = publishConfirmed(channel, names.batches, batch.body, {
           contentType: "application/json",
           messageId: `${id}/${batch.seq}`,
-          headers: encodeHeaders({ uploadId: id, seq: batch.seq, rows: batch.rows, rowErrors: batch.rowErrors, attempt: 1 }),
+          headers: encodeHeaders({
+            uploadId: id,
+            seq: batch.seq,
+            rows: batch.rows,
+            rowErrors: batch.rowErrors,
+            attempt: 1,
+          }),
         });
         // Awaited in order below; this keeps an early rejection from going unhandled.
         confirmedBatch.catch(() => undefined);
-        pending.push({ seq: batch.seq, confirmed: confirmedBatch });
+        pending.push({ seq: batch.seq, rows: batch.rows, confirmed: confirmedBatch });
         while (pending.length >= window) await settleOldest();
       }
     };
@@ -129,7 +152,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       await recordPublished(db, id, confirmed);
     } finally {
       await channel.close().catch(() => undefined);
-      if (confirmed > confirmedBefore) await recordPublished(db, id, confirmed).catch(() => undefined);
+      if (confirmed > confirmedBefore)
+        await recordPublished(db, id, confirmed).catch(() => undefined);
     }
   }
 
@@ -148,7 +172,10 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       } catch (err) {
         if (signal.aborted) return;
         const delay = Math.min(250 * 2 ** attempt, 10_000);
-        plog.warn({ err: (err as Error).message, attempt, delay }, "publishing interrupted; resuming");
+        plog.warn(
+          { err: (err as Error).message, attempt, delay },
+          "publishing interrupted; resuming",
+        );
         await sleep(delay, undefined, { signal }).catch(() => undefined);
       }
     }
@@ -158,7 +185,9 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     if (running.has(publication.id)) return;
     const abort = new AbortController();
     const done = publish(publication, abort.signal)
-      .catch((err) => log.error({ uploadId: publication.id, err: (err as Error).message }, "publishing failed"))
+      .catch((err) =>
+        log.error({ uploadId: publication.id, err: (err as Error).message }, "publishing failed"),
+      )
       .finally(() => running.delete(publication.id));
     running.set(publication.id, { abort, done });
   }
@@ -175,7 +204,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
           () => true,
           () => false,
         );
-        if (!present || !upload.encoding || !upload.delimiter || upload.batches_total === null) continue;
+        if (!present || !upload.encoding || !upload.delimiter || upload.batches_total === null)
+          continue;
         start({
           id: upload.id,
           encoding: upload.encoding,

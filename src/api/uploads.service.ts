@@ -8,6 +8,7 @@ import {
   markValidating,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import type { UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
@@ -20,7 +21,13 @@ export type UploadsServiceDeps = Readonly<{
   status: StatusStore;
   publisher: BatchPublisher;
   uploadDir: string;
-  limits: Readonly<{ maxUploadBytes: number; maxColumns: number; maxFieldBytes: number; batchSize: number }>;
+  limits: Readonly<{
+    maxUploadBytes: number;
+    maxColumns: number;
+    maxFieldBytes: number;
+    batchSize: number;
+  }>;
+  metrics: Pick<ApiMetrics, "bytesReceived" | "uploadsFinished">;
   log: Logger;
 }>;
 
@@ -36,8 +43,11 @@ export type NewUpload = {
 export function sanitizeFilename(name: string | null): string | null {
   if (!name) return null;
   const base = name.split(/[\\/]/).pop() ?? "";
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
-  const clean = base.replace(/[\u0000-\u001f\u007f-\u009f]/g, "").trim().slice(0, 255);
+  const clean = base
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is removed
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, "")
+    .trim()
+    .slice(0, 255);
   return clean === "" ? null : clean;
 }
 
@@ -59,7 +69,11 @@ export function createUploadsService(deps: UploadsServiceDeps) {
     async accept(upload: NewUpload): Promise<UploadView> {
       const id = randomUUID();
       const log = deps.log.child({ uploadId: id });
-      await insertUpload(db, { id, tenant: upload.tenant, filename: sanitizeFilename(upload.filename) });
+      await insertUpload(db, {
+        id,
+        tenant: upload.tenant,
+        filename: sanitizeFilename(upload.filename),
+      });
       await status.refresh(id);
       let bytes = 0;
       const body = announceFirstByte(upload.body, async () => {
@@ -69,6 +83,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
       const counted = (async function* () {
         for await (const chunk of body) {
           bytes += chunk.length;
+          deps.metrics.bytesReceived.inc(chunk.length);
           yield chunk;
         }
       })();
@@ -98,7 +113,15 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           batchesTotal,
         });
         const view = await status.refresh(id);
-        log.info({ bytes: intake.bytes, rows: summary.rows, rowErrors: summary.rowErrors, batches: batchesTotal }, "upload queued");
+        log.info(
+          {
+            bytes: intake.bytes,
+            rows: summary.rows,
+            rowErrors: summary.rowErrors,
+            batches: batchesTotal,
+          },
+          "upload queued",
+        );
         deps.publisher.start({
           id,
           encoding: summary.header.encoding,
@@ -112,6 +135,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
             ? { code: err.code, message: err.message, details: { ...err.where, ...err.details } }
             : { code: "Interrupted", message: "the upload did not finish" };
         await markRejected(db, id, bytes, problem).catch(() => undefined);
+        deps.metrics.uploadsFinished.inc({ status: "rejected" });
         await status.refresh(id).catch(() => undefined);
         log.info({ code: problem.code, bytes }, "upload rejected");
         throw err instanceof AppError ? err.forUpload(id) : err;
