@@ -21,15 +21,23 @@ const url = (protocols: string[]) =>
     },
     { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}` },
   );
-const flag = z.enum(["true", "false"], { error: "must be true or false" }).transform((v) => v === "true");
+const flag = z
+  .enum(["true", "false"], { error: "must be true or false" })
+  .transform((v) => v === "true");
 
 /** Parses `tenant:key` pairs separated by commas. */
 const apiKeys = z.string().transform((value, ctx) => {
   const keys = new Map<string, string>();
-  for (const entry of value.split(",").map((e) => e.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(",")
+    .map((e) => e.trim())
+    .filter(Boolean)) {
     const at = entry.indexOf(":");
     if (at <= 0 || at === entry.length - 1) {
-      ctx.addIssue({ code: "custom", message: "must be a comma-separated list of tenant:key pairs" });
+      ctx.addIssue({
+        code: "custom",
+        message: "must be a comma-separated list of tenant:key pairs",
+      });
       return z.NEVER;
     }
     keys.set(entry.slice(at + 1), entry.slice(0, at));
@@ -47,7 +55,9 @@ const schema = z.object({
   MAX_COLUMNS: positiveInt.default(512),
   MAX_FIELD_BYTES: positiveInt.default(128 * 1024),
   BATCH_SIZE: positiveInt.default(1000),
-  DATABASE_URL: url(["postgres:", "postgresql:"]).default("postgres://postgres@127.0.0.1:5432/sluice"),
+  DATABASE_URL: url(["postgres:", "postgresql:"]).default(
+    "postgres://postgres@127.0.0.1:5432/sluice",
+  ),
   REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379"),
   RABBITMQ_URL: url(["amqp:", "amqps:"]).default("amqp://guest:guest@127.0.0.1:5672"),
   SLUICE_NAMESPACE: z
@@ -62,6 +72,16 @@ const schema = z.object({
   API_KEYS: apiKeys.optional(),
   AUTH_DISABLED: flag.default(false),
   STUCK_AFTER_SECONDS: positiveInt.default(120),
+  CONTROLLER_INTERVAL_SECONDS: positiveInt.default(15),
+  WORKER_DEPLOYMENT: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes object name" })
+    .default("sluice-worker"),
+  POD_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes namespace name" })
+    .optional(),
+  POD_NAME: z.string().min(1).optional(),
   WORKER_PREFETCH: positiveInt.default(8),
   MAX_ATTEMPTS: positiveInt.default(5),
   RETRY_BASE_MS: positiveInt.default(1000),
@@ -75,7 +95,12 @@ export type Config = Readonly<{
   env: Env["NODE_ENV"];
   ports: Readonly<{ api: number; worker: number; controller: number }>;
   uploadDir: string;
-  limits: Readonly<{ maxUploadBytes: number; maxColumns: number; maxFieldBytes: number; batchSize: number }>;
+  limits: Readonly<{
+    maxUploadBytes: number;
+    maxColumns: number;
+    maxFieldBytes: number;
+    batchSize: number;
+  }>;
   databaseUrl: string;
   redisUrl: string;
   rabbitmqUrl: string;
@@ -90,6 +115,15 @@ export type Config = Readonly<{
   /** Key to tenant; undefined when authentication is off. */
   apiKeys: ReadonlyMap<string, string> | undefined;
   stuckAfterSeconds: number;
+  controller: Readonly<{
+    intervalSeconds: number;
+    /** The Deployment that Kubernetes Events about stuck uploads are attached to. */
+    workerDeployment: string;
+    /** Unset: the namespace of the kubeconfig context or of the service account. */
+    podNamespace: string | undefined;
+    /** Unset: the host name, which in a pod is the pod's name. */
+    podName: string | undefined;
+  }>;
   worker: Readonly<{ prefetch: number; maxAttempts: number; retryBaseMs: number }>;
   shutdownTimeoutMs: number;
   logLevel: Env["LOG_LEVEL"];
@@ -99,7 +133,11 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const DEVELOPMENT_S3 = { endpoint: "http://127.0.0.1:4566", accessKeyId: "test", secretAccessKey: "test" };
+const DEVELOPMENT_S3 = {
+  endpoint: "http://127.0.0.1:4566",
+  accessKeyId: "test",
+  secretAccessKey: "test",
+};
 
 /** The names of every variable the configuration reads. */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
@@ -118,7 +156,8 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   const production = env.NODE_ENV === "production";
 
   const endpoint = env.AWS_ENDPOINT ?? (production ? undefined : DEVELOPMENT_S3.endpoint);
-  const accessKeyId = env.AWS_ACCESS_KEY_ID ?? (production ? undefined : DEVELOPMENT_S3.accessKeyId);
+  const accessKeyId =
+    env.AWS_ACCESS_KEY_ID ?? (production ? undefined : DEVELOPMENT_S3.accessKeyId);
   const secretAccessKey =
     env.AWS_SECRET_ACCESS_KEY ?? (production ? undefined : DEVELOPMENT_S3.secretAccessKey);
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
@@ -131,7 +170,11 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
 
   return Object.freeze({
     env: env.NODE_ENV,
-    ports: Object.freeze({ api: env.PORT, worker: env.WORKER_PORT, controller: env.CONTROLLER_PORT }),
+    ports: Object.freeze({
+      api: env.PORT,
+      worker: env.WORKER_PORT,
+      controller: env.CONTROLLER_PORT,
+    }),
     uploadDir: env.UPLOAD_DIR,
     limits: Object.freeze({
       maxUploadBytes: env.MAX_UPLOAD_BYTES,
@@ -148,10 +191,18 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       region: env.AWS_REGION,
       endpoint,
       credentials:
-        accessKeyId && secretAccessKey ? Object.freeze({ accessKeyId, secretAccessKey }) : undefined,
+        accessKeyId && secretAccessKey
+          ? Object.freeze({ accessKeyId, secretAccessKey })
+          : undefined,
     }),
     apiKeys: env.AUTH_DISABLED ? undefined : env.API_KEYS,
     stuckAfterSeconds: env.STUCK_AFTER_SECONDS,
+    controller: Object.freeze({
+      intervalSeconds: env.CONTROLLER_INTERVAL_SECONDS,
+      workerDeployment: env.WORKER_DEPLOYMENT,
+      podNamespace: env.POD_NAMESPACE,
+      podName: env.POD_NAME,
+    }),
     worker: Object.freeze({
       prefetch: env.WORKER_PREFETCH,
       maxAttempts: env.MAX_ATTEMPTS,
