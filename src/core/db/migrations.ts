@@ -34,8 +34,12 @@ const migrations: Record<string, Migration> = {
           completed_at timestamptz,
           last_progress_at timestamptz not null default now()
         )`.execute(db);
-      await sql`create index uploads_tenant_created_idx on uploads (tenant, created_at desc, id)`.execute(db);
-      await sql`create index uploads_active_idx on uploads (status) where status in ('queued', 'processing')`.execute(db);
+      await sql`create index uploads_tenant_created_idx on uploads (tenant, created_at desc, id)`.execute(
+        db,
+      );
+      await sql`create index uploads_active_idx on uploads (status) where status in ('queued', 'processing')`.execute(
+        db,
+      );
       await sql`
         create table upload_batches (
           upload_id uuid not null references uploads (id) on delete cascade,
@@ -63,6 +67,15 @@ const migrations: Record<string, Migration> = {
           message text not null,
           primary key (upload_id, row_number)
         )`.execute(db);
+    },
+  },
+  "2026-11-28-002-unfinished-uploads-index": {
+    // The controller reads unfinished and stalled uploads at every interval; without this
+    // index each read would scan every upload ever received.
+    async up(db: Kysely<unknown>) {
+      await sql`
+        create index uploads_unfinished_idx on uploads (status)
+        where status in ('received', 'validating', 'queued', 'processing') or stalled`.execute(db);
     },
   },
 };
