@@ -174,7 +174,7 @@ describe("events", () => {
       now: () => Date.parse("2026-11-28T12:00:00.000Z"),
     });
   };
-  const events = () => fake.objects("events") as Array<Record<string, any>>;
+  const events = () => fake.events();
 
   test("a stuck upload is a Warning Event on the worker Deployment", async () => {
     await reporter().report({

@@ -74,9 +74,7 @@ describe("the controller", () => {
   };
   const view = async (id: string) => (await getJson(`${api.url}/uploads/${id}`)).body;
   const events = (reason: string, id: string) =>
-    (fake.objects("events") as Array<Record<string, any>>).filter(
-      (e) => e.reason === reason && e.message.includes(id),
-    );
+    fake.events().filter((e) => e.reason === reason && e.message.includes(id));
 
   test("reports an upload that stops moving once, and its recovery once, and keeps out of the way otherwise", async () => {
     const id = await upload(3_000);

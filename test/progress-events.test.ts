@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
+import type { ProgressEvent } from "../src/api/progress-event.ts";
 import { createProgressHub } from "../src/api/progress-hub.ts";
 import { openProgressStream } from "../src/api/progress-stream.ts";
 import {
@@ -180,7 +181,7 @@ describe("GET /uploads/:id/events", () => {
     const response = await fetch(`${stack.url}/uploads/${id}/events`);
     assert.equal(response.status, 200);
     assert.match(response.headers.get("content-type") ?? "", /^text\/event-stream/);
-    const events: Array<Record<string, any>> = [];
+    const events: ProgressEvent[] = [];
     const reading = (async () => {
       for await (const message of readSse(response.body as ReadableStream<Uint8Array>)) {
         if (message.event === "progress") events.push(JSON.parse(message.data));

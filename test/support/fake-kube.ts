@@ -22,10 +22,24 @@ type KubeObject = {
   metadata: { name: string; namespace?: string; resourceVersion?: string; uid?: string };
 };
 
+/** A core/v1 Event as the server stored it: JSON, so timestamps are strings. */
+export type StoredEvent = KubeObject & {
+  type: string;
+  reason: string;
+  message: string;
+  involvedObject: Record<string, string>;
+  source: { component: string };
+  reportingComponent: string;
+  reportingInstance: string;
+  firstTimestamp: string;
+  count: number;
+};
+
 export type FakeKube = Readonly<{
   url: string;
   requests: KubeRequest[];
-  objects(resource: "leases" | "events" | "deployments"): KubeObject[];
+  objects(resource: "leases" | "deployments"): KubeObject[];
+  events(): StoredEvent[];
   /** The next request of this verb on this resource fails with 409 Conflict. */
   conflictOnce(verb: string, resource: string): void;
   /** A KubeConfig, loaded from an object, pointing at this server. */
@@ -168,6 +182,7 @@ export async function startFakeKube(
     url,
     requests,
     objects: (resource) => [...bucket(resource).values()],
+    events: () => [...bucket("events").values()] as StoredEvent[],
     conflictOnce: (verb, resource) => {
       conflicts.add(`${verb} ${resource}`);
     },

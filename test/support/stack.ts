@@ -98,6 +98,16 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
       await pool.end();
       const admin = new pg.Client({ connectionString: ADMIN_URL });
       await admin.connect();
+      // A pool's end() resolves before the server has closed its connections; forcing the
+      // drop under them would reach their clients as an uncaught error.
+      for (let wait = 0; wait < 50; wait++) {
+        const { rows } = await admin.query(
+          "select count(*)::int as n from pg_stat_activity where datname = $1",
+          [database],
+        );
+        if (rows[0].n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       await admin.query(`drop database if exists ${database} with (force)`);
       await admin.end();
       await deleteQueues(config.namespace);
