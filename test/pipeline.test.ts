@@ -2,8 +2,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import amqp from "amqplib";
-import { encodeHeaders } from "../src/core/batch-message.ts";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { encodeHeaders } from "../src/core/batch-message.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
@@ -67,17 +67,11 @@ describe("the pipeline", () => {
     assert.equal(rows.length, sample.rows.length);
     rows.forEach((row, i) => {
       assert.equal(Number(row.row_number), i + 1);
-      assert.deepEqual(
-        row.data,
-        Object.fromEntries(sample.header.map((h, c) => [h, sample.rows[i]?.[c]])),
-      );
+      assert.deepEqual(row.data, Object.fromEntries(sample.header.map((h, c) => [h, sample.rows[i]?.[c]])));
     });
 
     const keys = await listBatchObjects(env, id);
-    assert.deepEqual(
-      keys,
-      [1, 2, 3].map((seq) => `uploads/${id}/batch-0000000${seq}.json`),
-    );
+    assert.deepEqual(keys, [1, 2, 3].map((seq) => `uploads/${id}/batch-0000000${seq}.json`));
     const last = await getObjectJson(env, keys[2] as string);
     assert.equal(last.seq, 3);
     assert.deepEqual(last.columns, sample.header);
@@ -136,10 +130,7 @@ describe("the pipeline", () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await uploadCsv(stack.url, sampleCsv(2).csv)).body.id);
     const first = await getJson(`${stack.url}/uploads?limit=2`);
-    assert.deepEqual(
-      first.body.items.map((u: { id: string }) => u.id),
-      [ids[2], ids[1]],
-    );
+    assert.deepEqual(first.body.items.map((u: { id: string }) => u.id), [ids[2], ids[1]]);
     const second = await getJson(`${stack.url}${first.body.next}`);
     assert.equal(second.body.items[0].id, ids[0]);
   });

@@ -26,10 +26,7 @@ after(async () => {
 });
 
 const landed = async (id: string) =>
-  Number(
-    (await env.sql.query("select batches_landed from uploads where id = $1", [id])).rows[0]
-      .batches_landed,
-  );
+  Number((await env.sql.query("select batches_landed from uploads where id = $1", [id])).rows[0].batches_landed);
 
 test("a worker killed mid-upload and started again completes the upload with every row once", async () => {
   const sample = sampleCsv(20_000);
@@ -50,14 +47,10 @@ test("a worker killed mid-upload and started again completes the upload with eve
 
   const second = spawnProgram("worker", env.env);
   try {
-    await waitFor(
-      "the upload to complete",
-      async () => {
-        const { body } = await getJson(`${api.url}/uploads/${id}`);
-        return body.status === "completed";
-      },
-      120_000,
-    );
+    await waitFor("the upload to complete", async () => {
+      const { body } = await getJson(`${api.url}/uploads/${id}`);
+      return body.status === "completed";
+    }, 120_000);
   } finally {
     second.kill("SIGTERM");
     await once(second, "exit");
@@ -68,10 +61,7 @@ test("a worker killed mid-upload and started again completes the upload with eve
     [id],
   );
   assert.deepEqual(rows[0], { n: 20_000, d: 20_000, lo: 1, hi: 20_000 });
-  const batches = await env.sql.query(
-    "select count(*)::int as n from upload_batches where upload_id = $1",
-    [id],
-  );
+  const batches = await env.sql.query("select count(*)::int as n from upload_batches where upload_id = $1", [id]);
   assert.equal(batches.rows[0].n, 200);
   assert.equal((await listBatchObjects(env, id)).length, 200);
   const { body } = await getJson(`${api.url}/uploads/${id}`);

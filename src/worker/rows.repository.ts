@@ -27,9 +27,7 @@ export async function landBatch(
   statementTimeoutMs: number,
 ): Promise<LandOutcome> {
   return db.transaction().execute(async (tx) => {
-    await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(
-      tx,
-    );
+    await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(tx);
     const upload = await tx
       .selectFrom("uploads")
       .select("status")
@@ -41,12 +39,7 @@ export async function landBatch(
     // The primary key makes a concurrent second delivery wait for the first, then find it.
     const claimed = await tx
       .insertInto("upload_batches")
-      .values({
-        upload_id: batch.uploadId,
-        seq: batch.seq,
-        rows: batch.rows,
-        row_errors: batch.rowErrors,
-      })
+      .values({ upload_id: batch.uploadId, seq: batch.seq, rows: batch.rows, row_errors: batch.rowErrors })
       .onConflict((oc) => oc.doNothing())
       .returning("seq")
       .executeTakeFirst();

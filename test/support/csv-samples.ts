@@ -2,8 +2,7 @@
 
 export type Sample = { csv: string; header: string[]; rows: string[][] };
 
-const quote = (value: string) =>
-  /[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+const quote = (value: string) => (/[",\r\n]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value);
 
 /** Rows with what a loader must not damage: leading zeros, long digits, empty strings, quotes, commas and line breaks. */
 export function sampleCsv(rowCount: number, seed = 1): Sample {
