@@ -8,8 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { loadYaml } from "@kubernetes/client-node";
-import { dashboardQueries, RULES_DIR, ruleFiles, rules } from "./support/monitoring-files.ts";
-import { ROOT } from "./support/stack.ts";
+import { dashboardQueries, ROOT, RULES_DIR, ruleFiles, rules } from "./support/monitoring-files.ts";
 
 const TESTS_DIR = join(RULES_DIR, "tests");
 const ALERTS = [
