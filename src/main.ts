@@ -1,11 +1,14 @@
 // Every program in one process, for a laptop: api, worker and controller, plus a local
 // S3-compatible server outside production.
 import { once } from "node:events";
+import { homedir } from "node:os";
 import { createApi } from "./api/api.ts";
 import { prepareUploadDir } from "./api/upload-intake.ts";
+import { startController } from "./controller/controller.ts";
+import { findKubeConfig } from "./controller/kubernetes.ts";
 import { createLogger } from "./core/logger.ts";
 import { runMain } from "./core/main-runner.ts";
-import { createRegistry } from "./core/metrics.ts";
+import { createMetrics } from "./core/metrics.ts";
 import { startOpsServer } from "./core/ops-server.ts";
 import { openRuntime } from "./core/runtime.ts";
 import { startLocalS3 } from "./core/storage/local-s3.ts";
@@ -21,22 +24,36 @@ runMain("sluice", async ({ config, log, shutdown, faults }) => {
   shutdown.add("close", "connections", runtime.close);
 
   const workerLog = createLogger("worker", config.logLevel);
-  const consumer = await startWorker(config, runtime, workerLog, faults);
+  const workerMetrics = createMetrics("worker");
+  const consumer = await startWorker(config, runtime, workerMetrics, workerLog, faults);
   shutdown.add("drain", "consumer", consumer.stop);
-  const workerOps = await startOpsServer(config.ports.worker, createRegistry("worker"), async () =>
+  const workerOps = await startOpsServer(config.ports.worker, workerMetrics.registry, async () =>
     runtime.broker.isConnected(),
   );
   shutdown.add("close", "worker ops server", workerOps.close);
 
+  const controllerLog = createLogger("controller", config.logLevel);
+  const controllerMetrics = createMetrics("controller");
+  const kubeConfig = findKubeConfig(process.env, homedir());
+  const controller = startController(config, runtime, controllerMetrics, controllerLog, kubeConfig);
+  shutdown.add("drain", "controller", controller.stop);
+  const controllerOps = await startOpsServer(
+    config.ports.controller,
+    controllerMetrics.registry,
+    async () => runtime.broker.isConnected(),
+  );
+  shutdown.add("close", "controller ops server", controllerOps.close);
+
   const api = createApi(
     config,
     runtime,
-    createRegistry("api"),
+    createMetrics("api"),
     createLogger("api", config.logLevel),
     faults,
   );
   const server = api.app.listen(config.ports.api);
   await once(server, "listening");
+  shutdown.add("stop", "progress streams", api.progress.close);
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);
   await api.publisher.resumeUnfinished();

@@ -1,22 +1,28 @@
 // Assembles the api from a runtime: the upload service, the publisher and the Koa app.
 import type Koa from "koa";
 import { sql } from "kysely";
-import type { Registry } from "prom-client";
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
+import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
 import { createUploadsService } from "./uploads.service.ts";
 
-export type Api = Readonly<{ app: Koa; publisher: BatchPublisher }>;
+export type Api = Readonly<{
+  app: Koa;
+  publisher: BatchPublisher;
+  /** Closing it ends every progress stream, which an HTTP server waits for when it closes. */
+  progress: ProgressHub;
+}>;
 
 export function createApi(
   config: Config,
   runtime: Runtime,
-  registry: Registry,
+  metrics: ApiMetrics,
   log: Logger,
   faults: Faults = NO_FAULTS,
 ): Api {
@@ -29,6 +35,7 @@ export function createApi(
     uploadDir: config.uploadDir,
     batchSize: config.limits.batchSize,
     csv: { maxColumns: config.limits.maxColumns, maxFieldBytes: config.limits.maxFieldBytes },
+    metrics,
     faults,
     log,
   });
@@ -38,15 +45,19 @@ export function createApi(
     publisher,
     uploadDir: config.uploadDir,
     limits: config.limits,
+    metrics,
     log,
   });
+  // A connection in subscriber mode can run no other command, hence one of its own.
+  const progress = createProgressHub(redis.duplicate(), status.channel, log);
   const app = createApp({
     db,
     status,
     uploads,
     publisher,
     authenticate: createAuthenticator(config.apiKeys),
-    registry,
+    progress,
+    metrics,
     log,
     ready: async () => {
       await sql`select 1`.execute(db);
@@ -54,5 +65,5 @@ export function createApi(
       return broker.isConnected();
     },
   });
-  return { app, publisher };
+  return { app, publisher, progress };
 }

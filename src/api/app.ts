@@ -1,13 +1,13 @@
 // The api's Koa application: security headers, errors as JSON, health, metrics and routes.
 import Koa from "koa";
-import type { Registry } from "prom-client";
 import type { Logger } from "../core/logger.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import { AppError } from "./app-error.ts";
 import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
 
 export type AppDeps = UploadsRoutesDeps &
   Readonly<{
-    registry: Registry;
+    metrics: ApiMetrics;
     /** True when every dependency answers. */
     ready: () => Promise<boolean>;
     log: Logger;
@@ -21,11 +21,32 @@ const SECURITY_HEADERS = {
   "Cache-Control": "no-store",
 };
 
+const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+
+/** The route pattern, never the path itself: a path holds an upload id. */
+function routeOf(ctx: Koa.Context): string {
+  const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
+  if (typeof matched === "string") return matched;
+  return OPS_PATHS.has(ctx.path) ? ctx.path : "unmatched";
+}
+
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa();
   app.proxy = true;
   // Errors are answered by the middleware below; Koa's own printing would duplicate them.
   app.silent = true;
+
+  // Outermost, so that it sees the status the error handler settles on.
+  app.use(async (ctx, next) => {
+    const done = deps.metrics.httpDuration.startTimer();
+    try {
+      await next();
+    } finally {
+      const route = routeOf(ctx);
+      done({ method: ctx.method, route });
+      deps.metrics.httpRequests.inc({ method: ctx.method, route, code: String(ctx.status) });
+    }
+  });
 
   app.use(async (ctx, next) => {
     ctx.set(SECURITY_HEADERS);
@@ -62,8 +83,8 @@ export function createApp(deps: AppDeps): Koa {
       ctx.status = ok ? 200 : 503;
       ctx.body = { status: ok ? "ready" : "not ready" };
     } else if (ctx.path === "/metrics") {
-      ctx.type = deps.registry.contentType;
-      ctx.body = await deps.registry.metrics();
+      ctx.type = deps.metrics.registry.contentType;
+      ctx.body = await deps.metrics.registry.metrics();
     } else {
       return next();
     }

@@ -13,6 +13,7 @@ import type { Db } from "../core/db/database.ts";
 import { findUnpublished, findUpload, recordPublished } from "../core/db/uploads.repository.ts";
 import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { createBatchEncoder } from "./batch-encoder.ts";
 import { batchOf } from "./csv/csv-batches.ts";
@@ -30,6 +31,7 @@ export type PublisherOptions = Readonly<{
   /** Unconfirmed messages allowed at once. */
   window?: number;
   faults: Faults;
+  metrics: Pick<ApiMetrics, "batchesPublished" | "rowsPublished">;
   log: Logger;
 }>;
 
@@ -67,7 +69,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   ) {
     const { id } = publication;
     const channel = await (await broker.connected()).createConfirmChannel();
-    const pending: Array<{ seq: number; confirmed: Promise<void> }> = [];
+    const pending: Array<{ seq: number; rows: number; confirmed: Promise<void> }> = [];
     const ready: Array<{ seq: number; body: Buffer; rows: number; rowErrors: number }> = [];
     let confirmed = confirmedBefore;
     let lastRecorded = Date.now();
@@ -118,6 +120,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       await oldest.confirmed;
       confirmed = oldest.seq;
       options.faults.hit("after-publish");
+      options.metrics.batchesPublished.inc();
+      options.metrics.rowsPublished.inc(oldest.rows);
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
         lastRecorded = Date.now();
         await recordPublished(db, id, confirmed);
@@ -139,7 +143,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         });
         // Awaited in order below; this keeps an early rejection from going unhandled.
         confirmedBatch.catch(() => undefined);
-        pending.push({ seq: batch.seq, confirmed: confirmedBatch });
+        pending.push({ seq: batch.seq, rows: batch.rows, confirmed: confirmedBatch });
         while (pending.length >= window) await settleOldest();
       }
     };

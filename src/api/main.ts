@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { runMain } from "../core/main-runner.ts";
-import { createRegistry } from "../core/metrics.ts";
+import { createMetrics } from "../core/metrics.ts";
 import { openRuntime } from "../core/runtime.ts";
 import { createApi } from "./api.ts";
 import { prepareUploadDir } from "./upload-intake.ts";
@@ -9,9 +9,10 @@ runMain("api", async ({ config, log, shutdown, faults }) => {
   await prepareUploadDir(config.uploadDir);
   const runtime = await openRuntime(config, log);
   shutdown.add("close", "connections", runtime.close);
-  const api = createApi(config, runtime, createRegistry("api"), log, faults);
+  const api = createApi(config, runtime, createMetrics("api"), log, faults);
   const server = api.app.listen(config.ports.api);
   await once(server, "listening");
+  shutdown.add("stop", "progress streams", api.progress.close);
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);
   log.info({ port: config.ports.api, auth: config.apiKeys ? "on" : "off" }, "api listening");

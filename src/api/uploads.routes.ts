@@ -3,12 +3,16 @@ import { Readable } from "node:stream";
 import Router from "@koa/router";
 import type { Db } from "../core/db/database.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { toUploadView, type UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { Authenticate } from "./auth.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
 import type { CsvReaderOptions } from "./csv/csv-reader.ts";
+import { isFinal } from "./progress-event.ts";
+import type { ProgressHub } from "./progress-hub.ts";
+import { openProgressStream } from "./progress-stream.ts";
 import { fileStream } from "./upload-intake.ts";
 import type { UploadsService } from "./uploads.service.ts";
 
@@ -18,7 +22,12 @@ export type UploadsRoutesDeps = Readonly<{
   uploads: UploadsService;
   publisher: BatchPublisher;
   authenticate: Authenticate;
+  progress: ProgressHub;
+  metrics: Pick<ApiMetrics, "uploadsFinished" | "progressStreams">;
 }>;
+
+/** Often enough that proxies with a one-minute idle timeout keep the stream open. */
+const HEARTBEAT_MS = 15_000;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ENCODINGS = new Set(["utf-8", "utf8", "latin1", "iso-8859-1", "windows-1252", "cp1252"]);
@@ -136,7 +145,32 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
       );
     }
     deps.publisher.cancel(view.id);
+    deps.metrics.uploadsFinished.inc({ status: "cancelled" });
     ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
+  });
+
+  router.get("/uploads/:id/events", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const view = await owned(ctx.params.id as string, tenant);
+    // An EventSource reconnects after every end of stream; a 204 is what makes it stop.
+    if (ctx.get("last-event-id") && isFinal(view.status)) {
+      ctx.status = 204;
+      return;
+    }
+    const stream = await openProgressStream({
+      uploadId: view.id,
+      hub: deps.progress,
+      current: () => deps.status.get(view.id),
+      heartbeatMs: HEARTBEAT_MS,
+    });
+    deps.metrics.progressStreams.inc();
+    stream.once("close", () => deps.metrics.progressStreams.dec());
+    ctx.res.once("close", () => stream.destroy());
+    ctx.req.socket.setTimeout(0);
+    ctx.type = "text/event-stream";
+    // Proxies such as nginx would otherwise hold events back in their buffers.
+    ctx.set("X-Accel-Buffering", "no");
+    ctx.body = stream;
   });
 
   router.get("/uploads/:id/errors", async (ctx) => {

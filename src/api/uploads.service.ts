@@ -8,6 +8,7 @@ import {
   markValidating,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
+import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import type { UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
@@ -26,6 +27,7 @@ export type UploadsServiceDeps = Readonly<{
     maxFieldBytes: number;
     batchSize: number;
   }>;
+  metrics: Pick<ApiMetrics, "bytesReceived" | "uploadsFinished">;
   log: Logger;
 }>;
 
@@ -83,6 +85,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
       const counted = (async function* () {
         for await (const chunk of body) {
           bytes += chunk.length;
+          deps.metrics.bytesReceived.inc(chunk.length);
           yield chunk;
         }
       })();
@@ -134,6 +137,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
             ? { code: err.code, message: err.message, details: { ...err.where, ...err.details } }
             : { code: "Interrupted", message: "the upload did not finish" };
         await markRejected(db, id, bytes, problem).catch(() => undefined);
+        deps.metrics.uploadsFinished.inc({ status: "rejected" });
         await status.refresh(id).catch(() => undefined);
         log.info({ code: problem.code, bytes }, "upload rejected");
         throw err instanceof AppError ? err.forUpload(id) : err;

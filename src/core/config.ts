@@ -72,6 +72,16 @@ const schema = z.object({
   API_KEYS: apiKeys.optional(),
   AUTH_DISABLED: flag.default(false),
   STUCK_AFTER_SECONDS: positiveInt.default(120),
+  CONTROLLER_INTERVAL_SECONDS: positiveInt.default(15),
+  WORKER_DEPLOYMENT: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes object name" })
+    .default("sluice-worker"),
+  POD_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes namespace name" })
+    .optional(),
+  POD_NAME: z.string().min(1).optional(),
   WORKER_PREFETCH: positiveInt.default(8),
   MAX_ATTEMPTS: positiveInt.default(5),
   RETRY_BASE_MS: positiveInt.default(1000),
@@ -106,6 +116,15 @@ export type Config = Readonly<{
   /** Key to tenant; undefined when authentication is off. */
   apiKeys: ReadonlyMap<string, string> | undefined;
   stuckAfterSeconds: number;
+  controller: Readonly<{
+    intervalSeconds: number;
+    /** The Deployment that Kubernetes Events about stuck uploads are attached to. */
+    workerDeployment: string;
+    /** Unset: the namespace of the kubeconfig context or of the service account. */
+    podNamespace: string | undefined;
+    /** Unset: the host name, which in a pod is the pod's name. */
+    podName: string | undefined;
+  }>;
   worker: Readonly<{
     prefetch: number;
     maxAttempts: number;
@@ -185,6 +204,12 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     }),
     apiKeys: env.AUTH_DISABLED ? undefined : env.API_KEYS,
     stuckAfterSeconds: env.STUCK_AFTER_SECONDS,
+    controller: Object.freeze({
+      intervalSeconds: env.CONTROLLER_INTERVAL_SECONDS,
+      workerDeployment: env.WORKER_DEPLOYMENT,
+      podNamespace: env.POD_NAMESPACE,
+      podName: env.POD_NAME,
+    }),
     worker: Object.freeze({
       prefetch: env.WORKER_PREFETCH,
       maxAttempts: env.MAX_ATTEMPTS,

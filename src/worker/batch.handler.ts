@@ -4,6 +4,7 @@ import type { BatchHeaders } from "../core/batch-message.ts";
 import type { Db } from "../core/db/database.ts";
 import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
+import type { WorkerMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { putJson } from "../core/storage/s3.ts";
 import { batchKey } from "../core/storage/s3-keys.ts";
@@ -21,6 +22,7 @@ export type BatchDeps = Readonly<{
   status: StatusStore;
   statementTimeoutMs: number;
   faults: Faults;
+  metrics: WorkerMetrics;
   log: Logger;
 }>;
 
@@ -28,17 +30,30 @@ export async function handleBatch(
   deps: BatchDeps,
   batch: BatchHeaders,
   body: Buffer,
-): Promise<LandOutcome> {
+): Promise<Exclude<LandOutcome, { kind: "unknown-upload" }>> {
+  const { metrics } = deps;
   // The key depends only on the batch, so a redelivery overwrites the same object.
+  const putDone = metrics.s3PutSeconds.startTimer();
   await putJson(deps.s3, deps.bucket, batchKey(batch.uploadId, batch.seq), body);
+  putDone();
   deps.faults.hit("after-s3-put");
+  const insertDone = metrics.dbInsertSeconds.startTimer();
   const outcome = await landBatch(deps.db, batch, body.toString("utf8"), deps.statementTimeoutMs);
+  insertDone();
   switch (outcome.kind) {
     case "unknown-upload":
       throw new PermanentError(`upload ${batch.uploadId} does not exist`);
     case "landed":
+      metrics.rowsLanded.inc(batch.rows);
+      metrics.rowErrors.inc(batch.rowErrors);
       if (outcome.progress.justCompleted) {
-        await deps.status.refresh(batch.uploadId);
+        const view = await deps.status.refresh(batch.uploadId);
+        metrics.uploadsFinished.inc({ status: "completed" });
+        if (view?.completedAt) {
+          metrics.uploadSeconds.observe(
+            (Date.parse(view.completedAt) - Date.parse(view.createdAt)) / 1000,
+          );
+        }
         deps.log.info(
           { uploadId: batch.uploadId, rows: outcome.progress.rowsLanded },
           "upload completed",

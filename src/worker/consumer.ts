@@ -6,7 +6,13 @@ import type { Broker } from "../core/broker/broker.ts";
 import { publishConfirmed } from "../core/broker/confirm.ts";
 import { queueNames } from "../core/broker/queue-names.ts";
 import { markFailed } from "../core/db/uploads.repository.ts";
-import { afterFailure, type BatchDeps, handleBatch, PermanentError } from "./batch.handler.ts";
+import {
+  afterFailure,
+  type BatchDeps,
+  type FailureStep,
+  handleBatch,
+  PermanentError,
+} from "./batch.handler.ts";
 
 export type ConsumerOptions = Readonly<{
   broker: Broker;
@@ -28,6 +34,7 @@ function errorMessage(err: unknown): string {
 
 export async function startConsumer(options: ConsumerOptions): Promise<Consumer> {
   const { broker, deps, maxAttempts } = options;
+  const { metrics } = deps;
   const names = queueNames(options.namespace);
   const inFlight = new Set<Promise<void>>();
   let current: { channel: ConfirmChannel; tag: string } | undefined;
@@ -50,7 +57,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
     channel: ConfirmChannel,
     message: ConsumeMessage,
     err: unknown,
-  ): Promise<void> {
+  ): Promise<FailureStep> {
     let batch: ReturnType<typeof decodeHeaders> | undefined;
     try {
       batch = decodeHeaders(message.properties.headers);
@@ -85,24 +92,37 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
           details: { seq: batch.seq, attempts: attempt },
         };
         try {
-          if (await markFailed(deps.db, batch.uploadId, problem))
+          if (await markFailed(deps.db, batch.uploadId, problem)) {
+            metrics.uploadsFinished.inc({ status: "failed" });
             await deps.status.refresh(batch.uploadId);
+          }
         } catch (markErr) {
           log.error({ err: errorMessage(markErr) }, "could not mark the upload failed");
         }
       }
     }
+    return step;
   }
 
   async function onMessage(channel: ConfirmChannel, message: ConsumeMessage): Promise<void> {
+    const batchDone = metrics.batchSeconds.startTimer();
+    metrics.batchesInFlight.inc();
     try {
-      await handleBatch(deps, decodeHeaders(message.properties.headers), message.content);
+      const outcome = await handleBatch(
+        deps,
+        decodeHeaders(message.properties.headers),
+        message.content,
+      );
       deps.faults.hit("after-commit");
       settle(() => channel.ack(message));
+      metrics.batchesConsumed.inc({ outcome: outcome.kind });
     } catch (err) {
       try {
-        await fail(channel, message, err);
+        const step = await fail(channel, message, err);
         settle(() => channel.ack(message));
+        metrics.batchesConsumed.inc({
+          outcome: step.kind === "retry" ? "retried" : "dead_lettered",
+        });
       } catch (routeErr) {
         // Could not hand the batch on: give it back so it is not lost.
         deps.log.warn(
@@ -111,6 +131,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
         );
         settle(() => channel.nack(message, false, true));
       }
+    } finally {
+      metrics.batchesInFlight.dec();
+      batchDone();
     }
   }
 

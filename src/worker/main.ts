@@ -1,5 +1,5 @@
 import { runMain } from "../core/main-runner.ts";
-import { createRegistry } from "../core/metrics.ts";
+import { createMetrics } from "../core/metrics.ts";
 import { startOpsServer } from "../core/ops-server.ts";
 import { openRuntime } from "../core/runtime.ts";
 import { startLocalS3 } from "../core/storage/local-s3.ts";
@@ -12,9 +12,10 @@ runMain("worker", async ({ config, log, shutdown, faults }) => {
   }
   const runtime = await openRuntime(config, log);
   shutdown.add("close", "connections", runtime.close);
-  const consumer = await startWorker(config, runtime, log, faults);
+  const metrics = createMetrics("worker");
+  const consumer = await startWorker(config, runtime, metrics, log, faults);
   shutdown.add("drain", "consumer", consumer.stop);
-  const ops = await startOpsServer(config.ports.worker, createRegistry("worker"), async () =>
+  const ops = await startOpsServer(config.ports.worker, metrics.registry, async () =>
     runtime.broker.isConnected(),
   );
   shutdown.add("close", "ops server", ops.close);

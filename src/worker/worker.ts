@@ -3,6 +3,7 @@
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
+import type { WorkerMetrics } from "../core/metrics.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { DependencyError, redactUrl } from "../core/services.ts";
 import { bucketExists, createS3, ensureBucket } from "../core/storage/s3.ts";
@@ -11,6 +12,7 @@ import { type Consumer, startConsumer } from "./consumer.ts";
 export async function startWorker(
   config: Config,
   runtime: Runtime,
+  metrics: WorkerMetrics,
   log: Logger,
   faults: Faults = NO_FAULTS,
 ): Promise<Consumer> {
@@ -42,6 +44,7 @@ export async function startWorker(
       bucket: config.s3.bucket,
       status: runtime.status,
       statementTimeoutMs: config.worker.statementTimeoutMs,
+      metrics,
       faults,
       log,
     },

@@ -4,16 +4,21 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtemp, rm } from "node:fs/promises";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
+import type { KubeConfig } from "@kubernetes/client-node";
 import pg from "pg";
-import { createApi } from "../../src/api/api.ts";
+import { type Api, createApi } from "../../src/api/api.ts";
 import { prepareUploadDir } from "../../src/api/upload-intake.ts";
+import { startController } from "../../src/controller/controller.ts";
 import { type Config, loadConfig } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/logger.ts";
-import { createRegistry } from "../../src/core/metrics.ts";
+import { createMetrics } from "../../src/core/metrics.ts";
+import { startOpsServer } from "../../src/core/ops-server.ts";
 import { openRuntime, type Runtime } from "../../src/core/runtime.ts";
 import { startLocalS3 } from "../../src/core/storage/local-s3.ts";
 import { createS3 } from "../../src/core/storage/s3.ts";
@@ -44,6 +49,12 @@ function sharedS3(): Promise<{ endpoint: string; close(): Promise<void> }> {
   })();
   return s3Server;
 }
+
+// Registered at import, so on the root: the shared server would otherwise keep a test
+// file's process alive after its last test.
+after(async () => {
+  if (s3Server) await (await s3Server).close();
+});
 
 export type TestEnv = Readonly<{
   env: Record<string, string>;
@@ -89,6 +100,16 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
       await pool.end();
       const admin = new pg.Client({ connectionString: ADMIN_URL });
       await admin.connect();
+      // A pool's end() resolves before the server has closed its connections; forcing the
+      // drop under them would reach their clients as an uncaught error.
+      for (let wait = 0; wait < 50; wait++) {
+        const { rows } = await admin.query(
+          "select count(*)::int as n from pg_stat_activity where datname = $1",
+          [database],
+        );
+        if (rows[0].n === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
       await admin.query(`drop database if exists ${database} with (force)`);
       await admin.end();
       await deleteQueues(config.namespace, config.worker.maxAttempts);
@@ -115,9 +136,14 @@ async function deleteQueues(namespace: string, maxAttempts: number): Promise<voi
 
 export type InProcess = Readonly<{
   url: string;
+  /** The in-process worker's ops server (/metrics, /healthz), when there is a worker. */
+  workerUrl: string | undefined;
   runtime: Runtime;
+  api: Api;
   stop(): Promise<void>;
 }>;
+
+const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
 /** The api (and, unless told otherwise, a worker) in this test's process. */
 export async function startInProcess(
@@ -127,26 +153,63 @@ export async function startInProcess(
   const log = createLogger("test", "silent");
   await prepareUploadDir(test.config.uploadDir);
   const runtime = await openRuntime(test.config, log);
+  const workerMetrics = createMetrics("worker");
   const consumer =
-    options.worker === false ? undefined : await startWorker(test.config, runtime, log);
-  const api = createApi(test.config, runtime, createRegistry("api"), log);
+    options.worker === false
+      ? undefined
+      : await startWorker(test.config, runtime, workerMetrics, log);
+  const workerOps = consumer
+    ? await startOpsServer(0, workerMetrics.registry, async () => runtime.broker.isConnected())
+    : undefined;
+  const api = createApi(test.config, runtime, createMetrics("api"), log);
   const server = api.app.listen(0, "127.0.0.1");
   await once(server, "listening");
-  const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: urlOf(server),
+    workerUrl: workerOps && urlOf(workerOps.server),
     runtime,
+    api,
     async stop() {
+      await api.progress.close();
       await new Promise((resolve) => server.close(resolve));
       await api.publisher.stop();
       await consumer?.stop();
+      await workerOps?.close();
+      await runtime.close();
+    },
+  };
+}
+
+export type InProcessController = Readonly<{ url: string; stop(): Promise<void> }>;
+
+/**
+ * The controller in this test's process, with connections of its own as in production;
+ * with a KubeConfig it reports to that cluster, without one through status, logs and metrics.
+ */
+export async function startControllerInProcess(
+  test: TestEnv,
+  kubeConfig: KubeConfig | undefined,
+): Promise<InProcessController> {
+  const log = createLogger("test-controller", "silent");
+  const runtime = await openRuntime(test.config, log);
+  const metrics = createMetrics("controller");
+  const controller = startController(test.config, runtime, metrics, log, kubeConfig);
+  const ops = await startOpsServer(0, metrics.registry, async () => runtime.broker.isConnected());
+  return {
+    url: urlOf(ops.server),
+    async stop() {
+      await controller.stop();
+      await ops.close();
       await runtime.close();
     },
   };
 }
 
 /** A program as its own process, as it runs in production, so a test can kill it. */
-export function spawnProgram(program: "api" | "worker", env: Record<string, string>): ChildProcess {
+export function spawnProgram(
+  program: "api" | "worker" | "controller",
+  env: Record<string, string>,
+): ChildProcess {
   return spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
     cwd: ROOT,
     env: { ...process.env, ...env },

@@ -69,6 +69,15 @@ const migrations: Record<string, Migration> = {
         )`.execute(db);
     },
   },
+  "2026-11-28-002-unfinished-uploads-index": {
+    // The controller reads unfinished and stalled uploads at every interval; without this
+    // index each read would scan every upload ever received.
+    async up(db: Kysely<unknown>) {
+      await sql`
+        create index uploads_unfinished_idx on uploads (status)
+        where status in ('received', 'validating', 'queued', 'processing') or stalled`.execute(db);
+    },
+  },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists

@@ -151,6 +151,61 @@ export async function listUploads(
   return { items, next: rows.length > limit ? items.at(-1)?.id : undefined };
 }
 
+export const UNFINISHED_STATUSES: UploadStatus[] = [
+  "received",
+  "validating",
+  "queued",
+  "processing",
+];
+
+/** What the controller needs of the uploads that may be stuck or were reported stuck. */
+export async function findWatchedUploads(db: Db) {
+  return db
+    .selectFrom("uploads")
+    .select([
+      "id",
+      "status",
+      "last_progress_at",
+      "batches_total",
+      "batches_published",
+      "batches_landed",
+      "stalled",
+    ])
+    .where((eb) => eb.or([eb("status", "in", ["queued", "processing"]), eb("stalled", "=", true)]))
+    .execute();
+}
+
+export async function countUnfinished(db: Db): Promise<Map<UploadStatus, number>> {
+  const rows = await db
+    .selectFrom("uploads")
+    .select(["status", (eb) => eb.fn.countAll<number>().as("count")])
+    .where("status", "in", UNFINISHED_STATUSES)
+    .groupBy("status")
+    .execute();
+  return new Map(rows.map((row) => [row.status, Number(row.count)]));
+}
+
+/** Leaves last_progress_at alone: it is what tells the controller when the upload moves again. */
+export async function markStalled(db: Db, id: string, reason: string): Promise<boolean> {
+  const result = await db
+    .updateTable("uploads")
+    .set({ stalled: true, stalled_reason: reason, updated_at: sql`now()` })
+    .where("id", "=", id)
+    .where("stalled", "=", false)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function clearStalled(db: Db, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable("uploads")
+    .set({ stalled: false, stalled_reason: null, updated_at: sql`now()` })
+    .where("id", "=", id)
+    .where("stalled", "=", true)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
 /** Uploads whose batches were not all published, e.g. because the api stopped. */
 export async function findUnpublished(db: Db): Promise<UploadRecord[]> {
   return (await db

@@ -13,8 +13,8 @@ export function createS3(s3: Config["s3"]): S3Client {
     endpoint: s3.endpoint,
     // Local endpoints serve buckets by path, not by DNS name.
     forcePathStyle: s3.endpoint !== undefined,
-    // A copy: the SDK marks where credentials came from on the object itself.
-    credentials: s3.credentials ? { ...s3.credentials } : undefined,
+    // A copy: the SDK tags the credentials object it is given, and the configuration's is frozen.
+    credentials: s3.credentials && { ...s3.credentials },
     // Compatible servers such as s3rver reject the newer default checksum headers.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",

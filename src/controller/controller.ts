@@ -1,0 +1,226 @@
+// Assembles the controller: every interval, while it holds the lease (or when there is no
+// cluster at all), it finds stuck uploads and reports them once per episode.
+import { hostname } from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { type QueueStat, readQueueStats } from "../core/broker/queue-stats.ts";
+import type { Config } from "../core/config.ts";
+import type { Db } from "../core/db/database.ts";
+import {
+  clearStalled,
+  countUnfinished,
+  findWatchedUploads,
+  markStalled,
+  UNFINISHED_STATUSES,
+} from "../core/db/uploads.repository.ts";
+import type { Logger } from "../core/logger.ts";
+import type { ControllerMetrics } from "../core/metrics.ts";
+import type { Runtime } from "../core/runtime.ts";
+import type { StatusStore } from "../core/status/status.store.ts";
+import { createKubeReporter, type KubeReporter } from "./kube-reporter.ts";
+import { contextNamespace, kubeClients } from "./kubernetes.ts";
+import { createLeaderElector, type LeaderElector } from "./leader-election.ts";
+import {
+  assessUploads,
+  CAUSE_DESCRIPTIONS,
+  describeRecovered,
+  describeStuck,
+  type StuckUpload,
+  type WatchedUpload,
+} from "./stuck-uploads.ts";
+
+export type Controller = Readonly<{
+  /** Finishes the check in progress and gives up the lease. */
+  stop(): Promise<void>;
+}>;
+
+export type ControllerDeps = Readonly<{
+  db: Db;
+  status: StatusStore;
+  queues: () => Promise<QueueStat[]>;
+  stuckAfterSeconds: number;
+  intervalSeconds: number;
+  /** Absent without a cluster: every replica checks, and reports through status, logs and metrics. */
+  kube: Readonly<{ elector: LeaderElector; reporter: KubeReporter }> | undefined;
+  metrics: ControllerMetrics;
+  log: Logger;
+}>;
+
+export function runController(deps: ControllerDeps): Controller {
+  const { db, status, metrics, log, kube } = deps;
+  const stopping = new AbortController();
+
+  async function reportStuck(stuck: StuckUpload): Promise<void> {
+    const { upload } = stuck;
+    const message = describeStuck(stuck);
+    log.warn(
+      { uploadId: upload.id, stuckForSeconds: stuck.stuckForSeconds, cause: stuck.cause },
+      message,
+    );
+    // The Event first: should the flag then fail, the next check reports again under the
+    // same Event name, which the API server refuses as a duplicate.
+    await kube?.reporter.report({
+      type: "Warning",
+      reason: "UploadStuck",
+      uploadId: upload.id,
+      episode: upload.lastProgressAt.getTime(),
+      message,
+    });
+    if (await markStalled(db, upload.id, CAUSE_DESCRIPTIONS[stuck.cause]))
+      await status.refresh(upload.id);
+    metrics.stuckReports.inc({ reason: "UploadStuck" });
+  }
+
+  async function reportRecovered(upload: WatchedUpload): Promise<void> {
+    const message = describeRecovered(upload);
+    log.info({ uploadId: upload.id, status: upload.status }, message);
+    await kube?.reporter.report({
+      type: "Normal",
+      reason: "UploadRecovered",
+      uploadId: upload.id,
+      episode: upload.lastProgressAt.getTime(),
+      message,
+    });
+    if (await clearStalled(db, upload.id)) await status.refresh(upload.id);
+    metrics.stuckReports.inc({ reason: "UploadRecovered" });
+  }
+
+  async function check(): Promise<void> {
+    const rows = await findWatchedUploads(db);
+    const stats = await deps.queues().catch((err: Error) => {
+      log.warn({ err: err.message }, "could not read the queues; causes will be less precise");
+      return undefined;
+    });
+    const assessment = assessUploads(
+      rows.map((row) => ({
+        id: row.id,
+        status: row.status,
+        lastProgressAt: new Date(row.last_progress_at),
+        batchesTotal: row.batches_total,
+        batchesPublished: row.batches_published,
+        batchesLanded: row.batches_landed,
+        stalled: row.stalled,
+      })),
+      {
+        consumers: stats?.find((s) => s.kind === "work")?.consumers,
+        deadLetters: stats?.find((s) => s.kind === "dead_letter")?.messages,
+      },
+      new Date(),
+      deps.stuckAfterSeconds,
+    );
+    // One upload's failed report must not hold back the others; it is retried next time.
+    const attempt = async (uploadId: string, report: () => Promise<void>) =>
+      report().catch((err: Error) =>
+        log.error({ uploadId, err: err.message }, "could not report an upload"),
+      );
+    for (const stuck of assessment.newlyStuck)
+      await attempt(stuck.upload.id, () => reportStuck(stuck));
+    for (const upload of assessment.recovered)
+      await attempt(upload.id, () => reportRecovered(upload));
+    metrics.uploadsStuck.set(assessment.newlyStuck.length + assessment.stillStuck.length);
+
+    const unfinished = await countUnfinished(db);
+    for (const state of UNFINISHED_STATUSES)
+      metrics.uploadsInProgress.set({ status: state }, unfinished.get(state) ?? 0);
+  }
+
+  let leading = false;
+  async function tick(): Promise<void> {
+    if (kube) {
+      const was = leading;
+      leading = await kube.elector.acquireOrRenew().catch((err: Error) => {
+        log.warn({ err: err.message }, "could not renew the lease; not reporting until it can");
+        return false;
+      });
+      if (leading !== was) {
+        log.info(
+          leading ? "leading: reporting stuck uploads" : "another replica leads: not reporting",
+        );
+      }
+    } else {
+      leading = true;
+    }
+    metrics.leader.set(leading ? 1 : 0);
+    if (!leading) {
+      // Only the leader's gauges count; the others show none rather than stale ones.
+      metrics.uploadsStuck.reset();
+      metrics.uploadsInProgress.reset();
+      return;
+    }
+    await check();
+  }
+
+  const loop = (async () => {
+    while (!stopping.signal.aborted) {
+      await tick().catch((err: Error) =>
+        log.error({ err: err.message }, "stuck-upload check failed"),
+      );
+      await sleep(deps.intervalSeconds * 1000, undefined, { signal: stopping.signal }).catch(
+        () => undefined,
+      );
+    }
+  })();
+
+  return {
+    async stop() {
+      stopping.abort();
+      await loop;
+      await kube?.elector
+        .release()
+        .catch((err: Error) => log.warn({ err: err.message }, "could not release the lease"));
+    },
+  };
+}
+
+/** The controller of a program: with a cluster when `kubeConfig` is given, else without. */
+export function startController(
+  config: Config,
+  runtime: Runtime,
+  metrics: ControllerMetrics,
+  log: Logger,
+  kubeConfig: KubeConfig | undefined,
+): Controller {
+  const queues = () => readQueueStats(runtime.broker, config.namespace);
+  metrics.watchQueues(queues);
+  let kube: ControllerDeps["kube"];
+  if (kubeConfig) {
+    const clients = kubeClients(kubeConfig);
+    const namespace = config.controller.podNamespace ?? contextNamespace(kubeConfig) ?? "default";
+    const identity = config.controller.podName ?? hostname();
+    kube = {
+      elector: createLeaderElector({
+        api: clients.coordination,
+        namespace,
+        leaseName: `${config.namespace}-controller`,
+        identity,
+        // Three checks may fail to renew before another replica takes over.
+        leaseDurationSeconds: Math.max(15, 3 * config.controller.intervalSeconds),
+      }),
+      reporter: createKubeReporter({
+        core: clients.core,
+        apps: clients.apps,
+        namespace,
+        workerDeployment: config.controller.workerDeployment,
+        instance: identity,
+      }),
+    };
+    log.info(
+      { namespace, identity, deployment: config.controller.workerDeployment },
+      "reporting stuck uploads as Kubernetes Events while holding the lease",
+    );
+  } else {
+    log.info(
+      "no Kubernetes cluster (no KUBECONFIG, ~/.kube/config or service account): reporting stuck uploads through status, logs and metrics only",
+    );
+  }
+  return runController({
+    db: runtime.db,
+    status: runtime.status,
+    queues,
+    stuckAfterSeconds: config.stuckAfterSeconds,
+    intervalSeconds: config.controller.intervalSeconds,
+    kube,
+    metrics,
+    log,
+  });
+}
