@@ -235,8 +235,12 @@ describe("accepted uploads", () => {
   });
 
   test("a queued upload's batches reach the queue", async () => {
-    const before = await published();
-    await accepted("id\n1\n2\n3\n4\n5\n6\n7\n");
-    await waitFor("3 batches to be published", async () => (await published()) - before === 3);
+    const upload = await accepted("id\n1\n2\n3\n4\n5\n6\n7\n");
+    assert.equal(upload.batches.total, 3);
+    await waitFor("3 batches to be confirmed by the broker", async () => {
+      const { body } = await getJson(`${api.url}/uploads/${upload.id}`);
+      return body.batches.published === 3;
+    });
+    assert.ok((await published()) >= 3);
   });
 });
