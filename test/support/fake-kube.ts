@@ -14,7 +14,6 @@ export type KubeRequest = Readonly<{
   namespace: string | undefined;
   name: string | undefined;
   authorization: string | undefined;
-  // biome-ignore lint/suspicious/noExplicitAny: whatever the client sent, as JSON
   body: any;
 }>;
 

@@ -124,11 +124,8 @@ async function deleteQueues(namespace: string, maxAttempts: number): Promise<voi
   const channel = await connection.createChannel();
   const { queueNames } = await import("../../src/core/broker/queue-names.ts");
   const names = queueNames(namespace);
-  for (const queue of [
-    names.batches,
-    names.dead,
-    ...[1, 2, 3, 4, 5, 6, 7, 8, 9].map(names.retry),
-  ]) {
+  const retries = Array.from({ length: maxAttempts - 1 }, (_, i) => names.retry(i + 1));
+  for (const queue of [names.batches, names.dead, ...retries]) {
     await channel.deleteQueue(queue);
   }
   await connection.close();
