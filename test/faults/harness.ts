@@ -17,6 +17,7 @@ import {
   ROOT,
   type TestEnv,
   testEnv,
+  track,
   waitFor,
 } from "../support/stack.ts";
 
@@ -48,10 +49,14 @@ export class S3Process {
   }
 
   async up(): Promise<void> {
-    const child = spawn(
-      process.execPath,
-      [join(ROOT, "test/support/s3-server.ts"), String(this.port), this.directory],
-      { stdio: ["ignore", "pipe", "inherit"] },
+    const child = track(
+      spawn(
+        process.execPath,
+        [join(ROOT, "test/support/s3-server.ts"), String(this.port), this.directory],
+        {
+          stdio: ["ignore", "pipe", "inherit"],
+        },
+      ),
     );
     this.child = child;
     const [line] = (await once(child.stdout as NodeJS.ReadableStream, "data")) as [Buffer];
@@ -97,11 +102,13 @@ export class Cluster {
   }
 
   private spawn(program: "api" | "worker", env: Record<string, string>): Program {
-    const child = spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
-      cwd: ROOT,
-      env: { ...process.env, ...this.test.env, LOG_LEVEL: "warn", ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = track(
+      spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
+        cwd: ROOT,
+        env: { ...process.env, ...this.test.env, LOG_LEVEL: "warn", ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
     const running: Program = { name: program, child, output: [] };
     this.started.push(running);
     const keep = (chunk: Buffer) => {

@@ -202,16 +202,31 @@ export async function startControllerInProcess(
   };
 }
 
+// Whatever ends a test process (a failure, --test-force-exit, Ctrl-C) ends the programs it
+// started too, so none is left running against a dropped database.
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
 /** A program as its own process, as it runs in production, so a test can kill it. */
 export function spawnProgram(
   program: "api" | "worker" | "controller",
   env: Record<string, string>,
 ): ChildProcess {
-  return spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  return track(
+    spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
 }
 
 export async function waitFor<T>(
