@@ -1,5 +1,6 @@
 // Takes an upload from first byte to 202: record it, store and validate the body, queue it.
 import { randomUUID } from "node:crypto";
+import type { Config } from "../core/config.ts";
 import type { Db } from "../core/db/database.ts";
 import {
   insertUpload,
@@ -21,12 +22,7 @@ export type UploadsServiceDeps = Readonly<{
   status: StatusStore;
   publisher: BatchPublisher;
   uploadDir: string;
-  limits: Readonly<{
-    maxUploadBytes: number;
-    maxColumns: number;
-    maxFieldBytes: number;
-    batchSize: number;
-  }>;
+  limits: Config["limits"];
   metrics: Pick<ApiMetrics, "bytesReceived" | "uploadsFinished">;
   log: Logger;
 }>;
