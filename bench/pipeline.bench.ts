@@ -335,7 +335,8 @@ async function pgloaderBaseline(
   const backends = backendTracker(database);
   const sampler = setInterval(backends.sample, SAMPLE_MS);
   const run = await runMeasured("pgloader", [
-    "--no-color",
+    "--root-dir",
+    join(dir, "pgloader"),
     "--logfile",
     join(dir, "pgloader.log"),
     load,
