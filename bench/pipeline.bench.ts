@@ -145,11 +145,26 @@ async function sql<T = Record<string, unknown>>(
   }
 }
 
+/** Clean-up outlives a PostgreSQL or RabbitMQ restart: it tries again for a minute. */
+async function persistently(run: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await run();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(1_000);
+    }
+  }
+}
+
+const dropDatabase = (name: string) =>
+  persistently(() => sql("postgres", `drop database if exists ${name} with (force)`));
+
 async function createDatabase(name: string): Promise<void> {
   await sql("postgres", `create database ${name}`);
-  onCleanup(`drop database ${name}`, () =>
-    sql("postgres", `drop database if exists ${name} with (force)`),
-  );
+  onCleanup(`drop database ${name}`, () => dropDatabase(name));
 }
 
 /** Flushes dirty pages now, so that no checkpoint left by one step lands in the next. */
@@ -502,10 +517,10 @@ async function sluiceRun(
   const uploadDir = join(dir, "uploads");
 
   // Registered first, so it runs after the programs have stopped.
-  onCleanup("drop the Sluice database", () =>
-    sql("postgres", `drop database if exists ${database} with (force)`),
+  onCleanup(`drop database ${database}`, () => dropDatabase(database));
+  onCleanup("delete the queues and Redis keys", () =>
+    persistently(() => deleteQueuesAndKeys(namespace)),
   );
-  onCleanup("delete the queues and Redis keys", () => deleteQueuesAndKeys(namespace));
 
   const s3Dir = join(dir, "s3");
   await mkdir(s3Dir);
@@ -785,7 +800,7 @@ async function main(): Promise<Record<string, unknown>> {
   console.log("pgloader …");
   const pgloader = await pgloaderBaseline(csv, rows, baselineDb, dir);
   console.log(pgloader ? `  ${pgloader.wall.toFixed(1)} s` : "  not installed; skipped");
-  await sql("postgres", `drop database if exists ${baselineDb} with (force)`);
+  await dropDatabase(baselineDb);
 
   console.log("Sluice (api, worker, S3 server as separate processes) …");
   start = performance.now();
