@@ -493,6 +493,7 @@ type SluiceRun = {
   result: Result;
   uploadSeconds: number;
   publishedSeconds: number | undefined;
+  queue: { max: number; mean: number };
   memory: Record<string, { peakMb: number; maxRssMb: number }>;
   warnings: Record<string, Record<string, number>>;
 };
@@ -595,7 +596,36 @@ async function sluiceRun(
   }
   console.log(`  202 after ${uploadSeconds.toFixed(1)} s, upload ${id}`);
 
+  // Once a second: how far publishing is (PostgreSQL records it as it goes) and how many
+  // batches wait in the queue: a queue that fills means the worker is the slower side.
+  const probe = new pg.Client({ connectionString: `${PG}/${database}` });
+  probe.on("error", () => undefined);
+  await probe.connect();
+  onCleanup("close the progress probe", () => probe.end());
+  const [probePid] = (await probe.query("select pg_backend_pid() as pid")).rows as [
+    { pid: number },
+  ];
+  backends.exclude(probePid.pid);
+  const broker = await amqp.connect(RABBITMQ_URL);
+  broker.on("error", () => undefined);
+  onCleanup("close the queue probe", () => broker.close());
+  const queueProbe = await broker.createChannel();
+  const queue = queueNames(namespace).batches;
   let publishedSeconds: number | undefined;
+  let published = 0;
+  const depths: number[] = [];
+  let lastProbe = 0;
+  const probeProgress = async () => {
+    const [row] = (
+      await probe.query("select batches_published::int as n from uploads where id = $1", [id])
+    ).rows as [{ n: number }];
+    published = row.n;
+    if (publishedSeconds === undefined && published === answer.body.batches.total) {
+      publishedSeconds = seconds(start);
+    }
+    depths.push((await queueProbe.checkQueue(queue)).messageCount);
+  };
+
   let lastLanded = -1;
   let lastChange = performance.now();
   let lastPrint = performance.now();
@@ -607,8 +637,9 @@ async function sluiceRun(
     const response = await fetch(`${apiUrl}/uploads/${id}`);
     const view = (await response.json()) as any;
     if (!response.ok) throw new Error(`GET /uploads/${id} answered ${response.status}`);
-    if (publishedSeconds === undefined && view.batches.published === view.batches.total) {
-      publishedSeconds = seconds(start);
+    if (performance.now() - lastProbe >= 1_000) {
+      lastProbe = performance.now();
+      await probeProgress();
     }
     if (view.status === "completed") break;
     if (["rejected", "failed", "cancelled"].includes(view.status)) {
@@ -625,7 +656,7 @@ async function sluiceRun(
     if (performance.now() - lastPrint > 10_000) {
       lastPrint = performance.now();
       console.log(
-        `  ${seconds(start).toFixed(0)} s: ${fmt(view.rowsLanded)} rows landed, ${view.batches.published}/${view.batches.total} batches published`,
+        `  ${seconds(start).toFixed(0)} s: ${fmt(view.rowsLanded)} rows landed, ${published}/${view.batches.total} batches published, ${depths.at(-1)} waiting in the queue`,
       );
     }
     await sleep(POLL_MS);
@@ -634,6 +665,7 @@ async function sluiceRun(
   const after = snapshot();
   clearInterval(sampler);
   sample();
+  await probeProgress();
 
   // Exactly once: every row in PostgreSQL once, every batch in S3 once.
   const [landed] = (await sql<{ total: number; distinct: number; min: number; max: number }>(
@@ -688,6 +720,10 @@ async function sluiceRun(
     },
     uploadSeconds,
     publishedSeconds,
+    queue: {
+      max: Math.max(0, ...depths),
+      mean: depths.reduce((sum, d) => sum + d, 0) / Math.max(1, depths.length),
+    },
     memory,
     warnings: Object.fromEntries(
       programs.map((p) => [p.name, Object.fromEntries(p.output.warnings)]),
@@ -813,7 +849,8 @@ async function main(): Promise<Record<string, unknown>> {
   const mem = sluice.memory;
   console.log(
     `\nSluice: 202 after ${sluice.uploadSeconds.toFixed(2)} s (${fmt(rows / sluice.uploadSeconds)} rows/s, ${fmt(bytes / 1e6 / sluice.uploadSeconds, 1)} MB/s), ` +
-      `all batches published by ~${sluice.publishedSeconds?.toFixed(1) ?? "?"} s, completed after ${sluice.result.wall.toFixed(2)} s`,
+      `all batches published by ~${sluice.publishedSeconds?.toFixed(1) ?? "?"} s, completed after ${sluice.result.wall.toFixed(2)} s;\n` +
+      `  batches waiting in the queue (sampled each second): mean ${sluice.queue.mean.toFixed(1)}, max ${sluice.queue.max}`,
   );
   for (const [name, m] of Object.entries(mem)) {
     console.log(
@@ -851,6 +888,8 @@ async function main(): Promise<Record<string, unknown>> {
     upload_rows_per_s: Math.round(rows / sluice.uploadSeconds),
     upload_seconds: round(sluice.uploadSeconds, 3),
     published_seconds: sluice.publishedSeconds ? round(sluice.publishedSeconds, 1) : null,
+    queue_depth_mean: round(sluice.queue.mean, 1),
+    queue_depth_max: sluice.queue.max,
     api_peak_mb: round(mem.api?.peakMb ?? Number.NaN, 1),
     worker_peak_mb: round(mem.worker?.peakMb ?? Number.NaN, 1),
     s3_server_peak_mb: round(mem["s3 server"]?.peakMb ?? Number.NaN, 1),

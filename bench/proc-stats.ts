@@ -96,14 +96,21 @@ export function findProcess(name: string, text: string): number | undefined {
  * backend did before the tracker started is left out, and one that ends between two
  * samples loses its last interval.
  */
-export function backendTracker(database: string): { sample(): void; seconds(): number } {
+export function backendTracker(database: string): {
+  sample(): void;
+  /** Leaves out a backend that is not the programs' own (this process's probe). */
+  exclude(pid: number): void;
+  seconds(): number;
+} {
   const title = new RegExp(`^postgres: [^:]+: \\S+ ${database} `);
+  const excluded = new Set<number>();
   const base = new Map<number, number>();
   const last = new Map<number, number>();
   const scan = (first: boolean) => {
     for (const entry of readdirSync("/proc")) {
       if (!/^\d+$/.test(entry)) continue;
       const pid = Number(entry);
+      if (excluded.has(pid)) continue;
       try {
         if (!title.test(readFileSync(`/proc/${pid}/cmdline`, "utf8"))) continue;
         const cpu = parseStatCpu(readFileSync(`/proc/${pid}/stat`, "utf8")).self;
@@ -118,6 +125,11 @@ export function backendTracker(database: string): { sample(): void; seconds(): n
   scan(true);
   return {
     sample: () => scan(false),
+    exclude: (pid) => {
+      excluded.add(pid);
+      base.delete(pid);
+      last.delete(pid);
+    },
     seconds: () => [...last].reduce((sum, [pid, cpu]) => sum + cpu - (base.get(pid) ?? 0), 0),
   };
 }
