@@ -100,8 +100,10 @@ function cleanup(): Promise<void> {
 }
 
 const children = new Set<ChildProcess>();
+let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, () => {
+    interrupted = true;
     if (cleaning) {
       for (const child of children) child.kill("SIGKILL");
       process.exit(130);
@@ -232,7 +234,7 @@ type Program = { name: string; cpu: number };
 type Result = { key: string; name: string; wall: number; programs: Program[]; machine: number };
 
 const cpuPerRow = (r: Result, rows: number) =>
-  Object.fromEntries(r.programs.map((p) => [p.name, round((p.cpu / rows) * 1e6, 2)]));
+  Object.fromEntries(r.programs.map((p) => [p.name.trim(), round((p.cpu / rows) * 1e6, 2)]));
 
 // ---------------------------------------------------------------------------------------
 // Baselines
@@ -587,6 +589,7 @@ async function sluiceRun(
   const start = performance.now();
   const answer = await upload(apiUrl, csv, bytes);
   const uploadSeconds = seconds(start);
+  const apiAt202 = cpuOf(api);
   if (answer.status !== 202) {
     throw new Error(`POST /uploads answered ${answer.status}: ${JSON.stringify(answer.body)}`);
   }
@@ -709,6 +712,8 @@ async function sluiceRun(
       wall,
       programs: [
         { name: "api", cpu: after.api - before.api },
+        { name: "  api_to_202", cpu: apiAt202 - before.api },
+        { name: "  api_after_202", cpu: after.api - apiAt202 },
         { name: "worker", cpu: after.worker - before.worker },
         { name: "s3_server", cpu: after.s3 - before.s3 },
         { name: "postgres_backends", cpu: backends.seconds() },
@@ -863,7 +868,8 @@ async function main(): Promise<Record<string, unknown>> {
   console.log(
     [
       "CPU seconds from /proc, between the first byte sent and the end of the load:",
-      "  api, worker, s3_server, rabbitmq (its server process), psql, pgloader, node (this process,",
+      "  api (split at the 202: storing and validating the body, then re-reading and publishing it),",
+      "  worker, s3_server, rabbitmq (its server process), psql, pgloader, node (this process,",
       "  csv-parse): that process alone; postgres_backends: the sessions of the run's database (COPY's",
       "  read by itself before and after, others sampled every 200 ms); postgres_all, redis: every",
       "  process of that name on the machine, background writers and other clients' work included;",
@@ -911,6 +917,8 @@ try {
   const summary = await main();
   console.log(JSON.stringify(summary));
 } catch (err) {
+  // After Ctrl-C the run fails as its programs stop; the signal handler finishes the exit.
+  if (interrupted) await new Promise(() => undefined);
   console.error(`\nbenchmark failed: ${(err as Error).stack ?? err}`);
   for (const { name, output } of started) {
     if (output.tail.length > 0)
