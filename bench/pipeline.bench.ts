@@ -668,6 +668,8 @@ async function sluiceRun(
   const after = snapshot();
   clearInterval(sampler);
   sample();
+  // Completion implies every batch was published, whether or not a probe saw it first.
+  publishedSeconds ??= wall;
   await probeProgress();
 
   // Exactly once: every row in PostgreSQL once, every batch in S3 once.
