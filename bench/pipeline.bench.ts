@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { ListObjectsCommand, S3Client } from "@aws-sdk/client-s3";
 import amqp from "amqplib";
 import { parse } from "csv-parse";
 import { Redis } from "ioredis";
@@ -478,17 +478,23 @@ function upload(url: string, csv: string, bytes: number): Promise<{ status: numb
   });
 }
 
+/**
+ * Pages with ListObjects (v1) and the last key as marker: s3rver makes v2 continuation
+ * tokens with DES, which the OpenSSL of Node 24 no longer offers, so a v2 listing of more
+ * than 1,000 keys fails there with InternalError.
+ */
 async function countObjects(s3: S3Client, bucket: string, prefix: string): Promise<number> {
   let count = 0;
-  let token: string | undefined;
-  do {
+  let marker: string | undefined;
+  for (;;) {
     const page = await s3.send(
-      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+      new ListObjectsCommand({ Bucket: bucket, Prefix: prefix, Marker: marker }),
     );
-    count += page.KeyCount ?? page.Contents?.length ?? 0;
-    token = page.NextContinuationToken;
-  } while (token);
-  return count;
+    const keys = (page.Contents ?? []).map((object) => object.Key as string);
+    count += keys.length;
+    if (!page.IsTruncated || keys.length === 0) return count;
+    marker = keys.at(-1);
+  }
 }
 
 type SluiceRun = {
