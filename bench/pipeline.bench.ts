@@ -535,7 +535,7 @@ async function sluiceRun(
   await mkdir(s3Dir);
   const s3Server = startProgram(
     "s3 server",
-    [join(ROOT, "bench/s3-server.ts"), String(s3Port), s3Dir],
+    [join(ROOT, "scripts/local-s3.ts"), String(s3Port), s3Dir],
     {},
   );
   await waitForLine(s3Server, /^ready /);

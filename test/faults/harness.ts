@@ -52,7 +52,7 @@ export class S3Process {
     const child = track(
       spawn(
         process.execPath,
-        [join(ROOT, "test/support/s3-server.ts"), String(this.port), this.directory],
+        [join(ROOT, "scripts/local-s3.ts"), String(this.port), this.directory],
         {
           stdio: ["ignore", "pipe", "inherit"],
         },

@@ -1,12 +1,12 @@
-// The local S3-compatible server as a process of its own, so the pipeline benchmark can
-// measure its CPU and memory apart from the api's and the worker's.
-// Usage: node bench/s3-server.ts <port> <directory>; prints "ready <endpoint>", stops on SIGTERM.
+// The local S3-compatible server as a process of its own: the benchmark measures its CPU
+// apart from the programs', and the fault suite stops and restarts it.
+// Usage: node scripts/local-s3.ts <port> <directory>; prints "ready <endpoint>", stops on SIGTERM.
 import { createLogger } from "../src/core/logger.ts";
 import { startLocalS3 } from "../src/core/storage/local-s3.ts";
 
 const [port, directory] = process.argv.slice(2);
 if (!port || !/^\d+$/.test(port) || !directory) {
-  console.error("usage: node bench/s3-server.ts <port> <directory>");
+  console.error("usage: node scripts/local-s3.ts <port> <directory>");
   process.exit(2);
 }
 
@@ -15,7 +15,7 @@ const server = await startLocalS3(
   endpoint,
   { accessKeyId: "test", secretAccessKey: "test" },
   directory,
-  createLogger("bench-s3", "warn"),
+  createLogger("local-s3", "warn"),
 );
 if (!server) {
   console.error(`something already listens on ${endpoint}`);
