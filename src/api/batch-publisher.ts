@@ -125,6 +125,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
         lastRecorded = Date.now();
         await recordPublished(db, id, confirmed);
+        // The live view shows publishing progress too, not only landing.
+        await options.status.refresh(id);
       }
     };
     const flush = async () => {
