@@ -41,6 +41,9 @@ function unreachable(
   );
 }
 
+/** Any fixed number; the same in every program. */
+const MIGRATION_LOCK = 7_258_911;
+
 async function createDatabaseIfMissing(url: string): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.slice(1));
@@ -52,7 +55,8 @@ async function createDatabaseIfMissing(url: string): Promise<void> {
     await client.query(`create database "${name.replaceAll('"', '""')}"`);
   } catch (err) {
     // Another program of ours may have created it a moment ago.
-    if ((err as { code?: string }).code !== "42P04") throw err;
+    const code = (err as { code?: string }).code;
+    if (code !== "42P04" && code !== "23505") throw err;
   } finally {
     await client.end();
   }
@@ -86,7 +90,16 @@ export async function openDatabase(config: Config, log: Logger, poolSize?: numbe
     (err) => log.warn({ err: err.message }, "PostgreSQL connection lost"),
     poolSize,
   );
-  await migrateToLatest(db);
+  // Programs starting together on a new database would race to create the migration
+  // tables; a session lock lets one migrate while the others wait.
+  const lock = new pg.Client({ connectionString: config.databaseUrl });
+  await lock.connect();
+  try {
+    await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+    await migrateToLatest(db);
+  } finally {
+    await lock.end();
+  }
   return db;
 }
 
