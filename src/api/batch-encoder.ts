@@ -1,5 +1,6 @@
 // Builds each batch's JSON once, by hand: the same bytes are published, kept in S3 and
-// decoded by PostgreSQL, and no user-chosen key (even "__proto__") passes through an object.
+// landed in PostgreSQL, and no user-chosen key (even "__proto__") passes through an object.
+import { ROW_PREFIX, ROWS_OPEN } from "../core/batch-layout.ts";
 import type { RowError } from "./csv/csv-reader.ts";
 
 export type BatchEncoder = Readonly<{
@@ -30,7 +31,7 @@ export function createBatchEncoder(uploadId: string, columns: string[]): BatchEn
       for (let i = 0; i < keys.length; i++) {
         data += `${i === 0 ? "" : ","}${keys[i]}${JSON.stringify(values[i])}`;
       }
-      rows.push(`{"row":${row},"data":{${data}}}`);
+      rows.push(`${ROW_PREFIX}${row},"data":{${data}}}`);
     },
     error(error) {
       errors.push(
@@ -39,9 +40,10 @@ export function createBatchEncoder(uploadId: string, columns: string[]): BatchEn
     },
     rows: () => rows.length,
     errors: () => errors.length,
+    // Rows last, one per line: see batch-layout.ts.
     finish: () =>
       Buffer.from(
-        `{"uploadId":"${uploadId}","seq":${seq},"columns":${columnsJson},"rows":[${rows.join(",")}],"errors":[${errors.join(",")}]}`,
+        `{"uploadId":"${uploadId}","seq":${seq},"columns":${columnsJson},"errors":[${errors.join(",")}],${ROWS_OPEN}${rows.length ? `${rows.join(",\n")}\n` : ""}]}`,
       ),
   };
 }

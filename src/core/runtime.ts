@@ -1,5 +1,6 @@
 // The connections a program holds, opened in one place and closed in reverse order.
 import type { Redis } from "ioredis";
+import type pg from "pg";
 import type { Broker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
@@ -9,6 +10,8 @@ import { createStatusStore, type StatusStore } from "./status/status.store.ts";
 
 export type Runtime = Readonly<{
   db: Db;
+  /** The pool under `db`, for COPY. */
+  pool: pg.Pool;
   redis: Redis;
   broker: Broker;
   status: StatusStore;
@@ -21,7 +24,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     for (const close of opened.reverse()) await close().catch(() => undefined);
   };
   try {
-    const db = await openDatabase(config, log);
+    const { db, pool } = await openDatabase(config, log);
     opened.push(() => db.destroy());
     const redis = await openRedis(config, log);
     opened.push(() => redis.quit());
@@ -29,6 +32,7 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     opened.push(() => broker.close());
     return {
       db,
+      pool,
       redis,
       broker,
       status: createStatusStore(redis, db, config.namespace),

@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { type Broker, connectBroker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
-import { createDatabase, type Db } from "./db/database.ts";
+import { createDatabase, type Postgres } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
 import type { Logger } from "./logger.ts";
 
@@ -66,7 +66,11 @@ async function createDatabaseIfMissing(url: string): Promise<void> {
  * Connects to PostgreSQL and brings the schema up to date. Outside production a missing
  * database is created, so a laptop needs no set-up.
  */
-export async function openDatabase(config: Config, log: Logger, poolSize?: number): Promise<Db> {
+export async function openDatabase(
+  config: Config,
+  log: Logger,
+  poolSize?: number,
+): Promise<Postgres> {
   const probe = async () => {
     const client = new pg.Client({ connectionString: config.databaseUrl });
     await client.connect();
@@ -85,7 +89,7 @@ export async function openDatabase(config: Config, log: Logger, poolSize?: numbe
       throw unreachable("PostgreSQL", config.databaseUrl, err);
     }
   }
-  const db = createDatabase(
+  const postgres = createDatabase(
     config.databaseUrl,
     (err) => log.warn({ err: err.message }, "PostgreSQL connection lost"),
     poolSize,
@@ -96,11 +100,11 @@ export async function openDatabase(config: Config, log: Logger, poolSize?: numbe
   await lock.connect();
   try {
     await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
-    await migrateToLatest(db);
+    await migrateToLatest(postgres.db);
   } finally {
     await lock.end();
   }
-  return db;
+  return postgres;
 }
 
 export async function openRedis(config: Config, log: Logger): Promise<Redis> {

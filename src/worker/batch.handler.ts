@@ -1,5 +1,6 @@
 // Lands one batch: S3 first, then PostgreSQL in one transaction, then the live view.
 import type { S3Client } from "@aws-sdk/client-s3";
+import type pg from "pg";
 import type { BatchHeaders } from "../core/batch-message.ts";
 import type { Db } from "../core/db/database.ts";
 import type { Faults } from "../core/faults.ts";
@@ -17,6 +18,7 @@ export class PermanentError extends Error {
 
 export type BatchDeps = Readonly<{
   db: Db;
+  pool: pg.Pool;
   s3: S3Client;
   bucket: string;
   status: StatusStore;
@@ -38,7 +40,7 @@ export async function handleBatch(
   putDone();
   deps.faults.hit("after-s3-put");
   const insertDone = metrics.dbInsertSeconds.startTimer();
-  const outcome = await landBatch(deps.db, batch, body.toString("utf8"), deps.statementTimeoutMs);
+  const outcome = await landBatch(deps.pool, batch, body.toString("utf8"), deps.statementTimeoutMs);
   insertDone();
   switch (outcome.kind) {
     case "unknown-upload":

@@ -1,7 +1,13 @@
-// Lands one batch in PostgreSQL in one transaction, so that a redelivered batch lands nothing twice.
-import { sql } from "kysely";
+// Lands one batch in PostgreSQL in one transaction, so that a redelivered batch lands nothing
+// twice. This is the hottest path of the system, so it speaks to pg directly: the rows go in
+// with COPY, which costs PostgreSQL about half what an INSERT of the same rows does.
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type pg from "pg";
+import { from as copyFrom } from "pg-copy-streams";
+import { rowsAsCopyText } from "../core/batch-layout.ts";
 import type { BatchHeaders } from "../core/batch-message.ts";
-import type { Db, UploadStatus } from "../core/db/database.ts";
+import type { UploadStatus } from "../core/db/database.ts";
 
 export type LandOutcome =
   | { kind: "landed"; progress: Progress }
@@ -20,73 +26,93 @@ export type Progress = {
 /** Uploads in these states take no more rows. */
 const CLOSED: UploadStatus[] = ["cancelled", "rejected"];
 
+async function inTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("begin");
+    const result = await work(client);
+    await client.query("commit");
+    return result;
+  } catch (err) {
+    await client.query("rollback").catch((rollbackErr: Error) => {
+      broken = rollbackErr;
+    });
+    throw err;
+  } finally {
+    // A connection that cannot even roll back is not given to the next batch.
+    client.release(broken);
+  }
+}
+
 export async function landBatch(
-  db: Db,
+  pool: pg.Pool,
   batch: BatchHeaders,
   body: string,
   statementTimeoutMs: number,
 ): Promise<LandOutcome> {
-  return db.transaction().execute(async (tx) => {
-    await sql`select set_config('statement_timeout', ${String(statementTimeoutMs)}, true)`.execute(
-      tx,
+  return inTransaction(pool, async (client) => {
+    await client.query("select set_config('statement_timeout', $1, true)", [
+      String(statementTimeoutMs),
+    ]);
+    const upload = await client.query<{ status: UploadStatus }>(
+      "select status from uploads where id = $1",
+      [batch.uploadId],
     );
-    const upload = await tx
-      .selectFrom("uploads")
-      .select("status")
-      .where("id", "=", batch.uploadId)
-      .executeTakeFirst();
-    if (!upload) return { kind: "unknown-upload" } as const;
-    if (CLOSED.includes(upload.status)) return { kind: "skipped", status: upload.status } as const;
+    const status = upload.rows[0]?.status;
+    if (!status) return { kind: "unknown-upload" } as const;
+    if (CLOSED.includes(status)) return { kind: "skipped", status } as const;
 
-    // The primary key makes a concurrent second delivery wait for the first, then find it.
-    const claimed = await tx
-      .insertInto("upload_batches")
-      .values({
-        upload_id: batch.uploadId,
-        seq: batch.seq,
-        rows: batch.rows,
-        row_errors: batch.rowErrors,
-      })
-      .onConflict((oc) => oc.doNothing())
-      .returning("seq")
-      .executeTakeFirst();
-    if (!claimed) return { kind: "duplicate" } as const;
+    // The primary key makes a concurrent second delivery wait for the first, then find it;
+    // so whoever claims the batch here is alone in landing its rows.
+    const claimed = await client.query(
+      `insert into upload_batches (upload_id, seq, rows, row_errors) values ($1, $2, $3, $4)
+       on conflict do nothing returning seq`,
+      [batch.uploadId, batch.seq, batch.rows, batch.rowErrors],
+    );
+    if (claimed.rowCount === 0) return { kind: "duplicate" } as const;
 
-    // PostgreSQL decodes the batch JSON itself: the worker never parses the rows.
     if (batch.rows > 0) {
-      await sql`
-        insert into upload_rows (upload_id, row_number, data)
-        select ${batch.uploadId}::uuid, (r ->> 'row')::bigint, r -> 'data'
-        from jsonb_array_elements(${body}::jsonb -> 'rows') as r`.execute(tx);
+      const copy = client.query(
+        copyFrom("copy upload_rows (upload_id, row_number, data) from stdin"),
+      );
+      await pipeline(Readable.from([rowsAsCopyText(batch.uploadId, body)]), copy);
     }
     if (batch.rowErrors > 0) {
-      await sql`
-        insert into row_errors (upload_id, row_number, line, code, message)
-        select ${batch.uploadId}::uuid, (e ->> 'row')::bigint, (e ->> 'line')::bigint, e ->> 'code', e ->> 'message'
-        from jsonb_array_elements(${body}::jsonb -> 'errors') as e`.execute(tx);
+      await client.query(
+        `insert into row_errors (upload_id, row_number, line, code, message)
+         select $1::uuid, (e ->> 'row')::bigint, (e ->> 'line')::bigint, e ->> 'code', e ->> 'message'
+         from jsonb_array_elements($2::jsonb -> 'errors') as e`,
+        [batch.uploadId, body],
+      );
     }
 
     // Last, so the row lock on the upload is held only for the commit.
-    const progress = await sql<Progress>`
-      update uploads set
-        batches_landed = batches_landed + 1,
-        rows_landed = rows_landed + ${batch.rows},
-        status = case
-          when status not in ('queued', 'processing') then status
-          when batches_landed + 1 = batches_total then 'completed'
-          else 'processing' end,
-        completed_at = case
-          when status in ('queued', 'processing') and batches_landed + 1 = batches_total then now()
-          else completed_at end,
-        last_progress_at = now(),
-        updated_at = now()
-      where id = ${batch.uploadId}
-      returning
-        status,
-        batches_landed as "batchesLanded",
-        batches_total as "batchesTotal",
-        rows_landed as "rowsLanded",
-        coalesce(completed_at = now(), false) as "justCompleted"`.execute(tx);
+    const progress = await client.query<Progress>(
+      `update uploads set
+         batches_landed = batches_landed + 1,
+         rows_landed = rows_landed + $2,
+         status = case
+           when status not in ('queued', 'processing') then status
+           when batches_landed + 1 = batches_total then 'completed'
+           else 'processing' end,
+         completed_at = case
+           when status in ('queued', 'processing') and batches_landed + 1 = batches_total then now()
+           else completed_at end,
+         last_progress_at = now(),
+         updated_at = now()
+       where id = $1
+       returning
+         status,
+         batches_landed as "batchesLanded",
+         batches_total as "batchesTotal",
+         rows_landed as "rowsLanded",
+         coalesce(completed_at = now(), false) as "justCompleted"`,
+      [batch.uploadId, batch.rows],
+    );
     return { kind: "landed", progress: progress.rows[0] as Progress } as const;
   });
 }

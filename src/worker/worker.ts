@@ -40,6 +40,7 @@ export async function startWorker(
     maxAttempts: config.worker.maxAttempts,
     deps: {
       db: runtime.db,
+      pool: runtime.pool,
       s3,
       bucket: config.s3.bucket,
       status: runtime.status,

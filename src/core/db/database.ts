@@ -78,15 +78,18 @@ export interface Database {
 
 export type Db = Kysely<Database>;
 
+/** The typed query builder, and the pool under it for what kysely does not do (COPY). */
+export type Postgres = Readonly<{ db: Db; pool: pg.Pool }>;
+
 export function createDatabase(
   connectionString: string,
   onConnectionError: (err: Error) => void,
   poolSize = 10,
-): Db {
+): Postgres {
   const pool = new pg.Pool({ connectionString, max: poolSize, application_name: "sluice" });
   // A connection dies when PostgreSQL restarts. The pool replaces it on next use, and the
   // query in flight fails and is retried; without listeners the error would end the process.
   pool.on("error", onConnectionError);
   pool.on("connect", (client) => client.on("error", onConnectionError));
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), pool };
 }

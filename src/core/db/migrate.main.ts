@@ -3,7 +3,7 @@ import { runMain } from "../main-runner.ts";
 import { openDatabase } from "../services.ts";
 
 runMain("migrate", async ({ config, log, shutdown }) => {
-  const db = await openDatabase(config, log);
+  const { db } = await openDatabase(config, log);
   await db.destroy();
   log.info("database schema is up to date");
   await shutdown.run("done");
