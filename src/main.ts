@@ -28,11 +28,20 @@ runMain("sluice", async ({ config, log, shutdown }) => {
   );
   shutdown.add("close", "worker ops server", workerOps.close);
 
-  const api = createApi(config, runtime, createRegistry("api"), createLogger("api", config.logLevel));
+  const api = createApi(
+    config,
+    runtime,
+    createRegistry("api"),
+    createLogger("api", config.logLevel),
+  );
   const server = api.app.listen(config.ports.api);
   await once(server, "listening");
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);
   await api.publisher.resumeUnfinished();
-  log.info({ api: `http://127.0.0.1:${config.ports.api}` }, "sluice running");
+  log.info(
+    { api: `http://127.0.0.1:${config.ports.api}`, auth: config.apiKeys ? "on" : "off" },
+    "sluice running",
+  );
+  if (!config.apiKeys) log.warn("authentication is off: every request acts as the default tenant");
 });
