@@ -127,7 +127,10 @@ export async function findUpload(db: Db, id: string): Promise<UploadRecord | und
 
 export type Page = { items: UploadRecord[]; next: string | undefined };
 
-/** Newest first; the cursor is the last item's id, so pages stay stable as uploads arrive. */
+/**
+ * Newest first; the cursor is the last item's id, so pages stay stable as uploads arrive.
+ * A cursor of another tenant's upload is unknown here, like any id that is not theirs.
+ */
 export async function listUploads(
   db: Db,
   tenant: string,
@@ -143,7 +146,7 @@ export async function listUploads(
     .limit(limit + 1);
   if (after) {
     query = query.where(
-      sql<boolean>`(created_at, id) < (select created_at, id from uploads where id = ${after})`,
+      sql<boolean>`(created_at, id) < (select created_at, id from uploads where id = ${after} and tenant = ${tenant})`,
     );
   }
   const rows = (await query.execute()) as UploadRecord[];
