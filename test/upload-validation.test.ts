@@ -21,6 +21,8 @@ before(async () => {
     MAX_FIELD_BYTES: "64",
     MAX_UPLOAD_BYTES: "200000",
     BATCH_SIZE: "3",
+    // Accepted uploads stay queued without a worker, and all belong to the one open tenant.
+    MAX_ACTIVE_UPLOADS_PER_TENANT: "1000",
   });
   // No worker: batches stay in the queue, so the test can count what was published.
   api = await startInProcess(env, { worker: false });

@@ -8,6 +8,7 @@ import type { Runtime } from "../core/runtime.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
+import { limitConcurrentUploads } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
 
 export type Api = Readonly<{ app: Koa; publisher: BatchPublisher }>;
@@ -38,6 +39,7 @@ export function createApi(config: Config, runtime: Runtime, registry: Registry, 
     uploads,
     publisher,
     authenticate: createAuthenticator(config.apiKeys),
+    uploadSlots: limitConcurrentUploads(config.limits.maxConcurrentUploads),
     registry,
     log,
     ready: async () => {

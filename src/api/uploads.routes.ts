@@ -1,6 +1,7 @@
 // The uploads HTTP API.
 import { Readable } from "node:stream";
 import Router from "@koa/router";
+import type { Middleware } from "koa";
 import type { Db } from "../core/db/database.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
@@ -18,6 +19,8 @@ export type UploadsRoutesDeps = Readonly<{
   uploads: UploadsService;
   publisher: BatchPublisher;
   authenticate: Authenticate;
+  /** Refuses a new upload, before its body is read, while the api receives too many. */
+  uploadSlots: Middleware;
 }>;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -88,7 +91,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     return view;
   }
 
-  router.post("/uploads", async (ctx) => {
+  router.post("/uploads", deps.uploadSlots, async (ctx) => {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));

@@ -2,10 +2,11 @@
 import { randomUUID } from "node:crypto";
 import type { Db } from "../core/db/database.ts";
 import {
-  insertUpload,
+  insertUploadWithinLimit,
   markQueued,
   markRejected,
   markValidating,
+  touchUpload,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
@@ -25,6 +26,7 @@ export type UploadsServiceDeps = Readonly<{
     maxColumns: number;
     maxFieldBytes: number;
     batchSize: number;
+    maxActiveUploadsPerTenant: number;
   }>;
   log: Logger;
 }>;
@@ -36,6 +38,11 @@ export type NewUpload = {
   encoding?: CsvReaderOptions["encoding"];
   delimiter?: CsvReaderOptions["delimiter"];
 };
+
+/** How often a body still arriving marks its upload as alive. */
+const INTAKE_HEARTBEAT_MS = 30_000;
+/** Seconds a tenant at its limit is asked to wait; uploads take a while to land. */
+const ACTIVE_RETRY_AFTER_SECONDS = 30;
 
 const isControl = (c: number) => c < 0x20 || (c >= 0x7f && c <= 0x9f);
 
@@ -51,17 +58,6 @@ export function sanitizeFilename(name: string | null): string | null {
   return clean === "" ? null : clean;
 }
 
-async function* announceFirstByte(body: AsyncIterable<Buffer>, onFirst: () => Promise<void>) {
-  let first = true;
-  for await (const chunk of body) {
-    if (first && chunk.length > 0) {
-      first = false;
-      await onFirst();
-    }
-    yield chunk;
-  }
-}
-
 export function createUploadsService(deps: UploadsServiceDeps) {
   const { db, status, limits } = deps;
 
@@ -69,28 +65,44 @@ export function createUploadsService(deps: UploadsServiceDeps) {
     async accept(upload: NewUpload): Promise<UploadView> {
       const id = randomUUID();
       const log = deps.log.child({ uploadId: id });
-      await insertUpload(db, {
-        id,
-        tenant: upload.tenant,
-        filename: sanitizeFilename(upload.filename),
-      });
-      await status.refresh(id);
+      const recorded = await insertUploadWithinLimit(
+        db,
+        { id, tenant: upload.tenant, filename: sanitizeFilename(upload.filename) },
+        limits.maxActiveUploadsPerTenant,
+      );
+      if (!recorded) {
+        throw new AppError(
+          "TooManyActiveUploads",
+          429,
+          `${limits.maxActiveUploadsPerTenant} uploads of yours are in progress; retry when one has finished`,
+          {
+            details: { limit: limits.maxActiveUploadsPerTenant },
+            headers: { "retry-after": String(ACTIVE_RETRY_AFTER_SECONDS) },
+          },
+        );
+      }
       let bytes = 0;
-      const body = announceFirstByte(upload.body, async () => {
-        await markValidating(db, id);
-        await status.refresh(id);
-      });
-      const counted = (async function* () {
-        for await (const chunk of body) {
-          bytes += chunk.length;
-          yield chunk;
+      let heartbeat: number | undefined;
+      const onChunk = async (received: number) => {
+        bytes = received;
+        if (heartbeat === undefined) {
+          heartbeat = Date.now();
+          await markValidating(db, id);
+          await status.refresh(id);
+        } else if (Date.now() - heartbeat >= INTAKE_HEARTBEAT_MS) {
+          // A long body keeps its upload counted against the tenant's limit; one cut off
+          // with a crashed api stops counting once the beats stop.
+          heartbeat = Date.now();
+          await touchUpload(db, id);
         }
-      })();
+      };
       try {
-        const intake = await receiveUpload(counted, {
+        await status.refresh(id);
+        const intake = await receiveUpload(upload.body, {
           uploadDir: deps.uploadDir,
           id,
           maxBytes: limits.maxUploadBytes,
+          onChunk,
           csv: {
             encoding: upload.encoding,
             delimiter: upload.delimiter,

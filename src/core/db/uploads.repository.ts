@@ -18,13 +18,58 @@ export type ValidatedUpload = {
   batchesTotal: number;
 };
 
-export async function insertUpload(
+/** An intake not heard from for this long was cut off with its api and no longer counts. */
+export const ABANDONED_INTAKE_SECONDS = 300;
+
+/**
+ * Records a new upload unless its tenant already has `limit` uploads in progress: received
+ * or validating (while their bodies still arrive), queued or processing. Returns false,
+ * recording nothing, when the tenant is at its limit.
+ */
+export async function insertUploadWithinLimit(
   db: Db,
   upload: { id: string; tenant: string; filename: string | null },
-): Promise<void> {
+  limit: number,
+): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    // Two api processes counting at once would both see room for one more: the count and
+    // the insert of one tenant take turns, until the transaction ends.
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`sluice.uploads.${upload.tenant}`}, 0))`.execute(
+      tx,
+    );
+    const { active } = await tx
+      .selectFrom("uploads")
+      .select((eb) => eb.fn.countAll<number>().as("active"))
+      .where("tenant", "=", upload.tenant)
+      .where((eb) =>
+        eb.or([
+          eb("status", "in", ["queued", "processing"]),
+          eb.and([
+            eb("status", "in", ["received", "validating"]),
+            eb(
+              "last_progress_at",
+              ">",
+              sql<Date>`now() - make_interval(secs => ${ABANDONED_INTAKE_SECONDS})`,
+            ),
+          ]),
+        ]),
+      )
+      .executeTakeFirstOrThrow();
+    if (Number(active) >= limit) return false;
+    await tx
+      .insertInto("uploads")
+      .values({ ...upload, status: "received" })
+      .execute();
+    return true;
+  });
+}
+
+/** Tells that an upload's body is still arriving. */
+export async function touchUpload(db: Db, id: string): Promise<void> {
   await db
-    .insertInto("uploads")
-    .values({ ...upload, status: "received" })
+    .updateTable("uploads")
+    .set({ last_progress_at: sql`now()` })
+    .where("id", "=", id)
     .execute();
 }
 
