@@ -87,5 +87,8 @@ export function createDatabase(
   // An idle connection dies when PostgreSQL restarts; the pool replaces it on next use, and
   // without a listener the error would end the process.
   pool.on("error", onIdleError);
+  // A connection lost while checked out fails its query, and its client emits the error as
+  // well, which with no listener would end the process. The pool drops it once released.
+  pool.on("connect", (client) => client.on("error", () => undefined));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
