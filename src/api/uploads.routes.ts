@@ -145,9 +145,11 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
   router.get("/uploads/:id/errors", async (ctx) => {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
     const view = await owned(ctx.params.id as string, tenant);
+    // Read before answering, so that a failure here is still a JSON error, not a 200 cut off.
+    const first = await rowErrorsPage(deps.db, view.id, 0);
     ctx.type = "text/csv; charset=utf-8";
     ctx.set("Content-Disposition", `attachment; filename="${view.id}-errors.csv"`);
-    ctx.body = Readable.from(rowErrorsCsv(deps.db, view.id));
+    ctx.body = Readable.from(rowErrorsCsv(deps.db, view.id, first));
   });
 
   return router;
@@ -158,23 +160,29 @@ const csvField = (value: string | number) => {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 };
 
+const ROW_ERRORS_PAGE = 5000;
+
+function rowErrorsPage(db: Db, uploadId: string, after: number) {
+  return db
+    .selectFrom("row_errors")
+    .select(["row_number", "line", "code", "message"])
+    .where("upload_id", "=", uploadId)
+    .where("row_number", ">", after)
+    .orderBy("row_number")
+    .limit(ROW_ERRORS_PAGE)
+    .execute();
+}
+
 /** Streams the rejected rows page by page, so a file with millions of them stays cheap. */
-async function* rowErrorsCsv(db: Db, uploadId: string): AsyncGenerator<string> {
+async function* rowErrorsCsv(
+  db: Db,
+  uploadId: string,
+  first: Awaited<ReturnType<typeof rowErrorsPage>>,
+): AsyncGenerator<string> {
   yield "row,line,code,message\n";
-  let after = 0;
-  for (;;) {
-    const page = await db
-      .selectFrom("row_errors")
-      .select(["row_number", "line", "code", "message"])
-      .where("upload_id", "=", uploadId)
-      .where("row_number", ">", after)
-      .orderBy("row_number")
-      .limit(5000)
-      .execute();
-    if (page.length === 0) return;
-    yield page
-      .map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(","))
-      .join("\n") + "\n";
-    after = page.at(-1)?.row_number ?? after;
+  for (let page = first; page.length > 0; ) {
+    yield `${page.map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(",")).join("\n")}\n`;
+    const last = page.at(-1)?.row_number ?? 0;
+    page = page.length < ROW_ERRORS_PAGE ? [] : await rowErrorsPage(db, uploadId, last);
   }
 }
