@@ -144,6 +144,11 @@ describe("rejected uploads", () => {
     assert.match(JSON.stringify(error), /bad\\u0001/);
   });
 
+  test("a header name holding a NUL is 422 InvalidHeader, and the upload is recorded as rejected", async () => {
+    const error = await expectRejected(await post("id,na\u0000me\n1,2\n"), 422, "InvalidHeader");
+    assert.match(JSON.stringify(error.details), /"names":\["na\\u0000me"\]/);
+  });
+
   test("more columns than MAX_COLUMNS is 422 TooManyColumns", async () => {
     await expectRejected(await post("a,b,c,d,e,f\n1,2,3,4,5,6\n"), 422, "TooManyColumns");
   });

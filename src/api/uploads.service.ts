@@ -145,7 +145,9 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           err instanceof AppError
             ? { code: err.code, message: err.message, details: { ...err.where, ...err.details } }
             : { code: "Interrupted", message: "the upload did not finish" };
-        await markRejected(db, id, bytes, problem).catch(() => undefined);
+        await markRejected(db, id, bytes, problem).catch((recordErr: Error) =>
+          log.warn({ err: recordErr.message }, "could not record the rejection"),
+        );
         await status.refresh(id).catch(() => undefined);
         log.info({ code: problem.code, bytes }, "upload rejected");
         throw err instanceof AppError ? err.forUpload(id) : err;

@@ -6,6 +6,22 @@ export type UploadRecord = Selectable<UploadsTable>;
 
 export type Problem = { code: string; message: string; details?: Record<string, unknown> };
 
+// PostgreSQL's text and jsonb cannot hold NUL, and a problem may quote the file, e.g. a
+// header name: without this the upload could not be recorded as rejected at all.
+const storable = (text: string) => text.replaceAll("\0", "\ufffd");
+
+function problemColumns(problem: Problem) {
+  return {
+    error_code: problem.code,
+    error_message: storable(problem.message),
+    error_details: problem.details
+      ? JSON.stringify(problem.details, (_key, value) =>
+          typeof value === "string" ? storable(value) : value,
+        )
+      : null,
+  };
+}
+
 export type ValidatedUpload = {
   bytes: number;
   sha256: string;
@@ -95,9 +111,7 @@ export async function markRejected(
     .set({
       status: "rejected",
       bytes,
-      error_code: problem.code,
-      error_message: problem.message,
-      error_details: problem.details ? JSON.stringify(problem.details) : null,
+      ...problemColumns(problem),
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
@@ -143,9 +157,7 @@ export async function markFailed(db: Db, id: string, problem: Problem): Promise<
     .updateTable("uploads")
     .set({
       status: "failed",
-      error_code: problem.code,
-      error_message: problem.message,
-      error_details: problem.details ? JSON.stringify(problem.details) : null,
+      ...problemColumns(problem),
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
