@@ -149,6 +149,11 @@ describe("rejected uploads", () => {
     assert.match(JSON.stringify(error.details), /"names":\["na\\u0000me"\]/);
   });
 
+  test("a header name quoted cut inside a surrogate pair still leaves the upload recorded as rejected", async () => {
+    // The error quotes the first 40 UTF-16 units of the name: the last is half an emoji.
+    await expectRejected(await post(`id,a${"😀".repeat(30)}\u0001\n1,2\n`), 422, "InvalidHeader");
+  });
+
   test("more columns than MAX_COLUMNS is 422 TooManyColumns", async () => {
     await expectRejected(await post("a,b,c,d,e,f\n1,2,3,4,5,6\n"), 422, "TooManyColumns");
   });

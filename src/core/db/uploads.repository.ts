@@ -6,9 +6,10 @@ export type UploadRecord = Selectable<UploadsTable>;
 
 export type Problem = { code: string; message: string; details?: Record<string, unknown> };
 
-// PostgreSQL's text and jsonb cannot hold NUL, and a problem may quote the file, e.g. a
-// header name: without this the upload could not be recorded as rejected at all.
-const storable = (text: string) => text.replaceAll("\0", "\ufffd");
+// PostgreSQL's text and jsonb hold neither NUL nor half a surrogate pair, and a problem may
+// quote the file, e.g. a header name, cut short: without this the upload could not be
+// recorded as rejected at all.
+const storable = (text: string) => text.toWellFormed().replaceAll("\0", "\ufffd");
 
 function problemColumns(problem: Problem) {
   return {
