@@ -44,17 +44,15 @@ const INTAKE_HEARTBEAT_MS = 30_000;
 /** Seconds a tenant at its limit is asked to wait; uploads take a while to land. */
 const ACTIVE_RETRY_AFTER_SECONDS = 30;
 
-const isControl = (c: number) => c < 0x20 || (c >= 0x7f && c <= 0x9f);
+// Control characters, line and paragraph separators, and the bidirectional controls that
+// make "gpj.exe" read as "exe.jpg".
+const UNSHOWABLE = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}]/gu;
 
-/** Keeps only a file name: no path, no control characters, bounded length. */
+/** Keeps only a file name: no path, nothing that breaks or disguises a line, bounded length. */
 export function sanitizeFilename(name: string | null): string | null {
   if (!name) return null;
   const base = name.split(/[\\/]/).pop() ?? "";
-  const clean = [...base]
-    .filter((char) => !isControl(char.charCodeAt(0)))
-    .join("")
-    .trim()
-    .slice(0, 255);
+  const clean = [...base.replace(UNSHOWABLE, "").trim()].slice(0, 255).join("");
   return clean === "" ? null : clean;
 }
 
