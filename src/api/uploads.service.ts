@@ -62,7 +62,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
   return {
     async accept(upload: NewUpload): Promise<UploadView> {
       const id = randomUUID();
-      const log = deps.log.child({ uploadId: id });
+      const log = deps.log.child({ uploadId: id, tenant: upload.tenant });
       const recorded = await insertUploadWithinLimit(
         db,
         { id, tenant: upload.tenant, filename: sanitizeFilename(upload.filename) },
