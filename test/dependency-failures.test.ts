@@ -1,6 +1,9 @@
 // When PostgreSQL or Redis cannot be reached in the middle of a request, the api answers
 // 503 ServiceUnavailable with Retry-After, not a 500, and recovers once they are back.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readdir } from "node:fs/promises";
+import { type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
 import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
@@ -129,6 +132,32 @@ describe("Redis unreachable", () => {
   test("a new upload is 503 ServiceUnavailable, and is not left counting as in progress", async () => {
     assertUnavailable(await call("POST", "/uploads", "id,name\n1,a\n"));
     assert.equal(await inProgress(), 0);
+  });
+
+  test("an upload whose body was stored as Redis went away is 503, recorded as rejected, and leaves no file", async () => {
+    await redis.restore();
+    await waitFor("Redis to be back", async () => (await call("GET", "/readyz")).status === 200);
+    const upload = request(`${api.url}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+    });
+    const answered = once(upload, "response");
+    upload.write("id,name\n");
+    await waitFor("the body to be arriving", async () => (await inProgress()) === 1);
+    await redis.cut();
+    upload.end("1,a\n");
+    const [response] = (await answered) as [IncomingMessage];
+    let text = "";
+    for await (const chunk of response) text += chunk;
+    assert.equal(response.statusCode, 503, text);
+    assert.equal(JSON.parse(text).error.code, "ServiceUnavailable");
+    const { rows } = await env.sql.query(
+      "select id, status, error_code from uploads order by created_at desc limit 1",
+    );
+    assert.equal(rows[0].status, "rejected");
+    assert.equal(rows[0].error_code, "Interrupted");
+    const files = await readdir(env.config.uploadDir);
+    assert.ok(!files.some((name) => name.startsWith(rows[0].id)), files.join());
   });
 
   test("an upload's status is 503 ServiceUnavailable", async () => {

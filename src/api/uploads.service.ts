@@ -1,5 +1,6 @@
 // Takes an upload from first byte to 202: record it, store and validate the body, queue it.
 import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
 import type { Db } from "../core/db/database.ts";
 import {
   insertUploadWithinLimit,
@@ -14,7 +15,7 @@ import type { UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
 import type { CsvReaderOptions } from "./csv/csv-reader.ts";
-import { receiveUpload } from "./upload-intake.ts";
+import { receiveUpload, storedPath } from "./upload-intake.ts";
 
 export type UploadsServiceDeps = Readonly<{
   db: Db;
@@ -146,6 +147,8 @@ export function createUploadsService(deps: UploadsServiceDeps) {
         await markRejected(db, id, bytes, problem).catch((recordErr: Error) =>
           log.warn({ err: recordErr.message }, "could not record the rejection"),
         );
+        // A failure after the body was stored (Redis gone before the answer) leaves its file.
+        await rm(storedPath(deps.uploadDir, id), { force: true });
         await status.refresh(id).catch(() => undefined);
         log.info({ code: problem.code, bytes }, "upload rejected");
         throw err instanceof AppError ? err.forUpload(id) : err;
