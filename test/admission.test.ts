@@ -6,10 +6,20 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import { loadConfig } from "../src/core/config.ts";
 import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
-const TENANTS = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "slow"] as const;
+const TENANTS = [
+  "acme",
+  "globex",
+  "initech",
+  "umbrella",
+  "hooli",
+  "stark",
+  "slow",
+  "stall",
+] as const;
 type Tenant = (typeof TENANTS)[number];
 const key = (tenant: Tenant) => `${tenant}-key-0123456789`;
 
@@ -114,6 +124,38 @@ describe("per api process: MAX_CONCURRENT_UPLOADS", () => {
     );
     // Finished bodies give their places back.
     assert.equal((await post(narrow, "globex")).status, 202);
+  });
+
+  test("a body that stops arriving for UPLOAD_IDLE_TIMEOUT_MS is cut off and gives its place back", async () => {
+    const stalling = await startInProcess(
+      {
+        ...env,
+        config: loadConfig({
+          ...env.env,
+          MAX_CONCURRENT_UPLOADS: "1",
+          UPLOAD_IDLE_TIMEOUT_MS: "300",
+        }),
+      },
+      { worker: false },
+    );
+    try {
+      const stalled = openUpload(stalling, "stall", "id,name\n1,");
+      const outcome = await Promise.race([
+        stalled.answered.then(
+          () => "answered",
+          () => "cut off",
+        ),
+        setTimeout(5_000, "still open"),
+      ]);
+      assert.equal(outcome, "cut off");
+      await waitFor("the upload to be recorded as rejected", async () => {
+        const recorded = await uploadsOf("stall");
+        return recorded.rejected === 1 && Object.keys(recorded).length === 1;
+      });
+      assert.equal((await post(stalling, "acme")).status, 202);
+    } finally {
+      await stalling.stop();
+    }
   });
 });
 

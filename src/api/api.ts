@@ -39,7 +39,10 @@ export function createApi(config: Config, runtime: Runtime, registry: Registry, 
     uploads,
     publisher,
     authenticate: createAuthenticator(config.apiKeys),
-    uploadSlots: limitConcurrentUploads(config.limits.maxConcurrentUploads),
+    uploadSlots: limitConcurrentUploads(
+      config.limits.maxConcurrentUploads,
+      config.limits.uploadIdleTimeoutMs,
+    ),
     registry,
     log,
     ready: async () => {

@@ -90,9 +90,10 @@ test("an invalid AUTH_DISABLED is reported as such, not as a missing API_KEYS", 
   ]);
 });
 
-test("upload limits default to 10 active uploads per tenant and 32 bodies at once", () => {
+test("upload limits default to 10 active uploads per tenant, 32 bodies at once, idle for 60 s", () => {
   assert.equal(loadConfig({}).limits.maxActiveUploadsPerTenant, 10);
   assert.equal(loadConfig({}).limits.maxConcurrentUploads, 32);
+  assert.equal(loadConfig({}).limits.uploadIdleTimeoutMs, 60_000);
   const config = loadConfig({ MAX_ACTIVE_UPLOADS_PER_TENANT: "3", MAX_CONCURRENT_UPLOADS: "4" });
   assert.equal(config.limits.maxActiveUploadsPerTenant, 3);
   assert.equal(config.limits.maxConcurrentUploads, 4);

@@ -68,6 +68,7 @@ const schema = z.object({
   BATCH_SIZE: positiveInt.default(1000),
   MAX_ACTIVE_UPLOADS_PER_TENANT: positiveInt.default(10),
   MAX_CONCURRENT_UPLOADS: positiveInt.default(32),
+  UPLOAD_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
   DATABASE_URL: url(["postgres:", "postgresql:"]).default(
     "postgres://postgres@127.0.0.1:5432/sluice",
   ),
@@ -107,6 +108,8 @@ export type Config = Readonly<{
     maxActiveUploadsPerTenant: number;
     /** Bodies this api process receives at once. */
     maxConcurrentUploads: number;
+    /** How long a body may send nothing before it is cut off. */
+    uploadIdleTimeoutMs: number;
   }>;
   databaseUrl: string;
   redisUrl: string;
@@ -192,6 +195,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       batchSize: env.BATCH_SIZE,
       maxActiveUploadsPerTenant: env.MAX_ACTIVE_UPLOADS_PER_TENANT,
       maxConcurrentUploads: env.MAX_CONCURRENT_UPLOADS,
+      uploadIdleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_MS,
     }),
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,
