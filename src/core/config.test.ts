@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { ConfigError, loadConfig } from "./config.ts";
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from "./config.ts";
 
 const PRODUCTION = {
   NODE_ENV: "production",
@@ -106,4 +107,14 @@ test("the configuration cannot be changed once read", () => {
   const config = loadConfig({});
   assert.ok(Object.isFrozen(config));
   assert.ok(Object.isFrozen(config.limits));
+});
+
+test(".env.example lists every variable, each with a value the configuration accepts", () => {
+  const text = readFileSync(new URL("../../.env.example", import.meta.url), "utf8");
+  const listed = [...text.matchAll(/^([A-Z][A-Z0-9_]*)=(.*)$/gm)].map(([, name, value]) => [
+    name as string,
+    value as string,
+  ]);
+  assert.deepEqual(listed.map(([name]) => name).sort(), [...CONFIG_VARIABLES].sort());
+  assert.doesNotThrow(() => loadConfig(Object.fromEntries(listed)));
 });
