@@ -22,8 +22,9 @@ export function limitConcurrentUploads(max: number, idleTimeoutMs: number): Midd
     try {
       await next();
     } finally {
-      ctx.req.setTimeout(0);
       receiving--;
+      // The socket is gone when the body was cut short.
+      ctx.req.socket?.setTimeout(0);
     }
   };
 }
