@@ -36,7 +36,7 @@ export type ValidatedUpload = {
 };
 
 /** An intake not heard from for this long was cut off with its api and no longer counts. */
-export const ABANDONED_INTAKE_SECONDS = 300;
+const ABANDONED_INTAKE_SECONDS = 300;
 
 /**
  * Records a new upload unless its tenant already has `limit` uploads in progress: received
