@@ -57,5 +57,9 @@ runMain("sluice", async ({ config, log, shutdown, faults }) => {
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);
   await api.publisher.resumeUnfinished();
-  log.info({ api: `http://127.0.0.1:${config.ports.api}` }, "sluice running");
+  log.info(
+    { api: `http://127.0.0.1:${config.ports.api}`, auth: config.apiKeys ? "on" : "off" },
+    "sluice running",
+  );
+  if (!config.apiKeys) log.warn("authentication is off: every request acts as the default tenant");
 });

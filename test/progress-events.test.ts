@@ -7,7 +7,7 @@ import type { ProgressEvent } from "../src/api/progress-event.ts";
 import { createProgressHub } from "../src/api/progress-hub.ts";
 import { openProgressStream } from "../src/api/progress-stream.ts";
 import {
-  insertUpload,
+  insertUploadWithinLimit,
   markCancelled,
   markQueued,
   markValidating,
@@ -49,7 +49,7 @@ describe("a progress stream", () => {
   test("sends the current state first, then each change, heartbeats between, and ends at the final status", async () => {
     const hub = createProgressHub(runtime.redis.duplicate(), runtime.status.channel, log);
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0001";
-    await insertUpload(runtime.db, { id, tenant: "default", filename: "a.csv" });
+    await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: "a.csv" }, 100);
     await runtime.status.refresh(id);
     const stream = await openProgressStream({
       uploadId: id,
@@ -116,7 +116,7 @@ describe("a progress stream", () => {
   test("stops listening when the client goes away, and one connection serves every stream", async () => {
     const hub = createProgressHub(runtime.redis.duplicate(), runtime.status.channel, log);
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0002";
-    await insertUpload(runtime.db, { id, tenant: "default", filename: null });
+    await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: null }, 100);
     const open = () =>
       openProgressStream({
         uploadId: id,
@@ -142,7 +142,7 @@ describe("a progress stream", () => {
   test("closing the hub ends every stream, so an HTTP server can close", async () => {
     const hub = createProgressHub(runtime.redis.duplicate(), runtime.status.channel, log);
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0003";
-    await insertUpload(runtime.db, { id, tenant: "default", filename: null });
+    await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: null }, 100);
     const stream = await openProgressStream({
       uploadId: id,
       hub,

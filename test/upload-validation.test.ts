@@ -21,6 +21,8 @@ before(async () => {
     MAX_FIELD_BYTES: "64",
     MAX_UPLOAD_BYTES: "200000",
     BATCH_SIZE: "3",
+    // Accepted uploads stay queued without a worker, and all belong to the one open tenant.
+    MAX_ACTIVE_UPLOADS_PER_TENANT: "1000",
   });
   // No worker: batches stay in the queue, so the test can count what was published.
   api = await startInProcess(env, { worker: false });
@@ -140,6 +142,16 @@ describe("rejected uploads", () => {
     );
     assert.match(String(error.message), /id/);
     assert.match(JSON.stringify(error), /bad\\u0001/);
+  });
+
+  test("a header name holding a NUL is 422 InvalidHeader, and the upload is recorded as rejected", async () => {
+    const error = await expectRejected(await post("id,na\u0000me\n1,2\n"), 422, "InvalidHeader");
+    assert.match(JSON.stringify(error.details), /"names":\["na\\u0000me"\]/);
+  });
+
+  test("a header name quoted cut inside a surrogate pair still leaves the upload recorded as rejected", async () => {
+    // The error quotes the first 40 UTF-16 units of the name: the last is half an emoji.
+    await expectRejected(await post(`id,a${"😀".repeat(30)}\u0001\n1,2\n`), 422, "InvalidHeader");
   });
 
   test("more columns than MAX_COLUMNS is 422 TooManyColumns", async () => {

@@ -10,6 +10,7 @@ import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
 import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
+import { limitConcurrentUploads } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
 
 export type Api = Readonly<{
@@ -58,6 +59,10 @@ export function createApi(
     authenticate: createAuthenticator(config.apiKeys),
     progress,
     metrics,
+    uploadSlots: limitConcurrentUploads(
+      config.limits.maxConcurrentUploads,
+      config.limits.uploadIdleTimeoutMs,
+    ),
     log,
     ready: async () => {
       await sql`select 1`.execute(db);

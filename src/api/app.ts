@@ -3,6 +3,7 @@ import Koa from "koa";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { AppError } from "./app-error.ts";
+import { isDependencyUnavailable } from "./unavailable.ts";
 import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
 
 export type AppDeps = UploadsRoutesDeps &
@@ -35,6 +36,8 @@ export function createApp(deps: AppDeps): Koa {
   app.proxy = true;
   // Errors are answered by the middleware below; Koa's own printing would duplicate them.
   app.silent = true;
+  // What reaches Koa itself failed after the answer began (a body stream that broke).
+  app.on("error", (err: Error) => deps.log.warn({ err: err.message }, "response cut off"));
 
   // Outermost, so that it sees the status the error handler settles on.
   app.use(async (ctx, next) => {
@@ -62,7 +65,16 @@ export function createApp(deps: AppDeps): Koa {
       const appError =
         err instanceof AppError
           ? err
-          : new AppError("Internal", 500, "internal error; the server log has the details");
+          : isDependencyUnavailable(err)
+            ? new AppError(
+                "ServiceUnavailable",
+                503,
+                "a service Sluice needs is unreachable; retry",
+                {
+                  headers: { "retry-after": "5" },
+                },
+              )
+            : new AppError("Internal", 500, "internal error; the server log has the details");
       if (!(err instanceof AppError) || appError.status >= 500) {
         deps.log.error({ err, method: ctx.method, path: ctx.path }, "request failed");
       }

@@ -23,6 +23,8 @@ export type IntakeOptions = {
   id: string;
   maxBytes: number;
   csv: CsvReaderOptions;
+  /** Called with the bytes received so far as each chunk arrives; its failures are not the body's. */
+  onChunk?: (bytes: number) => Promise<void>;
 };
 
 export const storedPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.csv`);
@@ -138,7 +140,9 @@ export async function receiveUpload(
   })();
   try {
     for await (const chunk of body) {
+      if (chunk.length === 0) continue;
       bytes += chunk.length;
+      await options.onChunk?.(bytes);
       if (bytes > options.maxBytes) {
         throw new AppError(
           "TooLarge",

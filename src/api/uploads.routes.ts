@@ -1,6 +1,7 @@
 // The uploads HTTP API.
 import { Readable } from "node:stream";
 import Router from "@koa/router";
+import type { Middleware } from "koa";
 import type { Db } from "../core/db/database.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
@@ -24,6 +25,8 @@ export type UploadsRoutesDeps = Readonly<{
   authenticate: Authenticate;
   progress: ProgressHub;
   metrics: Pick<ApiMetrics, "uploadsFinished" | "progressStreams">;
+  /** Refuses a new upload, before its body is read, while the api receives too many. */
+  uploadSlots: Middleware;
 }>;
 
 /** Often enough that proxies with a one-minute idle timeout keep the stream open. */
@@ -97,7 +100,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     return view;
   }
 
-  router.post("/uploads", async (ctx) => {
+  router.post("/uploads", deps.uploadSlots, async (ctx) => {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
@@ -176,9 +179,11 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
   router.get("/uploads/:id/errors", async (ctx) => {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
     const view = await owned(ctx.params.id as string, tenant);
+    // Read before answering, so that a failure here is still a JSON error, not a 200 cut off.
+    const first = await rowErrorsPage(deps.db, view.id, 0);
     ctx.type = "text/csv; charset=utf-8";
     ctx.set("Content-Disposition", `attachment; filename="${view.id}-errors.csv"`);
-    ctx.body = Readable.from(rowErrorsCsv(deps.db, view.id));
+    ctx.body = Readable.from(rowErrorsCsv(deps.db, view.id, first));
   });
 
   return router;
@@ -189,23 +194,29 @@ const csvField = (value: string | number) => {
   return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 };
 
+const ROW_ERRORS_PAGE = 5000;
+
+function rowErrorsPage(db: Db, uploadId: string, after: number) {
+  return db
+    .selectFrom("row_errors")
+    .select(["row_number", "line", "code", "message"])
+    .where("upload_id", "=", uploadId)
+    .where("row_number", ">", after)
+    .orderBy("row_number")
+    .limit(ROW_ERRORS_PAGE)
+    .execute();
+}
+
 /** Streams the rejected rows page by page, so a file with millions of them stays cheap. */
-async function* rowErrorsCsv(db: Db, uploadId: string): AsyncGenerator<string> {
+async function* rowErrorsCsv(
+  db: Db,
+  uploadId: string,
+  first: Awaited<ReturnType<typeof rowErrorsPage>>,
+): AsyncGenerator<string> {
   yield "row,line,code,message\n";
-  let after = 0;
-  for (;;) {
-    const page = await db
-      .selectFrom("row_errors")
-      .select(["row_number", "line", "code", "message"])
-      .where("upload_id", "=", uploadId)
-      .where("row_number", ">", after)
-      .orderBy("row_number")
-      .limit(5000)
-      .execute();
-    if (page.length === 0) return;
-    yield `${page
-      .map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(","))
-      .join("\n")}\n`;
-    after = page.at(-1)?.row_number ?? after;
+  for (let page = first; page.length > 0; ) {
+    yield `${page.map((e) => [e.row_number, e.line, e.code, e.message].map(csvField).join(",")).join("\n")}\n`;
+    const last = page.at(-1)?.row_number ?? 0;
+    page = page.length < ROW_ERRORS_PAGE ? [] : await rowErrorsPage(db, uploadId, last);
   }
 }

@@ -1,12 +1,14 @@
 // Takes an upload from first byte to 202: record it, store and validate the body, queue it.
 import { randomUUID } from "node:crypto";
+import { rm } from "node:fs/promises";
 import type { Config } from "../core/config.ts";
 import type { Db } from "../core/db/database.ts";
 import {
-  insertUpload,
+  insertUploadWithinLimit,
   markQueued,
   markRejected,
   markValidating,
+  touchUpload,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
@@ -15,7 +17,7 @@ import type { UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
 import type { CsvReaderOptions } from "./csv/csv-reader.ts";
-import { receiveUpload } from "./upload-intake.ts";
+import { receiveUpload, storedPath } from "./upload-intake.ts";
 
 export type UploadsServiceDeps = Readonly<{
   db: Db;
@@ -35,29 +37,21 @@ export type NewUpload = {
   delimiter?: CsvReaderOptions["delimiter"];
 };
 
-const isControl = (c: number) => c < 0x20 || (c >= 0x7f && c <= 0x9f);
+/** How often a body still arriving marks its upload as alive. */
+const INTAKE_HEARTBEAT_MS = 30_000;
+/** Seconds a tenant at its limit is asked to wait; uploads take a while to land. */
+const ACTIVE_RETRY_AFTER_SECONDS = 30;
 
-/** Keeps only a file name: no path, no control characters, bounded length. */
+// Control characters, line and paragraph separators, and the bidirectional controls that
+// make "gpj.exe" read as "exe.jpg".
+const UNSHOWABLE = /[\p{Cc}\p{Zl}\p{Zp}\p{Bidi_Control}]/gu;
+
+/** Keeps only a file name: no path, nothing that breaks or disguises a line, bounded length. */
 export function sanitizeFilename(name: string | null): string | null {
   if (!name) return null;
   const base = name.split(/[\\/]/).pop() ?? "";
-  const clean = [...base]
-    .filter((char) => !isControl(char.charCodeAt(0)))
-    .join("")
-    .trim()
-    .slice(0, 255);
+  const clean = [...base.replace(UNSHOWABLE, "").trim()].slice(0, 255).join("");
   return clean === "" ? null : clean;
-}
-
-async function* announceFirstByte(body: AsyncIterable<Buffer>, onFirst: () => Promise<void>) {
-  let first = true;
-  for await (const chunk of body) {
-    if (first && chunk.length > 0) {
-      first = false;
-      await onFirst();
-    }
-    yield chunk;
-  }
 }
 
 export function createUploadsService(deps: UploadsServiceDeps) {
@@ -66,30 +60,46 @@ export function createUploadsService(deps: UploadsServiceDeps) {
   return {
     async accept(upload: NewUpload): Promise<UploadView> {
       const id = randomUUID();
-      const log = deps.log.child({ uploadId: id });
-      await insertUpload(db, {
-        id,
-        tenant: upload.tenant,
-        filename: sanitizeFilename(upload.filename),
-      });
-      await status.refresh(id);
+      const log = deps.log.child({ uploadId: id, tenant: upload.tenant });
+      const recorded = await insertUploadWithinLimit(
+        db,
+        { id, tenant: upload.tenant, filename: sanitizeFilename(upload.filename) },
+        limits.maxActiveUploadsPerTenant,
+      );
+      if (!recorded) {
+        throw new AppError(
+          "TooManyActiveUploads",
+          429,
+          `${limits.maxActiveUploadsPerTenant} uploads of yours are in progress; retry when one has finished`,
+          {
+            details: { limit: limits.maxActiveUploadsPerTenant },
+            headers: { "retry-after": String(ACTIVE_RETRY_AFTER_SECONDS) },
+          },
+        );
+      }
       let bytes = 0;
-      const body = announceFirstByte(upload.body, async () => {
-        await markValidating(db, id);
-        await status.refresh(id);
-      });
-      const counted = (async function* () {
-        for await (const chunk of body) {
-          bytes += chunk.length;
-          deps.metrics.bytesReceived.inc(chunk.length);
-          yield chunk;
+      let heartbeat: number | undefined;
+      const onChunk = async (received: number) => {
+        deps.metrics.bytesReceived.inc(received - bytes);
+        bytes = received;
+        if (heartbeat === undefined) {
+          heartbeat = Date.now();
+          await markValidating(db, id);
+          await status.refresh(id);
+        } else if (Date.now() - heartbeat >= INTAKE_HEARTBEAT_MS) {
+          // A long body keeps its upload counted against the tenant's limit; one cut off
+          // with a crashed api stops counting once the beats stop.
+          heartbeat = Date.now();
+          await touchUpload(db, id);
         }
-      })();
+      };
       try {
-        const intake = await receiveUpload(counted, {
+        await status.refresh(id);
+        const intake = await receiveUpload(upload.body, {
           uploadDir: deps.uploadDir,
           id,
           maxBytes: limits.maxUploadBytes,
+          onChunk,
           csv: {
             encoding: upload.encoding,
             delimiter: upload.delimiter,
@@ -132,8 +142,12 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           err instanceof AppError
             ? { code: err.code, message: err.message, details: { ...err.where, ...err.details } }
             : { code: "Interrupted", message: "the upload did not finish" };
-        await markRejected(db, id, bytes, problem).catch(() => undefined);
+        await markRejected(db, id, bytes, problem).catch((recordErr: Error) =>
+          log.warn({ err: recordErr.message }, "could not record the rejection"),
+        );
         deps.metrics.uploadsFinished.inc({ status: "rejected" });
+        // A failure after the body was stored (Redis gone before the answer) leaves its file.
+        await rm(storedPath(deps.uploadDir, id), { force: true });
         await status.refresh(id).catch(() => undefined);
         log.info({ code: problem.code, bytes }, "upload rejected");
         throw err instanceof AppError ? err.forUpload(id) : err;

@@ -40,7 +40,18 @@ const apiKeys = z.string().transform((value, ctx) => {
       });
       return z.NEVER;
     }
-    keys.set(entry.slice(at + 1), entry.slice(0, at));
+    const key = entry.slice(at + 1);
+    const tenant = entry.slice(0, at);
+    // One key for two tenants would silently hand one tenant's uploads to the other.
+    if (keys.has(key) && keys.get(key) !== tenant) {
+      ctx.addIssue({ code: "custom", message: "gives the same key to more than one tenant" });
+      return z.NEVER;
+    }
+    keys.set(key, tenant);
+  }
+  if (keys.size === 0) {
+    ctx.addIssue({ code: "custom", message: "must be a comma-separated list of tenant:key pairs" });
+    return z.NEVER;
   }
   return keys;
 });
@@ -55,6 +66,9 @@ const schema = z.object({
   MAX_COLUMNS: positiveInt.default(512),
   MAX_FIELD_BYTES: positiveInt.default(128 * 1024),
   BATCH_SIZE: positiveInt.default(1000),
+  MAX_ACTIVE_UPLOADS_PER_TENANT: positiveInt.default(10),
+  MAX_CONCURRENT_UPLOADS: positiveInt.default(32),
+  UPLOAD_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
   DATABASE_URL: url(["postgres:", "postgresql:"]).default(
     "postgres://postgres@127.0.0.1:5432/sluice",
   ),
@@ -101,6 +115,12 @@ export type Config = Readonly<{
     maxColumns: number;
     maxFieldBytes: number;
     batchSize: number;
+    /** Uploads of one tenant received, validating, queued or processing at once. */
+    maxActiveUploadsPerTenant: number;
+    /** Bodies this api process receives at once. */
+    maxConcurrentUploads: number;
+    /** How long a body may send nothing before it is cut off. */
+    uploadIdleTimeoutMs: number;
   }>;
   databaseUrl: string;
   redisUrl: string;
@@ -149,31 +169,42 @@ const DEVELOPMENT_S3 = {
 /** The names of every variable the configuration reads. */
 export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 
+/**
+ * Parses each variable on its own: zod's object parse yields no data once any field fails,
+ * and the rules that span variables need the valid ones to be reported in the same message.
+ */
+function parseVariables(present: Record<string, string | undefined>) {
+  const values: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [name, field] of Object.entries(schema.shape)) {
+    const parsed = field.safeParse(present[name]);
+    if (parsed.success) values[name] = parsed.data;
+    else problems.push(...parsed.error.issues.map((issue) => `${name} ${issue.message}`));
+  }
+  return { env: values as Partial<Env>, problems };
+}
+
 export function loadConfig(source: Record<string, string | undefined>): Config {
   // An empty variable means "not set", as in most shells' .env handling.
   const present = Object.fromEntries(
     CONFIG_VARIABLES.map((name) => [name, source[name] === "" ? undefined : source[name]]),
   );
-  const parsed = schema.safeParse(present);
-  const problems: string[] = parsed.success
-    ? []
-    : parsed.error.issues.map((issue) => `${String(issue.path[0])} ${issue.message}`);
-  if (!parsed.success) throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
-  const env = parsed.data;
-  const production = env.NODE_ENV === "production";
+  const { env: valid, problems } = parseVariables(present);
+  const production = valid.NODE_ENV === "production";
 
-  const endpoint = env.AWS_ENDPOINT ?? (production ? undefined : DEVELOPMENT_S3.endpoint);
+  const endpoint = valid.AWS_ENDPOINT ?? (production ? undefined : DEVELOPMENT_S3.endpoint);
   const accessKeyId =
-    env.AWS_ACCESS_KEY_ID ?? (production ? undefined : DEVELOPMENT_S3.accessKeyId);
+    valid.AWS_ACCESS_KEY_ID ?? (production ? undefined : DEVELOPMENT_S3.accessKeyId);
   const secretAccessKey =
-    env.AWS_SECRET_ACCESS_KEY ?? (production ? undefined : DEVELOPMENT_S3.secretAccessKey);
+    valid.AWS_SECRET_ACCESS_KEY ?? (production ? undefined : DEVELOPMENT_S3.secretAccessKey);
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     problems.push("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
   }
-  if (production && !env.API_KEYS && !env.AUTH_DISABLED) {
+  if (production && present.API_KEYS === undefined && valid.AUTH_DISABLED === false) {
     problems.push("API_KEYS is missing (set AUTH_DISABLED=true to run without authentication)");
   }
   if (problems.length > 0) throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
+  const env = valid as Env;
 
   return Object.freeze({
     env: env.NODE_ENV,
@@ -188,6 +219,9 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       maxColumns: env.MAX_COLUMNS,
       maxFieldBytes: env.MAX_FIELD_BYTES,
       batchSize: env.BATCH_SIZE,
+      maxActiveUploadsPerTenant: env.MAX_ACTIVE_UPLOADS_PER_TENANT,
+      maxConcurrentUploads: env.MAX_CONCURRENT_UPLOADS,
+      uploadIdleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_MS,
     }),
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,

@@ -108,7 +108,14 @@ export async function openDatabase(
 }
 
 export async function openRedis(config: Config, log: Logger): Promise<Redis> {
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 3 });
+  const redis = new Redis(config.redisUrl, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 3,
+    // While Redis is unreachable a command fails at once, instead of waiting out reconnection
+    // attempts (tens of seconds) to be replayed later: the api answers 503 promptly, and no
+    // stale view is written over a newer one once Redis is back.
+    enableOfflineQueue: false,
+  });
   // The first connection must succeed; after that ioredis reconnects by itself.
   try {
     await redis.connect();

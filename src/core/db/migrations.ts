@@ -78,6 +78,14 @@ const migrations: Record<string, Migration> = {
         where status in ('received', 'validating', 'queued', 'processing') or stalled`.execute(db);
     },
   },
+  "2026-11-28-003-uploads-in-progress-by-tenant": {
+    async up(db: Kysely<unknown>) {
+      // Every new upload counts its tenant's uploads in progress; finished ones stay out.
+      await sql`create index uploads_tenant_in_progress_idx on uploads (tenant) where status in ('received', 'validating', 'queued', 'processing')`.execute(
+        db,
+      );
+    },
+  },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists

@@ -6,6 +6,23 @@ export type UploadRecord = Selectable<UploadsTable>;
 
 export type Problem = { code: string; message: string; details?: Record<string, unknown> };
 
+// PostgreSQL's text and jsonb hold neither NUL nor half a surrogate pair, and a problem may
+// quote the file, e.g. a header name, cut short: without this the upload could not be
+// recorded as rejected at all.
+const storable = (text: string) => text.toWellFormed().replaceAll("\0", "\ufffd");
+
+function problemColumns(problem: Problem) {
+  return {
+    error_code: problem.code,
+    error_message: storable(problem.message),
+    error_details: problem.details
+      ? JSON.stringify(problem.details, (_key, value) =>
+          typeof value === "string" ? storable(value) : value,
+        )
+      : null,
+  };
+}
+
 export type ValidatedUpload = {
   bytes: number;
   sha256: string;
@@ -18,13 +35,58 @@ export type ValidatedUpload = {
   batchesTotal: number;
 };
 
-export async function insertUpload(
+/** An intake not heard from for this long was cut off with its api and no longer counts. */
+const ABANDONED_INTAKE_SECONDS = 300;
+
+/**
+ * Records a new upload unless its tenant already has `limit` uploads in progress: received
+ * or validating (while their bodies still arrive), queued or processing. Returns false,
+ * recording nothing, when the tenant is at its limit.
+ */
+export async function insertUploadWithinLimit(
   db: Db,
   upload: { id: string; tenant: string; filename: string | null },
-): Promise<void> {
+  limit: number,
+): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    // Two api processes counting at once would both see room for one more: the count and
+    // the insert of one tenant take turns, until the transaction ends.
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`sluice.uploads.${upload.tenant}`}, 0))`.execute(
+      tx,
+    );
+    const { active } = await tx
+      .selectFrom("uploads")
+      .select((eb) => eb.fn.countAll<number>().as("active"))
+      .where("tenant", "=", upload.tenant)
+      .where((eb) =>
+        eb.or([
+          eb("status", "in", ["queued", "processing"]),
+          eb.and([
+            eb("status", "in", ["received", "validating"]),
+            eb(
+              "last_progress_at",
+              ">",
+              sql<Date>`now() - make_interval(secs => ${ABANDONED_INTAKE_SECONDS})`,
+            ),
+          ]),
+        ]),
+      )
+      .executeTakeFirstOrThrow();
+    if (Number(active) >= limit) return false;
+    await tx
+      .insertInto("uploads")
+      .values({ ...upload, status: "received" })
+      .execute();
+    return true;
+  });
+}
+
+/** Tells that an upload's body is still arriving. */
+export async function touchUpload(db: Db, id: string): Promise<void> {
   await db
-    .insertInto("uploads")
-    .values({ ...upload, status: "received" })
+    .updateTable("uploads")
+    .set({ last_progress_at: sql`now()` })
+    .where("id", "=", id)
     .execute();
 }
 
@@ -50,9 +112,7 @@ export async function markRejected(
     .set({
       status: "rejected",
       bytes,
-      error_code: problem.code,
-      error_message: problem.message,
-      error_details: problem.details ? JSON.stringify(problem.details) : null,
+      ...problemColumns(problem),
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
@@ -98,9 +158,7 @@ export async function markFailed(db: Db, id: string, problem: Problem): Promise<
     .updateTable("uploads")
     .set({
       status: "failed",
-      error_code: problem.code,
-      error_message: problem.message,
-      error_details: problem.details ? JSON.stringify(problem.details) : null,
+      ...problemColumns(problem),
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
@@ -127,7 +185,10 @@ export async function findUpload(db: Db, id: string): Promise<UploadRecord | und
 
 export type Page = { items: UploadRecord[]; next: string | undefined };
 
-/** Newest first; the cursor is the last item's id, so pages stay stable as uploads arrive. */
+/**
+ * Newest first; the cursor is the last item's id, so pages stay stable as uploads arrive.
+ * A cursor of another tenant's upload is unknown here, like any id that is not theirs.
+ */
 export async function listUploads(
   db: Db,
   tenant: string,
@@ -143,7 +204,7 @@ export async function listUploads(
     .limit(limit + 1);
   if (after) {
     query = query.where(
-      sql<boolean>`(created_at, id) < (select created_at, id from uploads where id = ${after})`,
+      sql<boolean>`(created_at, id) < (select created_at, id from uploads where id = ${after} and tenant = ${tenant})`,
     );
   }
   const rows = (await query.execute()) as UploadRecord[];

@@ -1,0 +1,82 @@
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createServer } from "node:net";
+import { test } from "node:test";
+import amqp from "amqplib";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { isDependencyUnavailable } from "./unavailable.ts";
+
+/** A loopback port that refuses connections. */
+async function closedPort(): Promise<number> {
+  const server = createServer().listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+const failure = async (attempt: () => Promise<unknown>): Promise<unknown> => {
+  try {
+    await attempt();
+  } catch (err) {
+    return err;
+  }
+  assert.fail("expected a failure");
+};
+
+test("each client's own error for a service that refuses connections is a dependency failure", async () => {
+  const port = await closedPort();
+  const pgError = await failure(() => new pg.Client({ host: "127.0.0.1", port }).connect());
+  assert.ok(isDependencyUnavailable(pgError), String(pgError));
+
+  const amqpError = await failure(() => amqp.connect(`amqp://127.0.0.1:${port}`));
+  assert.ok(isDependencyUnavailable(amqpError), String(amqpError));
+
+  // Commands queued for a connection, until the reconnection attempts are spent.
+  const queuing = new Redis({ host: "127.0.0.1", port, maxRetriesPerRequest: 1 });
+  queuing.on("error", () => undefined);
+  const redisError = await failure(() => queuing.get("x"));
+  assert.equal((redisError as Error).name, "MaxRetriesPerRequestError");
+  assert.ok(isDependencyUnavailable(redisError));
+  queuing.disconnect();
+
+  // Commands refused at once while there is no connection, as Sluice's client does.
+  const failingFast = new Redis({ host: "127.0.0.1", port, enableOfflineQueue: false });
+  failingFast.on("error", () => undefined);
+  const offlineError = await failure(() => failingFast.get("x"));
+  assert.ok(isDependencyUnavailable(offlineError), String(offlineError));
+  failingFast.disconnect();
+});
+
+test("PostgreSQL's shutdown, start-up and connection errors are dependency failures", () => {
+  for (const code of ["57P01", "57P02", "57P03", "53300", "08006", "08001", "08P01"]) {
+    assert.ok(isDependencyUnavailable(Object.assign(new Error("pg"), { code })), code);
+  }
+  assert.ok(isDependencyUnavailable(new Error("Connection terminated unexpectedly")));
+});
+
+test("a dependency failure wrapped in another error still counts", () => {
+  const refused = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
+  assert.ok(isDependencyUnavailable(new Error("could not load", { cause: refused })));
+  assert.ok(isDependencyUnavailable(new AggregateError([new Error("x"), refused])));
+  assert.ok(isDependencyUnavailable(new amqp.IllegalOperationError("Channel closed", "")));
+});
+
+test("faults of the api itself and query errors are not dependency failures", () => {
+  const cyclic: Error & { cause?: unknown } = new Error("loop");
+  cyclic.cause = cyclic;
+  for (const err of [
+    new Error("Cannot use a pool after calling end on the pool"),
+    new TypeError("undefined is not a function"),
+    Object.assign(new Error("duplicate key"), { code: "23505" }),
+    Object.assign(new Error("relation does not exist"), { code: "42P01" }),
+    Object.assign(new Error("no such file"), { code: "ENOENT" }),
+    cyclic,
+    "a string",
+    undefined,
+    null,
+  ]) {
+    assert.equal(isDependencyUnavailable(err), false, String(err));
+  }
+});

@@ -1,0 +1,177 @@
+// When PostgreSQL or Redis cannot be reached in the middle of a request, the api answers
+// 503 ServiceUnavailable with Retry-After, not a 500, and recovers once they are back.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readdir } from "node:fs/promises";
+import { type IncomingMessage, request } from "node:http";
+import { after, before, describe, test } from "node:test";
+import { loadConfig } from "../src/core/config.ts";
+import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
+
+let env: TestEnv;
+let postgres: TcpProxy;
+let redis: TcpProxy;
+let api: InProcess;
+before(async () => {
+  env = await testEnv();
+  postgres = await startTcpProxy({ host: "127.0.0.1", port: 5432 });
+  redis = await startTcpProxy({ host: "127.0.0.1", port: 6379 });
+  const config = loadConfig({
+    ...env.env,
+    DATABASE_URL: postgres.via(env.env.DATABASE_URL as string),
+    REDIS_URL: redis.via("redis://127.0.0.1:6379"),
+  });
+  api = await startInProcess({ ...env, config }, { worker: false });
+});
+after(async () => {
+  await api?.stop();
+  await postgres?.close();
+  await redis?.close();
+  await env?.cleanup();
+});
+
+async function call(method: string, path: string, body?: string) {
+  const started = Date.now();
+  const response = await fetch(`${api.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "text/csv" },
+    body,
+  });
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    text,
+    body: JSON.parse(text),
+    ms: Date.now() - started,
+  };
+}
+
+function assertUnavailable(answer: Awaited<ReturnType<typeof call>>) {
+  assert.equal(answer.status, 503, answer.text);
+  assert.deepEqual(answer.body, {
+    error: {
+      code: "ServiceUnavailable",
+      message: "a service Sluice needs is unreachable; retry",
+    },
+  });
+  assert.equal(answer.headers.get("retry-after"), "5");
+  assert.equal(answer.headers.get("x-content-type-options"), "nosniff");
+  assert.ok(answer.ms < 2_000, `answered in ${answer.ms} ms, without waiting for the service`);
+}
+
+const inProgress = async () =>
+  (
+    await env.sql.query(
+      "select count(*)::int as n from uploads where status in ('received', 'validating')",
+    )
+  ).rows[0].n;
+
+test("uploads in flight when PostgreSQL's connections are cut get 503, and the api lives on", async () => {
+  const inFlight = Array.from({ length: 40 }, (_, i) =>
+    call("POST", "/uploads", `id,name\n${"1,a\n".repeat(i * 50 + 1)}`),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  await postgres.cut();
+  const answers = await Promise.all(inFlight);
+  await postgres.restore();
+  for (const answer of answers) {
+    assert.ok([202, 503].includes(answer.status), answer.text);
+  }
+  assert.ok(
+    answers.some((a) => a.status === 503),
+    "some were cut off",
+  );
+  assert.equal((await call("GET", "/healthz")).status, 200);
+});
+
+describe("PostgreSQL unreachable", () => {
+  let uploadId: string;
+  before(async () => {
+    const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
+    assert.equal(accepted.status, 202);
+    uploadId = accepted.body.id;
+    await postgres.cut();
+  });
+  after(async () => {
+    await postgres.restore();
+  });
+
+  test("listing uploads is 503 ServiceUnavailable", async () => {
+    assertUnavailable(await call("GET", "/uploads"));
+  });
+
+  test("a new upload is 503 ServiceUnavailable", async () => {
+    assertUnavailable(await call("POST", "/uploads", "id,name\n1,a\n"));
+  });
+
+  test("cancelling is 503 ServiceUnavailable", async () => {
+    assertUnavailable(await call("DELETE", `/uploads/${uploadId}`));
+  });
+
+  test("an upload's status is still served from Redis", async () => {
+    const answer = await call("GET", `/uploads/${uploadId}`);
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.body.status, "queued");
+  });
+
+  test("readiness says so", async () => {
+    assert.equal((await call("GET", "/readyz")).status, 503);
+  });
+});
+
+describe("Redis unreachable", () => {
+  before(async () => {
+    await redis.cut();
+  });
+  after(async () => {
+    await redis.restore();
+  });
+
+  test("a new upload is 503 ServiceUnavailable, and is not left counting as in progress", async () => {
+    assertUnavailable(await call("POST", "/uploads", "id,name\n1,a\n"));
+    assert.equal(await inProgress(), 0);
+  });
+
+  test("an upload whose body was stored as Redis went away is 503, recorded as rejected, and leaves no file", async () => {
+    await redis.restore();
+    await waitFor("Redis to be back", async () => (await call("GET", "/readyz")).status === 200);
+    const upload = request(`${api.url}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+    });
+    const answered = once(upload, "response");
+    upload.write("id,name\n");
+    await waitFor("the body to be arriving", async () => (await inProgress()) === 1);
+    await redis.cut();
+    upload.end("1,a\n");
+    const [response] = (await answered) as [IncomingMessage];
+    let text = "";
+    for await (const chunk of response) text += chunk;
+    assert.equal(response.statusCode, 503, text);
+    assert.equal(JSON.parse(text).error.code, "ServiceUnavailable");
+    const { rows } = await env.sql.query(
+      "select id, status, error_code from uploads order by created_at desc limit 1",
+    );
+    assert.equal(rows[0].status, "rejected");
+    assert.equal(rows[0].error_code, "Interrupted");
+    const files = await readdir(env.config.uploadDir);
+    assert.ok(!files.some((name) => name.startsWith(rows[0].id)), files.join());
+  });
+
+  test("an upload's status is 503 ServiceUnavailable", async () => {
+    const listed = await call("GET", "/uploads?limit=1");
+    assert.equal(listed.status, 200, "PostgreSQL alone still lists");
+    assertUnavailable(await call("GET", `/uploads/${listed.body.items[0].id}`));
+  });
+});
+
+test("once both are back, the api serves again", async () => {
+  await waitFor("the api to be ready", async () => (await call("GET", "/readyz")).status === 200);
+  const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
+  assert.equal(accepted.status, 202, accepted.text);
+  const status = await call("GET", `/uploads/${accepted.body.id}`);
+  assert.equal(status.status, 200);
+  assert.equal((await call("GET", "/uploads")).status, 200);
+});

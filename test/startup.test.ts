@@ -1,0 +1,79 @@
+// What the programs say at start about authentication, and how production refuses to run
+// without it.
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { startProgram } from "./support/program.ts";
+import { type TestEnv, testEnv } from "./support/stack.ts";
+
+let env: TestEnv;
+before(async () => {
+  env = await testEnv();
+});
+after(async () => {
+  await env?.cleanup();
+});
+
+const STACK_FRAME = /^\s+at .+[(:]|\.ts:\d+/m;
+
+test("production without API_KEYS: the api exits 1 naming API_KEYS, without a stack trace", async () => {
+  // An empty folder as working directory: no .env can supply the keys.
+  const cwd = await mkdtemp(join(tmpdir(), "sluice-start-"));
+  try {
+    const api = startProgram(
+      "src/api/main.ts",
+      {
+        NODE_ENV: "production",
+        AWS_ACCESS_KEY_ID: "AKIA",
+        AWS_SECRET_ACCESS_KEY: "secret",
+      },
+      cwd,
+    );
+    const { code } = await api.exit;
+    assert.equal(code, 1);
+    const output = [...api.stderr, ...api.stdout].join("\n");
+    assert.match(output, /API_KEYS is missing/);
+    assert.match(output, /AUTH_DISABLED=true/);
+    assert.doesNotMatch(output, STACK_FRAME);
+  } finally {
+    await rm(cwd, { recursive: true, force: true });
+  }
+});
+
+for (const file of ["src/api/main.ts", "src/main.ts"]) {
+  test(`${file} without API_KEYS says at start that authentication is off`, async () => {
+    const program = startProgram(file, { ...env.env, LOG_LEVEL: "info", API_KEYS: "" });
+    try {
+      const warning = JSON.parse(
+        await program.line("the authentication warning", (line) =>
+          line.includes("authentication is off"),
+        ),
+      );
+      assert.equal(warning.level, "warn");
+      assert.match(warning.msg, /every request acts as the default tenant/);
+      const started = JSON.parse(
+        await program.line("the start line", (line) => /"auth":"off"/.test(line)),
+      );
+      assert.equal(started.level, "info");
+    } finally {
+      await program.stop();
+    }
+  });
+
+  test(`${file} with API_KEYS says authentication is on, and never prints a key`, async () => {
+    const program = startProgram(file, {
+      ...env.env,
+      LOG_LEVEL: "info",
+      API_KEYS: "acme:sekr1t-acme,globex:sekr1t-globex",
+    });
+    try {
+      await program.line("the start line", (line) => /"auth":"on"/.test(line));
+    } finally {
+      await program.stop();
+    }
+    assert.ok(!program.stdout.some((line) => line.includes("authentication is off")));
+    assert.doesNotMatch([...program.stdout, ...program.stderr].join("\n"), /sekr1t/);
+  });
+}
