@@ -50,7 +50,13 @@ export function createApi(
     log,
   });
   // A connection in subscriber mode can run no other command, hence one of its own.
-  const progress = createProgressHub(redis.duplicate(), status.channel, log);
+  // Subscriptions may wait for the connection: ioredis makes them once it is up, and again
+  // after every reconnect.
+  const progress = createProgressHub(
+    redis.duplicate({ enableOfflineQueue: true }),
+    status.channel,
+    log,
+  );
   const app = createApp({
     db,
     status,
