@@ -2,6 +2,7 @@
 // pgloader: time, rows per second, CPU per program and the memory of Sluice's processes.
 // Usage: npm run bench -- [--rows N] [--scale K] [--keep]   (or BENCH_ROWS, BENCH_SCALE, BENCH_KEEP=1)
 // The last line printed is one JSON object with every figure.
+
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -20,6 +21,7 @@ import { parse } from "csv-parse";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { NODE_OPTIONS } from "../src/core/node-options.ts";
 import { uploadPrefix } from "../src/core/storage/s3-keys.ts";
 import { CSV_COLUMNS, generateCsv, tableDdl } from "./generate-csv.ts";
 import {
@@ -560,9 +562,18 @@ async function sluiceRun(
   };
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   // One after the other: the first creates and migrates the database.
-  const api = startProgram("api", [join(ROOT, "src/api/main.ts")], env);
+  // Launched as npm start:api and the chart launch them, heap limits included.
+  const api = startProgram(
+    "api",
+    [...NODE_OPTIONS.api.split(" "), join(ROOT, "src/api/main.ts")],
+    env,
+  );
   await waitReady(api, `${apiUrl}/readyz`);
-  const worker = startProgram("worker", [join(ROOT, "src/worker/main.ts")], env);
+  const worker = startProgram(
+    "worker",
+    [...NODE_OPTIONS.worker.split(" "), join(ROOT, "src/worker/main.ts")],
+    env,
+  );
   await waitReady(worker, `http://127.0.0.1:${workerPort}/readyz`);
   const programs = [api, worker, s3Server];
 

@@ -49,6 +49,7 @@ export type BatchPublisher = Readonly<{
 }>;
 
 const PROGRESS_EVERY_MS = 1_000;
+const PUBLISHING_AT_ONCE = 4;
 
 /** A byte order mark decides again on the second pass; only a chosen legacy encoding must be repeated. */
 function legacyEncoding(encoding: string): CsvReaderOptions["encoding"] {
@@ -58,7 +59,7 @@ function legacyEncoding(encoding: string): CsvReaderOptions["encoding"] {
 export function createBatchPublisher(options: PublisherOptions): BatchPublisher {
   const { broker, db, log } = options;
   const names = queueNames(options.namespace);
-  const window = options.window ?? 64;
+  const window = options.window ?? 16;
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
 
   /** One pass over the file; returns normally only when every batch is confirmed. */
@@ -167,7 +168,30 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     }
   }
 
+  // A few uploads publish at a time and the rest wait their turn, so the api's memory stays
+  // bounded however many uploads arrive at once; a turn passes straight to the next in line.
+  let publishing = 0;
+  const waiting: Array<() => void> = [];
+  async function takeTurn(): Promise<() => void> {
+    if (publishing < PUBLISHING_AT_ONCE) publishing++;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+    return () => {
+      const next = waiting.shift();
+      if (next) next();
+      else publishing--;
+    };
+  }
+
   async function publish(publication: Publication, signal: AbortSignal): Promise<void> {
+    const release = await takeTurn();
+    try {
+      await publishUntilDone(publication, signal);
+    } finally {
+      release();
+    }
+  }
+
+  async function publishUntilDone(publication: Publication, signal: AbortSignal): Promise<void> {
     const plog = log.child({ uploadId: publication.id });
     for (let attempt = 1; !signal.aborted; attempt++) {
       const upload = await findUpload(db, publication.id).catch(() => undefined);

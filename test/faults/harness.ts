@@ -1,6 +1,7 @@
 // Runs Sluice as it runs in production, as separate processes (api, workers, S3 server)
 // against the machine's PostgreSQL, Redis and RabbitMQ, so faults can be done to each, and
 // checks afterwards that every row landed exactly once.
+
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import amqp from "amqplib";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
+import { NODE_OPTIONS } from "../../src/core/node-options.ts";
 import type { Sample } from "../support/csv-samples.ts";
 import {
   getJson,
@@ -103,11 +105,15 @@ export class Cluster {
 
   private spawn(program: "api" | "worker", env: Record<string, string>): Program {
     const child = track(
-      spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
-        cwd: ROOT,
-        env: { ...process.env, ...this.test.env, LOG_LEVEL: "warn", ...env },
-        stdio: ["ignore", "pipe", "pipe"],
-      }),
+      spawn(
+        process.execPath,
+        [...NODE_OPTIONS[program].split(" "), join(ROOT, "src", program, "main.ts")],
+        {
+          cwd: ROOT,
+          env: { ...process.env, ...this.test.env, LOG_LEVEL: "warn", ...env },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      ),
     );
     const running: Program = { name: program, child, output: [] };
     this.started.push(running);

@@ -1,5 +1,6 @@
 // The chart and the code must agree: variable names, ports, probe paths, queue names,
 // npm scripts. Each value here comes from the code or the contract, not from the chart.
+
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -7,6 +8,7 @@ import { describe as group, test } from "node:test";
 import { parse } from "yaml";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { CONFIG_VARIABLES, loadConfig } from "../../src/core/config.ts";
+import { NODE_OPTIONS } from "../../src/core/node-options.ts";
 import {
   chartDir,
   container,
@@ -134,7 +136,15 @@ group("ports and probes", () => {
 
     test(`${program}: production runs the built program, debug mode its npm script`, async () => {
       const production = container(find(await render(), "Deployment", `sluice-${program}`));
-      assert.deepEqual(production.command, ["node", `dist/${program}/main.js`]);
+      assert.deepEqual(production.command, [
+        "node",
+        ...NODE_OPTIONS[program as keyof typeof NODE_OPTIONS].split(" "),
+        `dist/${program}/main.js`,
+      ]);
+      assert.match(
+        packageScripts[`start:${program}`] ?? "",
+        new RegExp(`^node ${NODE_OPTIONS[program as keyof typeof NODE_OPTIONS]} `),
+      );
 
       const dev = valueSets.find((s) => s.name === "values-dev.yaml")?.files ?? [];
       const objects = await render({ files: dev });

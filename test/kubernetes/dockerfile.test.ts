@@ -1,5 +1,6 @@
 // The image is built with the steps CI runs (`npm ci`, `npm run build`), and the build
 // produces every program the chart starts.
+
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
@@ -7,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
+import { NODE_OPTIONS } from "../../src/core/node-options.ts";
 import { container, render, root } from "./chart.ts";
 
 type Instruction = { keyword: string; args: string };
@@ -83,7 +85,11 @@ test("the production image has only production dependencies and runs unprivilege
   const env = production.instructions.filter((i) => i.keyword === "ENV").map((i) => i.args);
   assert.ok(env.includes("NODE_ENV=production"));
   const cmd = production.instructions.filter((i) => i.keyword === "CMD").at(-1)?.args ?? "";
-  assert.deepEqual(JSON.parse(cmd), ["node", "dist/api/main.js"], "the api by default");
+  assert.deepEqual(
+    JSON.parse(cmd),
+    ["node", ...NODE_OPTIONS.api.split(" "), "dist/api/main.js"],
+    "the api by default, with its heap limits",
+  );
 });
 
 test("the dev stage runs the api's debug script", () => {
@@ -115,8 +121,9 @@ test("`npm run build` produces every program the chart and the image start", {
   const cmd = JSON.parse(
     production.instructions.filter((i) => i.keyword === "CMD").at(-1)?.args ?? "[]",
   );
-  for (const [program, script] of [...commands, cmd]) {
+  for (const [program, ...args] of [...commands, cmd]) {
     assert.equal(program, "node");
+    const script = args.at(-1);
     const built = join(outDir, String(script).replace(/^dist\//, ""));
     assert.ok(existsSync(built), `${script} is not produced by npm run build`);
   }

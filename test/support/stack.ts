@@ -1,5 +1,6 @@
 // Starts Sluice's programs against the machine's real PostgreSQL, Redis and RabbitMQ and a
 // real S3-compatible server, each test with its own database, queues, keys and bucket.
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
@@ -18,6 +19,7 @@ import { startController } from "../../src/controller/controller.ts";
 import { type Config, loadConfig } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { createMetrics } from "../../src/core/metrics.ts";
+import { NODE_OPTIONS } from "../../src/core/node-options.ts";
 import { startOpsServer } from "../../src/core/ops-server.ts";
 import { openRuntime, type Runtime } from "../../src/core/runtime.ts";
 import { startLocalS3 } from "../../src/core/storage/local-s3.ts";
@@ -221,11 +223,15 @@ export function spawnProgram(
   env: Record<string, string>,
 ): ChildProcess {
   return track(
-    spawn(process.execPath, [join(ROOT, "src", program, "main.ts")], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
+    spawn(
+      process.execPath,
+      [...NODE_OPTIONS[program].split(" "), join(ROOT, "src", program, "main.ts")],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    ),
   );
 }
 

@@ -115,7 +115,8 @@ Call with (dict "root" $ "program" "api" "script" "start:debug:api").
 {{- if .root.Values.debug.enabled }}
 {{- list "npm" "run" .script | toJson }}
 {{- else }}
-{{- list "node" (printf "dist/%s/main.js" .program) | toJson }}
+{{- $flags := get (get .root.Values .program) "nodeOptions" | default "" | splitList " " | compact }}
+{{- concat (list "node") $flags (list (printf "dist/%s/main.js" .program)) | toJson }}
 {{- end }}
 {{- end }}
 

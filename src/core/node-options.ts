@@ -1,0 +1,9 @@
+// The V8 heap limits each program runs with, wherever it is launched (npm scripts, the
+// image, the chart, the benchmark). A program's live memory is bounded by design (batches in
+// flight, not file sizes), but left alone V8 lets a busy heap grow far beyond what it holds:
+// a smaller young generation and a ceiling on the old one keep the footprint near the live set.
+export const NODE_OPTIONS = {
+  api: "--max-semi-space-size=4 --max-old-space-size=160",
+  worker: "--max-semi-space-size=4 --max-old-space-size=160",
+  controller: "--max-semi-space-size=2 --max-old-space-size=96",
+} as const;
