@@ -11,9 +11,9 @@ test("each row's data is cut from its line as COPY text, backslashes escaped", (
   encoder.row(1, ["x", "tab\there, new\nline"]);
   encoder.row(2, ["back\\slash", ""]);
   encoder.error({ row: 3, line: 4, code: "FieldCount", message: "a\nb", raw: "" });
-  const batch = encoder.finish().toString();
-  assert.deepEqual(JSON.parse(batch).rows.length, 2, "the batch is still plain JSON");
-  const lines = rowsAsCopyText(ID, batch).split("\n");
+  const batch = encoder.finish();
+  assert.deepEqual(JSON.parse(batch.toString()).rows.length, 2, "the batch is still plain JSON");
+  const lines = rowsAsCopyText(ID, batch).toString().split("\n");
   assert.equal(lines.length, 3);
   assert.equal(lines[2], "");
   // What PostgreSQL reads from COPY text: \\ stands for one backslash.
@@ -32,5 +32,5 @@ test("a batch without rows gives no COPY text", () => {
   const encoder = createBatchEncoder(ID, ["a"]);
   encoder.start(1);
   encoder.error({ row: 1, line: 2, code: "NulByte", message: "NUL", raw: "" });
-  assert.equal(rowsAsCopyText(ID, encoder.finish().toString()), "");
+  assert.equal(rowsAsCopyText(ID, encoder.finish()).length, 0);
 });

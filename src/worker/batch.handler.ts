@@ -40,7 +40,7 @@ export async function handleBatch(
   putDone();
   deps.faults.hit("after-s3-put");
   const insertDone = metrics.dbInsertSeconds.startTimer();
-  const outcome = await landBatch(deps.pool, batch, body.toString("utf8"), deps.statementTimeoutMs);
+  const outcome = await landBatch(deps.pool, batch, body, deps.statementTimeoutMs);
   insertDone();
   switch (outcome.kind) {
     case "unknown-upload":

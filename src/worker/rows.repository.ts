@@ -51,7 +51,7 @@ async function inTransaction<T>(
 export async function landBatch(
   pool: pg.Pool,
   batch: BatchHeaders,
-  body: string,
+  body: Buffer,
   statementTimeoutMs: number,
 ): Promise<LandOutcome> {
   return inTransaction(pool, async (client) => {
@@ -86,7 +86,7 @@ export async function landBatch(
         `insert into row_errors (upload_id, row_number, line, code, message)
          select $1::uuid, (e ->> 'row')::bigint, (e ->> 'line')::bigint, e ->> 'code', e ->> 'message'
          from jsonb_array_elements($2::jsonb -> 'errors') as e`,
-        [batch.uploadId, body],
+        [batch.uploadId, body.toString("utf8")],
       );
     }
 
