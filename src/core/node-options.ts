@@ -3,7 +3,7 @@
 // flight, not file sizes), but left alone V8 lets a busy heap grow far beyond what it holds:
 // a smaller young generation and a ceiling on the old one keep the footprint near the live set.
 export const NODE_OPTIONS = {
-  api: "--max-semi-space-size=4 --max-old-space-size=160",
-  worker: "--max-semi-space-size=4 --max-old-space-size=160",
+  api: "--max-semi-space-size=8 --max-old-space-size=160",
+  worker: "--max-semi-space-size=8 --max-old-space-size=200",
   controller: "--max-semi-space-size=2 --max-old-space-size=96",
 } as const;
