@@ -77,3 +77,21 @@ for (const file of ["src/api/main.ts", "src/main.ts"]) {
     assert.doesNotMatch([...program.stdout, ...program.stderr].join("\n"), /sekr1t/);
   });
 }
+
+for (const [service, variable, url] of [
+  ["PostgreSQL", "DATABASE_URL", "postgres://postgres@127.0.0.1:1/sluice"],
+  ["Redis", "REDIS_URL", "redis://127.0.0.1:1"],
+  ["RabbitMQ", "RABBITMQ_URL", "amqp://guest:secret-password@127.0.0.1:1"],
+] as const) {
+  test(`${service} out of reach at start: the worker says which, where and how to start it`, async () => {
+    const worker = startProgram("src/worker/main.ts", { ...env.env, [variable]: url });
+    const { code } = await worker.exit;
+    assert.equal(code, 1);
+    const output = [...worker.stderr, ...worker.stdout].join("\n");
+    const shown = url.replace("secret-password", "***");
+    assert.ok(output.includes(`${service} is not reachable at ${shown}`), output);
+    assert.match(output, /start it with/);
+    assert.doesNotMatch(output, /secret-password/, "no password in the message");
+    assert.doesNotMatch(output, STACK_FRAME);
+  });
+}

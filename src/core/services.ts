@@ -116,14 +116,22 @@ export async function openRedis(config: Config, log: Logger): Promise<Redis> {
     // stale view is written over a newer one once Redis is back.
     enableOfflineQueue: false,
   });
-  // The first connection must succeed; after that ioredis reconnects by itself.
+  // The first connection must succeed; after that ioredis reconnects by itself. The
+  // listener goes on first, so a refused connection is reported here rather than printed
+  // by ioredis as an unhandled error.
+  let lastError: Error | undefined;
+  redis.on("error", (err: Error) => {
+    lastError = err;
+    if (redis.status === "ready" || redis.status === "reconnecting") {
+      log.warn({ err: err.message }, "Redis error");
+    }
+  });
   try {
     await redis.connect();
   } catch (err) {
     redis.disconnect();
-    throw unreachable("Redis", config.redisUrl, err);
+    throw unreachable("Redis", config.redisUrl, lastError ?? err);
   }
-  redis.on("error", (err: Error) => log.warn({ err: err.message }, "Redis error"));
   return redis;
 }
 
