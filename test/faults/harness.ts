@@ -288,7 +288,13 @@ export async function checkLanding(
     if (!want || sample.header.some((column, i) => data[column] !== want[i])) mismatched++;
   }
   const dead = await deadLetteredRows(config.rabbitmqUrl, queueNames(config.namespace).dead);
-  const depths = await queueDepths(config.rabbitmqUrl, config.namespace, config.worker.maxAttempts);
+  // A batch retried after its commit (its view update failed, say) comes back through a
+  // delay queue as a duplicate; the queues must drain of such batches, not hold them.
+  let depths = await queueDepths(config.rabbitmqUrl, config.namespace, config.worker.maxAttempts);
+  for (let waited = 0; depths.live + depths.retry > 0 && waited < 30_000; waited += 250) {
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    depths = await queueDepths(config.rabbitmqUrl, config.namespace, config.worker.maxAttempts);
+  }
 
   let lost = 0;
   let duplicated = 0;

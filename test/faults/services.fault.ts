@@ -102,7 +102,12 @@ test("the S3 endpoint down for a while", async () => {
 test("Redis flushed and restarted empty: status is rebuilt from PostgreSQL", async () => {
   await underFault("redis-restart", { MAX_ATTEMPTS: "8" }, async (cluster, id) => {
     await redis.flushAndRestart();
-    const { body } = await getJson(`${cluster.apiUrl}/uploads/${id}`);
-    if (!body?.id) throw new Error(`the status was not rebuilt: ${JSON.stringify(body)}`);
+    // Until the api has reconnected it answers 503; then the view comes back from PostgreSQL.
+    await waitFor("the status to be served again", async () => {
+      const { status, body } = await getJson(`${cluster.apiUrl}/uploads/${id}`);
+      if (status !== 200 && status !== 503)
+        throw new Error(`unexpected ${status}: ${JSON.stringify(body)}`);
+      return status === 200 && body.id === id;
+    });
   });
 });
