@@ -28,6 +28,18 @@ redis.call('PUBLISH', KEYS[2], encoded)
 return 1
 `;
 
+// Replaces the view with one read from PostgreSQL, unless the view already shows more
+// batches landed: a read made before a worker's commit may arrive after that worker's own,
+// newer write, and must not take the view back.
+const REPLACE = `
+local current = redis.call('HGET', KEYS[1], 'batchesLanded')
+if current and tonumber(ARGV[2]) < tonumber(current) then return 0 end
+redis.call('HSET', KEYS[1], 'view', ARGV[1], 'batchesLanded', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1
+`;
+
 export type Progress = { batchesLanded: number; rowsLanded: number; status: UploadView["status"] };
 
 export type StatusStore = ReturnType<typeof createStatusStore>;
@@ -36,13 +48,15 @@ export function createStatusStore(redis: Redis, db: Db, namespace: string) {
   const keys = statusKeys(namespace);
 
   async function write(view: UploadView): Promise<void> {
-    const encoded = JSON.stringify(view);
-    await redis
-      .multi()
-      .hset(keys.upload(view.id), "view", encoded, "batchesLanded", view.batches.landed)
-      .expire(keys.upload(view.id), VIEW_TTL_SECONDS)
-      .publish(keys.progressChannel(view.id), encoded)
-      .exec();
+    await redis.eval(
+      REPLACE,
+      2,
+      keys.upload(view.id),
+      keys.progressChannel(view.id),
+      JSON.stringify(view),
+      view.batches.landed,
+      VIEW_TTL_SECONDS,
+    );
   }
 
   /** Reloads the view from PostgreSQL after a change of state, and announces it. */
