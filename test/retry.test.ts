@@ -57,7 +57,7 @@ test("a poison batch goes to the dead-letter queue after MAX_ATTEMPTS and the up
   assert.equal(dead.properties.headers?.["x-upload-id"], id);
   assert.equal(dead.properties.headers?.["x-seq"], 2);
   assert.equal(dead.properties.headers?.["x-attempt"], 3);
-  assert.equal(JSON.parse(dead.content.toString()).rows[1].data.id, "poison");
+  assert.equal(JSON.parse(dead.content.toString()).rows[1].values[0], "poison");
   assert.equal((await channel.checkQueue(names.dead)).messageCount, 0);
   assert.equal((await channel.checkQueue(names.batches)).messageCount, 0);
   await connection.close();

@@ -1,6 +1,7 @@
 // Builds each batch's JSON once, by hand: the same bytes are published, kept in S3 and
-// landed in PostgreSQL, and no user-chosen key (even "__proto__") passes through an object.
-import { ROW_PREFIX, ROWS_OPEN } from "../core/batch-layout.ts";
+// landed in PostgreSQL. A row is its array of strings, which JSON.stringify encodes in one
+// call, several times faster than keying each value (see batch-layout.ts).
+import { ROW_PREFIX, ROWS_OPEN, VALUES_PREFIX } from "../core/batch-layout.ts";
 import type { RowError } from "./csv/csv-reader.ts";
 
 export type BatchEncoder = Readonly<{
@@ -14,7 +15,6 @@ export type BatchEncoder = Readonly<{
 }>;
 
 export function createBatchEncoder(uploadId: string, columns: string[]): BatchEncoder {
-  const keys = columns.map((column) => `${JSON.stringify(column)}:`);
   const columnsJson = JSON.stringify(columns);
   let seq = 0;
   let rows: string[] = [];
@@ -27,11 +27,7 @@ export function createBatchEncoder(uploadId: string, columns: string[]): BatchEn
       errors = [];
     },
     row(row, values) {
-      let data = "";
-      for (let i = 0; i < keys.length; i++) {
-        data += `${i === 0 ? "" : ","}${keys[i]}${JSON.stringify(values[i])}`;
-      }
-      rows.push(`${ROW_PREFIX}${row},"data":{${data}}}`);
+      rows.push(`${ROW_PREFIX}${row}${VALUES_PREFIX}${JSON.stringify(values).slice(1)}}`);
     },
     error(error) {
       errors.push(

@@ -2,8 +2,8 @@
 // batch's JSON exactly as it is kept in S3; the headers say what the worker needs
 // without parsing it.
 //
-// Body: {"uploadId","seq","columns":[...],"rows":[{"row":n,"data":{column:value}}],
-//        "errors":[{"row":n,"line":n,"code","message"}]}
+// Body: {"uploadId","seq","columns":[...],"errors":[{"row":n,"line":n,"code","message"}],
+//        "rows":[{"row":n,"values":[...]}]}   (see batch-layout.ts)
 
 export type BatchHeaders = Readonly<{
   uploadId: string;
