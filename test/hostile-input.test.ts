@@ -224,7 +224,7 @@ describe("the api with a worker", () => {
     // Key by key, as PostgreSQL holds them, not as a JavaScript object would show them.
     const stored = await env.sql.query(
       `select row_number::int as row, key, value
-       from upload_rows, jsonb_each_text(data)
+       from upload_rows, json_each_text(data)
        where upload_id = $1 order by row_number, key collate "C"`,
       [id],
     );
