@@ -34,8 +34,6 @@ export function createApi(
     status,
     namespace: config.namespace,
     uploadDir: config.uploadDir,
-    batchSize: config.limits.batchSize,
-    csv: { maxColumns: config.limits.maxColumns, maxFieldBytes: config.limits.maxFieldBytes },
     metrics,
     faults,
     log,

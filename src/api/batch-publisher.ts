@@ -1,8 +1,7 @@
-// Publishes a stored upload as one message per batch, with publisher confirms in a bounded
+// Publishes a stored upload's batches (batch-spool.ts) as one message each, with publisher confirms in a bounded
 // window so that a slow broker slows the api instead of filling its memory. Progress is
 // stored as it goes, so a restarted api resumes where it stopped; a batch published twice
 // is harmless because the worker lands each batch once.
-import { createReadStream } from "node:fs";
 import { access, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { encodeHeaders } from "../core/batch-message.ts";
@@ -15,9 +14,7 @@ import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import { createBatchEncoder } from "./batch-encoder.ts";
-import { batchOf } from "./csv/csv-batches.ts";
-import { type CsvReaderOptions, createCsvReader } from "./csv/csv-reader.ts";
+import { readSpool } from "./batch-spool.ts";
 import { storedPath } from "./upload-intake.ts";
 
 export type PublisherOptions = Readonly<{
@@ -26,8 +23,6 @@ export type PublisherOptions = Readonly<{
   status: StatusStore;
   namespace: string;
   uploadDir: string;
-  batchSize: number;
-  csv: Pick<CsvReaderOptions, "maxColumns" | "maxFieldBytes">;
   /** Unconfirmed messages allowed at once. */
   window?: number;
   faults: Faults;
@@ -35,7 +30,7 @@ export type PublisherOptions = Readonly<{
   log: Logger;
 }>;
 
-export type Publication = { id: string; encoding: string; delimiter: string; batchesTotal: number };
+export type Publication = { id: string; batchesTotal: number };
 
 export type BatchPublisher = Readonly<{
   /** Publishes in the background until done, cancelled or stopped. */
@@ -51,18 +46,13 @@ export type BatchPublisher = Readonly<{
 const PROGRESS_EVERY_MS = 1_000;
 const PUBLISHING_AT_ONCE = 4;
 
-/** A byte order mark decides again on the second pass; only a chosen legacy encoding must be repeated. */
-function legacyEncoding(encoding: string): CsvReaderOptions["encoding"] {
-  return encoding === "latin1" || encoding === "windows-1252" ? encoding : undefined;
-}
-
 export function createBatchPublisher(options: PublisherOptions): BatchPublisher {
   const { broker, db, log } = options;
   const names = queueNames(options.namespace);
   const window = options.window ?? 16;
   const running = new Map<string, { abort: AbortController; done: Promise<void> }>();
 
-  /** One pass over the file; returns normally only when every batch is confirmed. */
+  /** One pass over the spool; returns normally only when every batch is confirmed. */
   async function publishFrom(
     publication: Publication,
     confirmedBefore: number,
@@ -71,49 +61,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     const { id } = publication;
     const channel = await (await broker.connected()).createConfirmChannel();
     const pending: Array<{ seq: number; rows: number; confirmed: Promise<void> }> = [];
-    const ready: Array<{ seq: number; body: Buffer; rows: number; rowErrors: number }> = [];
     let confirmed = confirmedBefore;
     let lastRecorded = Date.now();
-    let encoder: ReturnType<typeof createBatchEncoder> | undefined;
-    let seq = 0;
-
-    const closeBatch = () => {
-      if (encoder && seq > confirmedBefore) {
-        ready.push({
-          seq,
-          body: encoder.finish(),
-          rows: encoder.rows(),
-          rowErrors: encoder.errors(),
-        });
-      }
-    };
-    const enter = (row: number) => {
-      const next = batchOf(row, options.batchSize);
-      if (next === seq) return;
-      closeBatch();
-      seq = next;
-      encoder?.start(seq);
-    };
-    const reader = createCsvReader(
-      {
-        ...options.csv,
-        encoding: legacyEncoding(publication.encoding),
-        delimiter: publication.delimiter as CsvReaderOptions["delimiter"],
-      },
-      {
-        header: (header) => {
-          encoder = createBatchEncoder(id, header.columns);
-        },
-        row: (row, values) => {
-          enter(row);
-          if (seq > confirmedBefore) encoder?.row(row, values);
-        },
-        rowError: (error) => {
-          enter(error.row);
-          if (seq > confirmedBefore) encoder?.error(error);
-        },
-      },
-    );
 
     const settleOldest = async () => {
       const oldest = pending.shift();
@@ -130,8 +79,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         await options.status.refresh(id);
       }
     };
-    const flush = async () => {
-      for (const batch of ready.splice(0)) {
+    try {
+      for await (const batch of readSpool(storedPath(options.uploadDir, id), confirmedBefore)) {
         if (signal.aborted) throw signal.reason;
         const confirmedBatch = publishConfirmed(channel, names.batches, batch.body, {
           contentType: "application/json",
@@ -149,16 +98,6 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         pending.push({ seq: batch.seq, rows: batch.rows, confirmed: confirmedBatch });
         while (pending.length >= window) await settleOldest();
       }
-    };
-
-    try {
-      for await (const chunk of createReadStream(storedPath(options.uploadDir, id), { signal })) {
-        reader.push(chunk as Buffer);
-        if (ready.length > 0) await flush();
-      }
-      reader.end();
-      closeBatch();
-      await flush();
       while (pending.length > 0) await settleOldest();
       await recordPublished(db, id, confirmed);
     } finally {
@@ -238,14 +177,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
           () => true,
           () => false,
         );
-        if (!present || !upload.encoding || !upload.delimiter || upload.batches_total === null)
-          continue;
-        start({
-          id: upload.id,
-          encoding: upload.encoding,
-          delimiter: upload.delimiter,
-          batchesTotal: upload.batches_total,
-        });
+        if (!present || upload.batches_total === null) continue;
+        start({ id: upload.id, batchesTotal: upload.batches_total });
         resumed++;
       }
       return resumed;

@@ -1,5 +1,6 @@
-// Receives an upload body: streams it to UPLOAD_DIR while hashing and parsing it, so that
-// when the body ends Sluice knows whether the file is valid and how many rows it holds.
+// Receives an upload body: hashes and parses it as it arrives, and stores it in UPLOAD_DIR as
+// its batches, ready to publish (batch-spool.ts). When the body ends Sluice knows whether
+// the file is valid and how many rows it holds, and nothing needs to read it again.
 import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
@@ -9,6 +10,7 @@ import { join } from "node:path";
 import { finished } from "node:stream/promises";
 import busboy from "busboy";
 import { AppError } from "./app-error.ts";
+import { createBatchCutter, frameOf, type SpooledBatch } from "./batch-spool.ts";
 import {
   CsvFormatError,
   type CsvReaderOptions,
@@ -22,13 +24,14 @@ export type IntakeOptions = {
   uploadDir: string;
   id: string;
   maxBytes: number;
+  batchSize: number;
   csv: CsvReaderOptions;
   /** Called with the bytes received so far as each chunk arrives; its failures are not the body's. */
   onChunk?: (bytes: number) => Promise<void>;
 };
 
-export const storedPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.csv`);
-export const partialPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.csv.part`);
+export const storedPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.batches`);
+export const partialPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.batches.part`);
 
 /** Makes the folder, and drops partial files left by requests that died with an earlier run. */
 export async function prepareUploadDir(uploadDir: string): Promise<void> {
@@ -125,7 +128,16 @@ export async function receiveUpload(
     fileError ??= err;
   });
   const hash = createHash("sha256");
-  const reader = createCsvReader(options.csv, { header() {}, row() {}, rowError() {} });
+  const batches = createBatchCutter(options.id, options.batchSize);
+  const reader = createCsvReader(options.csv, batches.sink);
+  const store = async (done: SpooledBatch[]) => {
+    for (const batch of done) {
+      let room = true;
+      for (const bytes of frameOf(batch)) room = file.write(bytes);
+      if (fileError) throw fileError;
+      if (!room) await once(file, "drain");
+    }
+  };
   let bytes = 0;
   let bodyFailed = false;
   // Failures of the body itself (a client that went away, a broken multipart part) are the
@@ -155,10 +167,10 @@ export async function receiveUpload(
       }
       hash.update(chunk);
       reader.push(chunk);
-      if (fileError) throw fileError;
-      if (!file.write(chunk)) await once(file, "drain");
+      await store(batches.take());
     }
     const summary = reader.end();
+    await store(batches.end());
     file.end();
     await finished(file);
     const path = storedPath(options.uploadDir, options.id);

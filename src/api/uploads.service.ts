@@ -99,6 +99,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           uploadDir: deps.uploadDir,
           id,
           maxBytes: limits.maxUploadBytes,
+          batchSize: limits.batchSize,
           onChunk,
           csv: {
             encoding: upload.encoding,
@@ -130,12 +131,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           },
           "upload queued",
         );
-        deps.publisher.start({
-          id,
-          encoding: summary.header.encoding,
-          delimiter: summary.header.delimiter,
-          batchesTotal,
-        });
+        deps.publisher.start({ id, batchesTotal });
         return view as UploadView;
       } catch (err) {
         const problem =

@@ -1,4 +1,4 @@
-// Which publishing batch a row belongs to; both passes over an upload must agree on it.
+// Which batch a record belongs to; the api cuts batches by it and counts them by it.
 
 /** 1-based batch sequence of a 1-based row number: rows 1..batchSize are batch 1. */
 export function batchOf(row: number, batchSize: number): number {

@@ -1,5 +1,4 @@
 // Reads a CSV upload pushed in as bytes, from any chunking, and hands each record to a sink.
-// The upload pass and the publishing pass both read through it, so they number rows alike.
 //
 // A hand-written state machine over decoded strings, not csv-parse: csv-parse cannot give the
 // byte offset of the first invalid UTF-8 byte, limits the size of whole records rather than of

@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { createBatchCutter, frameOf, readSpool, type SpooledBatch } from "./batch-spool.ts";
+import { createCsvReader } from "./csv/csv-reader.ts";
+
+const ID = "3f1c0d3e-0000-4000-8000-000000000001";
+const dir = await mkdtemp(join(tmpdir(), "sluice-spool-"));
+after(() => rm(dir, { recursive: true, force: true }));
+
+function cut(csv: string, batchSize: number, chunk: number): SpooledBatch[] {
+  const cutter = createBatchCutter(ID, batchSize);
+  const reader = createCsvReader({ maxColumns: 10, maxFieldBytes: 100 }, cutter.sink);
+  const batches: SpooledBatch[] = [];
+  const bytes = Buffer.from(csv);
+  for (let at = 0; at < bytes.length; at += chunk) {
+    reader.push(bytes.subarray(at, at + chunk));
+    batches.push(...cutter.take());
+  }
+  reader.end();
+  batches.push(...cutter.end());
+  return batches;
+}
+
+async function spool(name: string, batches: SpooledBatch[]): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, Buffer.concat(batches.flatMap(frameOf)));
+  return path;
+}
+
+async function readAll(path: string, afterSeq: number): Promise<SpooledBatch[]> {
+  const read: SpooledBatch[] = [];
+  for await (const batch of readSpool(path, afterSeq)) read.push(batch);
+  return read;
+}
+
+test("records are cut into batches by record number, rejected ones counted where they fall", () => {
+  const csv = "id,name\n1,a\n2,b\n3\n4,d\n5,e\n";
+  for (const chunk of [1, 3, 1024]) {
+    const batches = cut(csv, 2, chunk);
+    assert.deepEqual(
+      batches.map(({ seq, rows, rowErrors }) => ({ seq, rows, rowErrors })),
+      [
+        { seq: 1, rows: 2, rowErrors: 0 },
+        { seq: 2, rows: 1, rowErrors: 1 },
+        { seq: 3, rows: 1, rowErrors: 0 },
+      ],
+      `chunks of ${chunk}`,
+    );
+    const second = JSON.parse((batches[1] as SpooledBatch).body.toString());
+    assert.deepEqual(second.rows, [{ row: 4, values: ["4", "d"] }]);
+    assert.equal(second.errors[0].row, 3);
+  }
+});
+
+test("a spool reads back frame by frame, and from any batch on", async () => {
+  const batches = cut(`id\n${Array.from({ length: 7 }, (_, i) => i + 1).join("\n")}\n`, 2, 5);
+  const path = await spool("seven.batches", batches);
+  assert.deepEqual(await readAll(path, 0), batches);
+  assert.deepEqual(
+    (await readAll(path, 2)).map((b) => b.seq),
+    [3, 4],
+  );
+  assert.deepEqual(await readAll(path, 4), []);
+});
+
+test("a spool cut short says so instead of publishing part of a batch", async () => {
+  const batches = cut("id\n1\n2\n3\n", 2, 1024);
+  const path = await spool("short.batches", batches);
+  await truncate(path, 16 + (batches[0] as SpooledBatch).body.length + 20);
+  await assert.rejects(readAll(path, 0), /ends inside batch 2/);
+  await truncate(path, 10);
+  await assert.rejects(readAll(path, 0), /ends inside a frame header/);
+});

@@ -1,0 +1,105 @@
+// An accepted upload waits in UPLOAD_DIR as its batches, cut and encoded while the body
+// arrived, so that publishing only reads them back: the file is parsed once, not twice.
+// Each batch is a frame, a fixed header then the batch's JSON:
+//
+//   seq (u32) | rows (u32) | rowErrors (u32) | length (u32) | JSON (length bytes)
+//
+// A restarted api resumes publishing by skipping frames, reading only their headers.
+import { open } from "node:fs/promises";
+import { createBatchEncoder } from "./batch-encoder.ts";
+import { batchOf } from "./csv/csv-batches.ts";
+import type { CsvSink } from "./csv/csv-reader.ts";
+
+export type SpooledBatch = { seq: number; rows: number; rowErrors: number; body: Buffer };
+
+const HEADER_BYTES = 16;
+
+/** A batch as the bytes of its frame: header, then body. */
+export function frameOf(batch: SpooledBatch): [Buffer, Buffer] {
+  const header = Buffer.allocUnsafe(HEADER_BYTES);
+  header.writeUInt32BE(batch.seq, 0);
+  header.writeUInt32BE(batch.rows, 4);
+  header.writeUInt32BE(batch.rowErrors, 8);
+  header.writeUInt32BE(batch.body.length, 12);
+  return [header, batch.body];
+}
+
+/** The batches of a spool file after `afterSeq`, in order. */
+export async function* readSpool(path: string, afterSeq: number): AsyncGenerator<SpooledBatch> {
+  const file = await open(path, "r");
+  try {
+    const header = Buffer.allocUnsafe(HEADER_BYTES);
+    for (let at = 0; ; ) {
+      const { bytesRead } = await file.read(header, 0, HEADER_BYTES, at);
+      if (bytesRead === 0) return;
+      if (bytesRead < HEADER_BYTES) throw new Error(`spool ${path} ends inside a frame header`);
+      const seq = header.readUInt32BE(0);
+      const length = header.readUInt32BE(12);
+      at += HEADER_BYTES;
+      if (seq > afterSeq) {
+        const body = Buffer.allocUnsafe(length);
+        const read = await file.read(body, 0, length, at);
+        if (read.bytesRead < length) throw new Error(`spool ${path} ends inside batch ${seq}`);
+        yield { seq, rows: header.readUInt32BE(4), rowErrors: header.readUInt32BE(8), body };
+      }
+      at += length;
+    }
+  } finally {
+    await file.close();
+  }
+}
+
+export type BatchCutter = Readonly<{
+  /** Receives the reader's records. */
+  sink: CsvSink;
+  /** The batches completed since the last call. */
+  take(): SpooledBatch[];
+  /** Closes the last batch; call after the reader's end(). */
+  end(): SpooledBatch[];
+}>;
+
+/** Groups records into batches of `batchSize` record numbers, rejected records included. */
+export function createBatchCutter(uploadId: string, batchSize: number): BatchCutter {
+  let encoder: ReturnType<typeof createBatchEncoder> | undefined;
+  let seq = 0;
+  let done: SpooledBatch[] = [];
+
+  const close = () => {
+    if (!encoder || seq === 0) return;
+    done.push({ seq, rows: encoder.rows(), rowErrors: encoder.errors(), body: encoder.finish() });
+  };
+  const enter = (row: number) => {
+    const next = batchOf(row, batchSize);
+    if (next === seq) return;
+    close();
+    seq = next;
+    encoder?.start(seq);
+  };
+  const take = () => {
+    const taken = done;
+    done = [];
+    return taken;
+  };
+
+  return {
+    sink: {
+      header: (header) => {
+        encoder = createBatchEncoder(uploadId, header.columns);
+      },
+      row: (row, values) => {
+        enter(row);
+        encoder?.row(row, values);
+      },
+      rowError: (error) => {
+        enter(error.row);
+        encoder?.error(error);
+      },
+    },
+    take,
+    end() {
+      close();
+      seq = 0;
+      return take();
+    },
+  };
+}
