@@ -56,6 +56,7 @@ runMain("sluice", async ({ config, log, shutdown, faults }) => {
   shutdown.add("stop", "progress streams", api.progress.close);
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);
+  shutdown.add("close", "parsing thread", api.parser.close);
   await api.publisher.resumeUnfinished();
   log.info(
     { api: `http://127.0.0.1:${config.ports.api}`, auth: config.apiKeys ? "on" : "off" },

@@ -9,6 +9,7 @@ import type { Runtime } from "../core/runtime.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
+import { createIntakeParser, type IntakeParser } from "./intake-parser.ts";
 import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
 import { limitConcurrentUploads } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
@@ -16,6 +17,8 @@ import { createUploadsService } from "./uploads.service.ts";
 export type Api = Readonly<{
   app: Koa;
   publisher: BatchPublisher;
+  /** The parsing thread; close it once no upload is being received. */
+  parser: IntakeParser;
   /** Closing it ends every progress stream, which an HTTP server waits for when it closes. */
   progress: ProgressHub;
 }>;
@@ -38,10 +41,12 @@ export function createApi(
     faults,
     log,
   });
+  const parser = createIntakeParser();
   const uploads = createUploadsService({
     db,
     status,
     publisher,
+    parser,
     uploadDir: config.uploadDir,
     limits: config.limits,
     metrics,
@@ -74,5 +79,5 @@ export function createApi(
       return broker.isConnected();
     },
   });
-  return { app, publisher, progress };
+  return { app, publisher, parser, progress };
 }

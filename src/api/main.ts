@@ -15,6 +15,7 @@ runMain("api", async ({ config, log, shutdown, faults }) => {
   shutdown.add("stop", "progress streams", api.progress.close);
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);
+  shutdown.add("close", "parsing thread", api.parser.close);
   log.info({ port: config.ports.api, auth: config.apiKeys ? "on" : "off" }, "api listening");
   if (!config.apiKeys) log.warn("authentication is off: every request acts as the default tenant");
   const resumed = await api.publisher.resumeUnfinished();

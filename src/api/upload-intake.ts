@@ -1,22 +1,14 @@
-// Receives an upload body: hashes and parses it as it arrives, and stores it in UPLOAD_DIR as
-// its batches, ready to publish (batch-spool.ts). When the body ends Sluice knows whether
+// Receives an upload body: hashes it as it arrives while the parsing thread (intake-thread.ts)
+// stores it in UPLOAD_DIR as its batches, ready to publish (batch-spool.ts). When the body ends Sluice knows whether
 // the file is valid and how many rows it holds, and nothing needs to read it again.
 import { createHash } from "node:crypto";
-import { once } from "node:events";
-import { createWriteStream } from "node:fs";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
-import { finished } from "node:stream/promises";
 import busboy from "busboy";
 import { AppError } from "./app-error.ts";
-import { createBatchCutter, frameOf, type SpooledBatch } from "./batch-spool.ts";
-import {
-  CsvFormatError,
-  type CsvReaderOptions,
-  type CsvSummary,
-  createCsvReader,
-} from "./csv/csv-reader.ts";
+import { CsvFormatError, type CsvReaderOptions, type CsvSummary } from "./csv/csv-reader.ts";
+import type { IntakeParser } from "./intake-parser.ts";
 
 export type Intake = { summary: CsvSummary; bytes: number; sha256: string; path: string };
 
@@ -26,6 +18,7 @@ export type IntakeOptions = {
   maxBytes: number;
   batchSize: number;
   csv: CsvReaderOptions;
+  parser: IntakeParser;
   /** Called with the bytes received so far as each chunk arrives; its failures are not the body's. */
   onChunk?: (bytes: number) => Promise<void>;
 };
@@ -121,23 +114,13 @@ export async function receiveUpload(
   options: IntakeOptions,
 ): Promise<Intake> {
   const partial = partialPath(options.uploadDir, options.id);
-  const file = createWriteStream(partial, { flags: "wx" });
-  // A write error (a full disk) arrives as an event between writes; keep it for the loop.
-  let fileError: Error | undefined;
-  file.on("error", (err) => {
-    fileError ??= err;
+  const parsing = options.parser.open({
+    id: options.id,
+    path: partial,
+    batchSize: options.batchSize,
+    csv: options.csv,
   });
   const hash = createHash("sha256");
-  const batches = createBatchCutter(options.id, options.batchSize);
-  const reader = createCsvReader(options.csv, batches.sink);
-  const store = async (done: SpooledBatch[]) => {
-    for (const batch of done) {
-      let room = true;
-      for (const bytes of frameOf(batch)) room = file.write(bytes);
-      if (fileError) throw fileError;
-      if (!room) await once(file, "drain");
-    }
-  };
   let bytes = 0;
   let bodyFailed = false;
   // Failures of the body itself (a client that went away, a broken multipart part) are the
@@ -166,18 +149,14 @@ export async function receiveUpload(
         );
       }
       hash.update(chunk);
-      reader.push(chunk);
-      await store(batches.take());
+      await parsing.push(chunk);
     }
-    const summary = reader.end();
-    await store(batches.end());
-    file.end();
-    await finished(file);
+    const summary = await parsing.end();
     const path = storedPath(options.uploadDir, options.id);
     await rename(partial, path);
     return { summary, bytes, sha256: hash.digest("hex"), path };
   } catch (err) {
-    file.destroy();
+    await parsing.abort();
     await rm(partial, { force: true });
     if (err instanceof CsvFormatError) throw toAppError(err);
     if (bodyFailed && !(err instanceof AppError)) {

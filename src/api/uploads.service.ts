@@ -17,12 +17,14 @@ import type { UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
 import type { CsvReaderOptions } from "./csv/csv-reader.ts";
+import type { IntakeParser } from "./intake-parser.ts";
 import { receiveUpload, storedPath } from "./upload-intake.ts";
 
 export type UploadsServiceDeps = Readonly<{
   db: Db;
   status: StatusStore;
   publisher: BatchPublisher;
+  parser: IntakeParser;
   uploadDir: string;
   limits: Config["limits"];
   metrics: Pick<ApiMetrics, "bytesReceived" | "uploadsFinished">;
@@ -100,6 +102,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           id,
           maxBytes: limits.maxUploadBytes,
           batchSize: limits.batchSize,
+          parser: deps.parser,
           onChunk,
           csv: {
             encoding: upload.encoding,

@@ -171,6 +171,7 @@ export async function startInProcess(
     async stop() {
       await api.progress.close();
       await new Promise((resolve) => server.close(resolve));
+      await api.parser.close();
       await api.publisher.stop();
       await consumer?.stop();
       await workerOps?.close();

@@ -1,0 +1,112 @@
+import assert from "node:assert/strict";
+import { access, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { readSpool } from "./batch-spool.ts";
+import { CsvFormatError } from "./csv/csv-reader.ts";
+import { createIntakeParser } from "./intake-parser.ts";
+
+const dir = await mkdtemp(join(tmpdir(), "sluice-intake-"));
+const parser = createIntakeParser();
+after(async () => {
+  await parser.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const csv = { maxColumns: 10, maxFieldBytes: 100 };
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+function chunks(text: string, size: number): Buffer[] {
+  const bytes = Buffer.from(text);
+  const out: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += size) out.push(bytes.subarray(at, at + size));
+  return out;
+}
+
+async function rowsOf(path: string): Promise<unknown[]> {
+  const rows: unknown[] = [];
+  for await (const batch of readSpool(path, 0))
+    rows.push(...JSON.parse(batch.body.toString()).rows);
+  return rows;
+}
+
+test("uploads received at once are parsed side by side, each into its own batches", async () => {
+  const a = `id,name\n${Array.from({ length: 50 }, (_, i) => `${i},"a ${i}"`).join("\n")}\n`;
+  const b = `x;y\n${Array.from({ length: 30 }, (_, i) => `${i};b`).join("\r\n")}`;
+  const first = parser.open({ id: "a", path: join(dir, "a"), batchSize: 7, csv });
+  const second = parser.open({ id: "b", path: join(dir, "b"), batchSize: 7, csv });
+  const [ca, cb] = [chunks(a, 5), chunks(b, 3)];
+  for (let i = 0; i < Math.max(ca.length, cb.length); i++) {
+    if (ca[i]) await first.push(ca[i] as Buffer);
+    if (cb[i]) await second.push(cb[i] as Buffer);
+  }
+  const [sa, sb] = await Promise.all([first.end(), second.end()]);
+  assert.equal(sa.rows, 50);
+  assert.deepEqual(sb.header.columns, ["x", "y"]);
+  assert.equal(sb.rows, 30);
+  const rows = await rowsOf(join(dir, "a"));
+  assert.equal(rows.length, 50);
+  assert.deepEqual(rows[49], { row: 50, values: ["49", "a 49"] });
+  assert.deepEqual((await rowsOf(join(dir, "b")))[0], { row: 1, values: ["0", "b"] });
+});
+
+test("a bad file fails its upload with where, and leaves no file", async () => {
+  const path = join(dir, "bad");
+  const session = parser.open({ id: "bad", path, batchSize: 7, csv });
+  const failure = (async () => {
+    for (const chunk of chunks('id,name\n1,"open\n2,b\n', 4)) await session.push(chunk);
+    return session.end();
+  })();
+  await assert.rejects(failure, (err: unknown) => {
+    assert.ok(err instanceof CsvFormatError);
+    assert.equal(err.code, "UnterminatedQuote");
+    assert.deepEqual(err.details, { line: 2, column: 3 });
+    return true;
+  });
+  assert.equal(await exists(path), false);
+});
+
+test("an upload given up by the main thread leaves no file", async () => {
+  const path = join(dir, "gone");
+  const session = parser.open({ id: "gone", path, batchSize: 1, csv });
+  await session.push(Buffer.from("id\n1\n2\n3\n"));
+  await session.abort();
+  assert.equal(await exists(path), false);
+});
+
+test("closing the parser fails an upload still arriving, plainly", async () => {
+  const own = createIntakeParser();
+  const session = own.open({ id: "late", path: join(dir, "late"), batchSize: 1, csv });
+  await session.push(Buffer.from("id\n1\n"));
+  await own.close();
+  await assert.rejects(session.end(), /the api is stopping/);
+});
+
+test("a thread out of memory fails the uploads in hand, and the next upload gets a new one", async () => {
+  const own = createIntakeParser();
+  const path = join(dir, "huge");
+  // A batch of 1,000 rows of 64 KiB is far beyond the thread's heap.
+  const session = own.open({
+    id: "huge",
+    path,
+    batchSize: 1_000,
+    csv: { ...csv, maxFieldBytes: 1 << 17 },
+  });
+  const row = Buffer.from(`${"x".repeat(1 << 16)}\n`);
+  const failure = (async () => {
+    await session.push(Buffer.from("id\n"));
+    for (let i = 0; i < 1_000; i++) await session.push(row);
+    return session.end();
+  })();
+  await assert.rejects(failure, /the parsing thread stopped/);
+
+  const next = own.open({ id: "next", path: join(dir, "next"), batchSize: 2, csv });
+  await next.push(Buffer.from("id\n1\n2\n3\n"));
+  assert.equal((await next.end()).rows, 3);
+  await own.close();
+});

@@ -1,0 +1,173 @@
+// The main thread's side of the parsing thread (intake-thread.ts): one session per upload,
+// a bounded number of chunks on their way, and the thread's verdict as a promise.
+import { extname } from "node:path";
+import { Worker } from "node:worker_threads";
+import {
+  CsvFormatError,
+  type CsvFormatErrorCode,
+  type CsvFormatErrorDetails,
+  type CsvReaderOptions,
+  type CsvSummary,
+} from "./csv/csv-reader.ts";
+
+export type ToThread =
+  | { op: "open"; id: string; path: string; batchSize: number; csv: CsvReaderOptions }
+  | { op: "chunk"; id: string; chunk: Uint8Array }
+  | { op: "end"; id: string }
+  | { op: "abort"; id: string };
+
+export type FromThread =
+  | { op: "parsed"; id: string }
+  | { op: "done"; id: string; summary: CsvSummary }
+  | { op: "aborted"; id: string }
+  | {
+      op: "failed";
+      id: string;
+      error:
+        | { kind: "csv"; code: CsvFormatErrorCode; message: string; details: CsvFormatErrorDetails }
+        | { kind: "other"; message: string; code?: string };
+    };
+
+export type ParseSession = Readonly<{
+  /** Resolves once the chunk may be reused and there is room for another; rejects with the upload's failure. */
+  push(chunk: Buffer): Promise<void>;
+  /** Every batch is stored; rejects with the upload's failure. */
+  end(): Promise<CsvSummary>;
+  /** Stops the session after a failure of the main thread's (a client gone, a size limit); resolves once its file is gone. */
+  abort(): Promise<void>;
+}>;
+
+export type IntakeParser = Readonly<{
+  open(options: {
+    id: string;
+    path: string;
+    batchSize: number;
+    csv: CsvReaderOptions;
+  }): ParseSession;
+  close(): Promise<void>;
+}>;
+
+/** Chunks handed over and not yet parsed, per upload: enough to keep the thread busy. */
+const CHUNKS_AHEAD = 8;
+
+const THREAD_URL = new URL(`./intake-thread${extname(import.meta.url)}`, import.meta.url);
+
+type Pending = {
+  ahead: number;
+  aborted?: () => void;
+  room?: () => void;
+  failure?: Error;
+  settle: { resolve(summary: CsvSummary): void; reject(err: Error): void };
+  done: Promise<CsvSummary>;
+};
+
+function errorOf(error: Extract<FromThread, { op: "failed" }>["error"]): Error {
+  if (error.kind === "csv") return new CsvFormatError(error.code, error.message, error.details);
+  return Object.assign(new Error(error.message), { code: error.code });
+}
+
+export function createIntakeParser(): IntakeParser {
+  let thread: Worker | undefined;
+  const sessions = new Map<string, Pending>();
+
+  const finish = (id: string, outcome: { summary: CsvSummary } | { error: Error }) => {
+    const pending = sessions.get(id);
+    if (!pending) return;
+    sessions.delete(id);
+    if ("summary" in outcome) {
+      pending.settle.resolve(outcome.summary);
+    } else {
+      pending.failure = outcome.error;
+      pending.settle.reject(outcome.error);
+    }
+    pending.room?.();
+    pending.aborted?.();
+  };
+
+  function started(): Worker {
+    if (thread) return thread;
+    // V8 flags of the process are not a thread's; its heap gets limits of its own. It holds
+    // one batch in the making per upload: a few hundred kilobytes each. A thread that runs out
+    // fails the uploads in hand, not the process, and the next upload starts another.
+    const worker = new Worker(THREAD_URL, {
+      execArgv: [],
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
+    });
+    worker.unref();
+    worker.on("message", (message: FromThread) => {
+      const pending = sessions.get(message.id);
+      if (!pending) return;
+      if (message.op === "parsed") {
+        pending.ahead--;
+        pending.room?.();
+      } else if (message.op === "aborted") {
+        sessions.delete(message.id);
+        pending.aborted?.();
+      } else if (message.op === "done") {
+        finish(message.id, { summary: message.summary });
+      } else {
+        finish(message.id, { error: errorOf(message.error) });
+      }
+    });
+    const lost = (reason: string) => {
+      if (thread !== worker) return;
+      thread = undefined;
+      for (const id of [...sessions.keys()]) {
+        finish(id, { error: new Error(`the parsing thread stopped: ${reason}`) });
+      }
+    };
+    worker.on("error", (err) => lost(err.message));
+    worker.on("exit", (code) => lost(`exit code ${code}`));
+    thread = worker;
+    return worker;
+  }
+
+  return {
+    open({ id, path, batchSize, csv }) {
+      const worker = started();
+      let settle!: Pending["settle"];
+      const done = new Promise<CsvSummary>((resolve, reject) => {
+        settle = { resolve, reject };
+      });
+      // The caller learns of a failure from push or end; this one must not go unhandled.
+      done.catch(() => undefined);
+      const pending: Pending = { ahead: 0, settle, done };
+      sessions.set(id, pending);
+      worker.postMessage({ op: "open", id, path, batchSize, csv } satisfies ToThread);
+      return {
+        async push(chunk) {
+          if (pending.failure) throw pending.failure;
+          pending.ahead++;
+          worker.postMessage({ op: "chunk", id, chunk } satisfies ToThread);
+          while (pending.ahead >= CHUNKS_AHEAD && !pending.failure && sessions.has(id)) {
+            await new Promise<void>((resolve) => {
+              pending.room = resolve;
+            });
+          }
+          if (pending.failure) throw pending.failure;
+        },
+        end() {
+          if (sessions.has(id)) worker.postMessage({ op: "end", id } satisfies ToThread);
+          return done;
+        },
+        abort() {
+          if (!sessions.has(id)) return Promise.resolve();
+          pending.failure ??= new Error("aborted");
+          const gone = new Promise<void>((resolve) => {
+            pending.aborted = resolve;
+          });
+          worker.postMessage({ op: "abort", id } satisfies ToThread);
+          return gone;
+        },
+      };
+    },
+    async close() {
+      const worker = thread;
+      thread = undefined;
+      for (const id of [...sessions.keys()]) {
+        finish(id, { error: new Error("the api is stopping") });
+      }
+      await worker?.terminate();
+    },
+  };
+}
