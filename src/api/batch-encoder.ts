@@ -1,7 +1,7 @@
 // Builds each batch's JSON once, by hand: the same bytes are published, kept in S3 and
 // landed in PostgreSQL. A row is its array of strings, which JSON.stringify encodes in one
 // call, several times faster than keying each value (see batch-layout.ts).
-import { ROW_PREFIX, ROWS_OPEN, VALUES_PREFIX } from "../core/batch-layout.ts";
+import { ROWS_OPEN } from "../core/batch-layout.ts";
 import type { RowError } from "./csv/csv-reader.ts";
 
 export type BatchEncoder = Readonly<{
@@ -27,7 +27,10 @@ export function createBatchEncoder(uploadId: string, columns: string[]): BatchEn
       errors = [];
     },
     row(row, values) {
-      rows.push(`${ROW_PREFIX}${row}${VALUES_PREFIX}${JSON.stringify(values).slice(1)}}`);
+      // ROW_PREFIX, the number, VALUES_PREFIX, the values. Not `${row}`: V8 keeps each number's
+      // string in a cache that outlives its scavenges, so every row's number (24 MB in a
+      // million rows) would reach the old generation and grow the thread's heap.
+      rows.push(JSON.stringify({ row, values }));
     },
     error(error) {
       errors.push(

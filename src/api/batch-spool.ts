@@ -24,8 +24,12 @@ export function frameOf(batch: SpooledBatch): [Buffer, Buffer] {
   return [header, batch.body];
 }
 
-/** The batches of a spool file after `afterSeq`, in order. */
-export async function* readSpool(path: string, afterSeq: number): AsyncGenerator<SpooledBatch> {
+/** The batches of a spool file after `afterSeq`, in order, each body read into `allocate(length)`. */
+export async function* readSpool(
+  path: string,
+  afterSeq: number,
+  allocate: (length: number) => Buffer = Buffer.allocUnsafe,
+): AsyncGenerator<SpooledBatch> {
   const file = await open(path, "r");
   try {
     const header = Buffer.allocUnsafe(HEADER_BYTES);
@@ -37,7 +41,7 @@ export async function* readSpool(path: string, afterSeq: number): AsyncGenerator
       const length = header.readUInt32BE(12);
       at += HEADER_BYTES;
       if (seq > afterSeq) {
-        const body = Buffer.allocUnsafe(length);
+        const body = allocate(length);
         const read = await file.read(body, 0, length, at);
         if (read.bytesRead < length) throw new Error(`spool ${path} ends inside batch ${seq}`);
         yield { seq, rows: header.readUInt32BE(4), rowErrors: header.readUInt32BE(8), body };

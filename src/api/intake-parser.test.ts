@@ -100,7 +100,8 @@ test("a thread out of memory fails the uploads in hand, and the next upload gets
   const row = Buffer.from(`${"x".repeat(1 << 16)}\n`);
   const failure = (async () => {
     await session.push(Buffer.from("id\n"));
-    for (let i = 0; i < 1_000; i++) await session.push(row);
+    // push moves a chunk that owns its memory: each push gets its own.
+    for (let i = 0; i < 1_000; i++) await session.push(Buffer.from(row));
     return session.end();
   })();
   await assert.rejects(failure, /the parsing thread stopped/);

@@ -29,7 +29,11 @@ export type FromThread =
     };
 
 export type ParseSession = Readonly<{
-  /** Resolves once the chunk may be reused and there is room for another; rejects with the upload's failure. */
+  /**
+   * Hands the chunk over: one that is the whole of its ArrayBuffer, as a request body's chunks
+   * are, is moved rather than copied and left empty. Resolves once there is room for another;
+   * rejects with the upload's failure.
+   */
   push(chunk: Buffer): Promise<void>;
   /** Every batch is stored; rejects with the upload's failure. */
   end(): Promise<CsvSummary>;
@@ -86,9 +90,10 @@ export function createIntakeParser(): IntakeParser {
 
   function started(): Worker {
     if (thread) return thread;
-    // V8 flags of the process are not a thread's; its heap gets limits of its own. It holds
-    // one batch in the making per upload: a few hundred kilobytes each. A thread that runs out
-    // fails the uploads in hand, not the process, and the next upload starts another.
+    // The thread holds one batch in the making per upload: a few hundred kilobytes each. These
+    // limits hold only when the process runs without V8 heap flags (npm start, the tests):
+    // V8's flags are process-wide and win, so node-options.ts's bound the thread too. A thread
+    // that runs out fails the uploads in hand, not the process; the next upload starts another.
     const worker = new Worker(THREAD_URL, {
       execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
@@ -138,7 +143,14 @@ export function createIntakeParser(): IntakeParser {
         async push(chunk) {
           if (pending.failure) throw pending.failure;
           pending.ahead++;
-          worker.postMessage({ op: "chunk", id, chunk } satisfies ToThread);
+          // A copy would leave the chunk itself to the main thread's GC, which runs far less often
+          // than the thread's: 64 KiB chunks piled up there by the tens of megabytes.
+          const memory = chunk.buffer;
+          const whole =
+            memory instanceof ArrayBuffer &&
+            chunk.byteOffset === 0 &&
+            chunk.byteLength === memory.byteLength;
+          worker.postMessage({ op: "chunk", id, chunk } satisfies ToThread, whole ? [memory] : []);
           while (pending.ahead >= CHUNKS_AHEAD && !pending.failure && sessions.has(id)) {
             await new Promise<void>((resolve) => {
               pending.room = resolve;
