@@ -96,7 +96,7 @@ const schema = z.object({
     .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes namespace name" })
     .optional(),
   POD_NAME: z.string().min(1).optional(),
-  WORKER_PREFETCH: positiveInt.default(8),
+  WORKER_PREFETCH: positiveInt.default(16),
   MAX_ATTEMPTS: positiveInt.default(5),
   RETRY_BASE_MS: positiveInt.default(1000),
   DB_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
