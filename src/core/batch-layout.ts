@@ -12,8 +12,8 @@
 // by lines and turns it into a keyed object for PostgreSQL without parsing the batch.
 
 export const ROWS_OPEN = '"rows":[\n';
-export const ROW_PREFIX = '{"row":';
-export const VALUES_PREFIX = ',"values":[';
+const ROW_PREFIX = '{"row":';
+const VALUES_PREFIX = ',"values":[';
 
 const NEWLINE = 0x0a;
 const TAB = 0x09;
