@@ -1,7 +1,7 @@
-// Publishes a stored upload's batches (batch-spool.ts) as one message each, with publisher confirms in a bounded
-// window so that a slow broker slows the api instead of filling its memory. Progress is
-// stored as it goes, so a restarted api resumes where it stopped; a batch published twice
-// is harmless because the worker lands each batch once.
+// Publishes a stored upload's batches (batch-spool.ts) as one message each, with publisher
+// confirms in a bounded window so that a slow broker slows the api instead of filling its
+// memory. Progress is stored as it goes, so a restarted api resumes where it stopped; a
+// batch published twice is harmless because the worker lands each batch once.
 import { access, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { encodeHeaders } from "../core/batch-message.ts";

@@ -1,6 +1,7 @@
 // Receives an upload body: hashes it as it arrives while the parsing thread (intake-thread.ts)
-// stores it in UPLOAD_DIR as its batches, ready to publish (batch-spool.ts). When the body ends Sluice knows whether
-// the file is valid and how many rows it holds, and nothing needs to read it again.
+// stores it in UPLOAD_DIR as its batches, ready to publish (batch-spool.ts). When the body
+// ends Sluice knows whether the file is valid and how many rows it holds, and nothing needs
+// to read it again.
 import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
