@@ -37,7 +37,10 @@ export type ParseSession = Readonly<{
   push(chunk: Buffer): Promise<void>;
   /** Every batch is stored; rejects with the upload's failure. */
   end(): Promise<CsvSummary>;
-  /** Stops the session after a failure of the main thread's (a client gone, a size limit); resolves once its file is gone. */
+  /**
+   * Stops the session after a failure of the main thread's (a client gone, a size limit);
+   * resolves once its file is gone.
+   */
   abort(): Promise<void>;
 }>;
 
@@ -62,7 +65,6 @@ type Pending = {
   room?: () => void;
   failure?: Error;
   settle: { resolve(summary: CsvSummary): void; reject(err: Error): void };
-  done: Promise<CsvSummary>;
 };
 
 function errorOf(error: Extract<FromThread, { op: "failed" }>["error"]): Error {
@@ -136,7 +138,7 @@ export function createIntakeParser(): IntakeParser {
       });
       // The caller learns of a failure from push or end; this one must not go unhandled.
       done.catch(() => undefined);
-      const pending: Pending = { ahead: 0, settle, done };
+      const pending: Pending = { ahead: 0, settle };
       sessions.set(id, pending);
       worker.postMessage({ op: "open", id, path, batchSize, csv } satisfies ToThread);
       return {
