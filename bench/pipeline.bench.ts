@@ -506,6 +506,8 @@ type SluiceRun = {
   publishedSeconds: number | undefined;
   queue: { max: number; mean: number };
   memory: Record<string, { peakMb: number; maxRssMb: number }>;
+  /** RabbitMQ's server process: resident memory before the upload and the most sampled since. */
+  broker: { startRssMb: number; maxRssMb: number };
   warnings: Record<string, Record<string, number>>;
 };
 
@@ -582,11 +584,16 @@ async function sluiceRun(
   const rabbitmq = findProcess("beam.smp", "rabbit boot");
   const backends = backendTracker(database);
   const maxRss: Record<string, number> = {};
+  // RabbitMQ's resident memory is what batches waiting in its queue cost; its high-water
+  // mark (VmHWM) spans the server's whole life, so the run samples it from its start.
+  const brokerRss = () => (rabbitmq ? (processMemory(rabbitmq)?.rssMb ?? 0) : Number.NaN);
+  const broker = { startRssMb: brokerRss(), maxRssMb: 0 };
   const sample = () => {
     for (const p of programs) {
       const memory = p.child.pid ? processMemory(p.child.pid) : undefined;
       if (memory) maxRss[p.name] = Math.max(maxRss[p.name] ?? 0, memory.rssMb);
     }
+    broker.maxRssMb = Math.max(broker.maxRssMb, brokerRss());
     backends.sample();
   };
   const sampler = setInterval(sample, SAMPLE_MS);
@@ -627,10 +634,10 @@ async function sluiceRun(
     { pid: number },
   ];
   backends.exclude(probePid.pid);
-  const broker = await amqp.connect(RABBITMQ_URL);
-  broker.on("error", () => undefined);
-  onCleanup("close the queue probe", () => broker.close());
-  const queueProbe = await broker.createChannel();
+  const amqpProbe = await amqp.connect(RABBITMQ_URL);
+  amqpProbe.on("error", () => undefined);
+  onCleanup("close the queue probe", () => amqpProbe.close());
+  const queueProbe = await amqpProbe.createChannel();
   const queue = queueNames(namespace).batches;
   let publishedSeconds: number | undefined;
   let published = 0;
@@ -750,6 +757,7 @@ async function sluiceRun(
       mean: depths.reduce((sum, d) => sum + d, 0) / Math.max(1, depths.length),
     },
     memory,
+    broker,
     warnings: Object.fromEntries(
       programs.map((p) => [p.name, Object.fromEntries(p.output.warnings)]),
     ),
@@ -878,7 +886,8 @@ async function main(): Promise<Record<string, unknown>> {
   console.log(
     `\nSluice: 202 after ${sluice.uploadSeconds.toFixed(2)} s (${fmt(rows / sluice.uploadSeconds)} rows/s, ${fmt(bytes / 1e6 / sluice.uploadSeconds, 1)} MB/s), ` +
       `all batches published by ~${sluice.publishedSeconds?.toFixed(1) ?? "?"} s, completed after ${sluice.result.wall.toFixed(2)} s;\n` +
-      `  batches waiting in the queue (sampled each second): mean ${sluice.queue.mean.toFixed(1)}, max ${sluice.queue.max}`,
+      `  batches waiting in the queue (sampled each second): mean ${sluice.queue.mean.toFixed(1)}, max ${sluice.queue.max}\n` +
+      `  rabbitmq   VmRSS ${sluice.broker.startRssMb.toFixed(0)} MB before the upload, max sampled ${sluice.broker.maxRssMb.toFixed(0)} MB`,
   );
   for (const [name, m] of Object.entries(mem)) {
     console.log(
@@ -924,6 +933,8 @@ async function main(): Promise<Record<string, unknown>> {
     s3_server_peak_mb: round(mem["s3 server"]?.peakMb ?? Number.NaN, 1),
     api_max_rss_mb: round(mem.api?.maxRssMb ?? Number.NaN, 1),
     worker_max_rss_mb: round(mem.worker?.maxRssMb ?? Number.NaN, 1),
+    rabbitmq_start_rss_mb: round(sluice.broker.startRssMb, 1),
+    rabbitmq_max_rss_mb: round(sluice.broker.maxRssMb, 1),
     machine_busy_cpu_s: Object.fromEntries(results.map((r) => [r.key, round(r.machine, 2)])),
     warnings: sluice.warnings,
     cpu_us_per_row: {
