@@ -31,12 +31,22 @@ export function createApi(
   faults: Faults = NO_FAULTS,
 ): Api {
   const { db, status, broker, redis } = runtime;
+  // A connection in subscriber mode can run no other command, hence one of its own.
+  // Subscriptions may wait for the connection: ioredis makes them once it is up, and again
+  // after every reconnect.
+  const progress = createProgressHub(
+    redis.duplicate({ enableOfflineQueue: true }),
+    status.channel,
+    log,
+  );
   const publisher = createBatchPublisher({
     broker,
     db,
     status,
     namespace: config.namespace,
     uploadDir: config.uploadDir,
+    maxInFlight: config.limits.maxBatchesInFlightPerUpload,
+    progress,
     metrics,
     faults,
     log,
@@ -52,14 +62,6 @@ export function createApi(
     metrics,
     log,
   });
-  // A connection in subscriber mode can run no other command, hence one of its own.
-  // Subscriptions may wait for the connection: ioredis makes them once it is up, and again
-  // after every reconnect.
-  const progress = createProgressHub(
-    redis.duplicate({ enableOfflineQueue: true }),
-    status.channel,
-    log,
-  );
   const app = createApp({
     db,
     status,

@@ -1,6 +1,7 @@
 // Publishes a stored upload's batches (batch-spool.ts) as one message each, with publisher
 // confirms in a bounded window so that a slow broker slows the api instead of filling its
-// memory. Progress is stored as it goes, so a restarted api resumes where it stopped; a
+// memory, and at most maxInFlight batches ahead of the workers (landing-watch.ts) so that
+// slow workers slow publishing instead of filling RabbitMQ. Progress is stored as it goes, so a restarted api resumes where it stopped; a
 // batch published twice is harmless because the worker lands each batch once.
 import { access, rm } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -15,6 +16,8 @@ import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { readSpool } from "./batch-spool.ts";
+import { UploadClosedError, watchLanding } from "./landing-watch.ts";
+import type { ProgressHub } from "./progress-hub.ts";
 import { storedPath } from "./upload-intake.ts";
 
 export type PublisherOptions = Readonly<{
@@ -25,8 +28,12 @@ export type PublisherOptions = Readonly<{
   uploadDir: string;
   /** Unconfirmed messages allowed at once. */
   window?: number;
+  /** Batches of one upload published and not yet landed, at most. */
+  maxInFlight: number;
+  /** The workers' progress, which lets publishing go on. */
+  progress: ProgressHub;
   faults: Faults;
-  metrics: Pick<ApiMetrics, "batchesPublished" | "rowsPublished">;
+  metrics: Pick<ApiMetrics, "batchesPublished" | "rowsPublished" | "uploadsHeld">;
   log: Logger;
 }>;
 
@@ -60,6 +67,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   ) {
     const { id } = publication;
     const channel = await (await broker.connected()).createConfirmChannel();
+    const landing = watchLanding(db, options.progress, id, options.maxInFlight);
     const pending: Array<{
       seq: number;
       rows: number;
@@ -68,6 +76,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     }> = [];
     let confirmed = confirmedBefore;
     let lastRecorded = Date.now();
+    let recordedBeforeWait = false;
     // Bodies are read into memory taken back once RabbitMQ confirms their batch, when nothing
     // can still be sending it. A new buffer per batch is garbage that V8 frees only at the main
     // thread's next GC: some 20 MB of it at a time while an upload publishes.
@@ -102,6 +111,21 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       const path = storedPath(options.uploadDir, id);
       for await (const batch of readSpool(path, confirmedBefore, lend)) {
         if (signal.aborted) throw signal.reason;
+        if (!landing.hasRoom(batch.seq)) {
+          while (pending.length > 0) await settleOldest();
+          // What is published is recorded before a wait that may be long, at the usual pace.
+          if (!recordedBeforeWait || Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
+            recordedBeforeWait = true;
+            lastRecorded = Date.now();
+            await recordPublished(db, id, confirmed);
+          }
+          options.metrics.uploadsHeld.inc();
+          try {
+            await landing.waitForRoom(batch.seq, signal);
+          } finally {
+            options.metrics.uploadsHeld.dec();
+          }
+        }
         const confirmedBatch = publishConfirmed(channel, names.batches, batch.body, {
           contentType: "application/json",
           messageId: `${id}/${batch.seq}`,
@@ -121,6 +145,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       while (pending.length > 0) await settleOldest();
       await recordPublished(db, id, confirmed);
     } finally {
+      landing.close();
       await channel.close().catch(() => undefined);
       if (confirmed > confirmedBefore)
         await recordPublished(db, id, confirmed).catch(() => undefined);
@@ -164,6 +189,11 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         return;
       } catch (err) {
         if (signal.aborted) return;
+        if (err instanceof UploadClosedError) {
+          // A failed upload keeps its stored batches: a re-drive publishes the rest.
+          plog.info({ status: err.status }, "upload closed; publishing stopped");
+          return;
+        }
         const delay = Math.min(250 * 2 ** attempt, 10_000);
         plog.warn(
           { err: (err as Error).message, attempt, delay },

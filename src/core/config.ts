@@ -69,6 +69,7 @@ const schema = z.object({
   MAX_ACTIVE_UPLOADS_PER_TENANT: positiveInt.default(10),
   MAX_CONCURRENT_UPLOADS: positiveInt.default(32),
   UPLOAD_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
+  MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: positiveInt.default(256),
   DATABASE_URL: url(["postgres:", "postgresql:"]).default(
     "postgres://postgres@127.0.0.1:5432/sluice",
   ),
@@ -121,6 +122,8 @@ export type Config = Readonly<{
     maxConcurrentUploads: number;
     /** How long a body may send nothing before it is cut off. */
     uploadIdleTimeoutMs: number;
+    /** Batches of one upload published to RabbitMQ and not landed yet, at most. */
+    maxBatchesInFlightPerUpload: number;
   }>;
   databaseUrl: string;
   redisUrl: string;
@@ -222,6 +225,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       maxActiveUploadsPerTenant: env.MAX_ACTIVE_UPLOADS_PER_TENANT,
       maxConcurrentUploads: env.MAX_CONCURRENT_UPLOADS,
       uploadIdleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_MS,
+      maxBatchesInFlightPerUpload: env.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD,
     }),
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,

@@ -77,6 +77,11 @@ function apiMetrics(registry: Registry) {
       help: "Open server-sent event streams of upload progress",
       registers: [registry],
     }),
+    uploadsHeld: new Gauge({
+      name: "sluice_uploads_publishing_held",
+      help: "Uploads whose publishing waits for their published batches to land",
+      registers: [registry],
+    }),
   };
 }
 

@@ -1,0 +1,106 @@
+// Publishing stays at most MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches ahead of landing: with no
+// worker, RabbitMQ holds that many batches of a file, not all of them; once a worker lands
+// them the rest follow, every row exactly once.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import amqp from "amqplib";
+import { queueNames } from "../src/core/broker/queue-names.ts";
+import { createLogger } from "../src/core/logger.ts";
+import { createMetrics } from "../src/core/metrics.ts";
+import { startWorker } from "../src/worker/worker.ts";
+import { sampleCsv } from "./support/csv-samples.ts";
+import {
+  getJson,
+  type InProcess,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
+
+const MAX_IN_FLIGHT = 3;
+const ROWS = 20;
+const BATCH_SIZE = 2;
+
+let env: TestEnv;
+let stack: InProcess;
+before(async () => {
+  env = await testEnv({
+    BATCH_SIZE: String(BATCH_SIZE),
+    MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: String(MAX_IN_FLIGHT),
+  });
+  stack = await startInProcess(env, { worker: false });
+});
+after(async () => {
+  await stack?.stop();
+  await env?.cleanup();
+});
+
+async function heldUploads(): Promise<number> {
+  const text = await (await fetch(`${stack.url}/metrics`)).text();
+  const value = /^sluice_uploads_publishing_held(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1];
+  return value === undefined ? 0 : Number(value);
+}
+
+async function batchesPublished(id: string): Promise<number> {
+  const { rows } = await env.sql.query(
+    "select batches_published::int as n from uploads where id = $1",
+    [id],
+  );
+  return rows[0].n;
+}
+
+test("publishing waits for landing once MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches wait, then completes", async () => {
+  const sample = sampleCsv(ROWS);
+  const accepted = await getJson(`${stack.url}/uploads`, {
+    method: "POST",
+    headers: { "content-type": "text/csv" },
+    body: sample.csv,
+  });
+  assert.equal(accepted.status, 202);
+  const id = accepted.body.id as string;
+  const total = ROWS / BATCH_SIZE;
+  assert.equal(accepted.body.batches.total, total);
+
+  // Either publishing is held, or (without a bound) it published the whole file.
+  await waitFor(
+    "publishing to be held or finished",
+    async () => (await heldUploads()) === 1 || (await batchesPublished(id)) === total,
+  );
+  const connection = await amqp.connect(env.config.rabbitmqUrl);
+  const channel = await connection.createChannel();
+  const names = queueNames(env.config.namespace);
+  try {
+    assert.equal((await channel.checkQueue(names.batches)).messageCount, MAX_IN_FLIGHT);
+    assert.equal(await batchesPublished(id), MAX_IN_FLIGHT);
+  } finally {
+    await connection.close();
+  }
+
+  const log = createLogger("test-worker", "silent");
+  const consumer = await startWorker(env.config, stack.runtime, createMetrics("worker"), log);
+  try {
+    const done = await waitFor("the upload to complete", async () => {
+      const { body } = await getJson(`${stack.url}/uploads/${id}`);
+      return body.status === "completed" ? body : undefined;
+    });
+    assert.equal(done.rowsLanded, ROWS);
+    assert.equal(done.batches.published, total);
+  } finally {
+    await consumer.stop();
+  }
+  assert.equal(await heldUploads(), 0);
+
+  const { rows } = await env.sql.query(
+    "select row_number::int as row, data from upload_rows where upload_id = $1 order by 1",
+    [id],
+  );
+  assert.deepEqual(
+    rows.map((r) => r.row),
+    Array.from({ length: ROWS }, (_, i) => i + 1),
+  );
+  assert.deepEqual(
+    rows.map((r) => sample.header.map((column) => r.data[column])),
+    sample.rows,
+  );
+});
