@@ -20,6 +20,8 @@ const NETWORK_CODES = new Set([
 const CONNECTION_MESSAGES = new Set([
   // pg, for a connection dropped while in use
   "Connection terminated unexpectedly",
+  // pg, for a query on a client whose connection already failed (a rollback after a reset)
+  "Client has encountered a connection error and is not queryable",
   // ioredis, for a command sent while it has no connection
   "Stream isn't writeable and enableOfflineQueue options is false",
 ]);
