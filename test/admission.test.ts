@@ -46,10 +46,9 @@ after(async () => {
   await env?.cleanup();
 });
 
-type Answer = { status: number; headers: Headers; body: any; ms: number };
+type Answer = { status: number; headers: Headers; body: any };
 
 async function post(api: InProcess, tenant: Tenant, csv = "id,name\n1,a\n"): Promise<Answer> {
-  const started = Date.now();
   const response = await fetch(`${api.url}/uploads`, {
     method: "POST",
     headers: { "content-type": "text/csv", authorization: `Bearer ${key(tenant)}` },
@@ -60,7 +59,6 @@ async function post(api: InProcess, tenant: Tenant, csv = "id,name\n1,a\n"): Pro
     status: response.status,
     headers: response.headers,
     body: JSON.parse(text),
-    ms: Date.now() - started,
   };
 }
 
@@ -246,7 +244,7 @@ describe("per tenant: MAX_ACTIVE_UPLOADS_PER_TENANT", () => {
   });
 });
 
-test("a burst of uploads: every one answered with 202, 429 or 503 and a code, none slow, never a 500", async () => {
+test("a burst of uploads: every one answered with 202, 429 or 503 and a code, never a 500", async () => {
   const burst = await testEnv({
     API_KEYS: TENANTS.map((t) => `${t}:${key(t)}`).join(","),
     MAX_ACTIVE_UPLOADS_PER_TENANT: "5",
@@ -270,7 +268,6 @@ test("a burst of uploads: every one answered with 202, 429 or 503 and a code, no
         const sent = batch[i] as (typeof batch)[number];
         assert.ok([202, 429, 503].includes(answer.status), JSON.stringify(answer.body));
         if (answer.status !== 202) assert.match(answer.body.error.code, /^[A-Z][A-Za-z]+$/);
-        assert.ok(answer.ms < 10_000, `answered in ${answer.ms} ms`);
         if (answer.status === 202) accepted.set(sent.tenant, (accepted.get(sent.tenant) ?? 0) + 1);
         if (answer.status === 503) {
           refusedAsBusy++;

@@ -11,6 +11,7 @@ import {
   getJson,
   type InProcess,
   type InProcessController,
+  metricSample,
   spawnProgram,
   startControllerInProcess,
   startInProcess,
@@ -21,15 +22,6 @@ import {
 
 const NAMESPACE = "sluice-e2e";
 const DEPLOYMENT_UID = "9e7f7c1a-6a0e-4c44-8f1e-00000000e2e0";
-
-/** The value of one sample of a Prometheus text exposition, e.g. `sluice_uploads_stuck`. */
-async function sample(url: string, name: string, labels = ""): Promise<number | undefined> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const line = text
-    .split("\n")
-    .find((l) => l.startsWith(`${name}{`) && labels.split(",").every((label) => l.includes(label)));
-  return line === undefined ? undefined : Number(line.split(" ").at(-1));
-}
 
 describe("the controller", () => {
   let env: TestEnv;
@@ -107,21 +99,40 @@ describe("the controller", () => {
     });
     assert.equal(flagged.stalledReason, "no worker consumes the batch queue");
     assert.equal(flagged.status, "queued");
-    assert.equal(await sample(controller.url, "sluice_uploads_stuck"), 1);
-    assert.equal(await sample(controller.url, "sluice_controller_leader"), 1);
-    assert.equal(await sample(controller.url, "sluice_queue_consumers", 'kind="work"'), 0);
-    assert.equal(await sample(controller.url, "sluice_queue_messages", 'kind="work"'), 30);
-    assert.equal(await sample(controller.url, "sluice_queue_messages", 'kind="dead_letter"'), 0);
-    assert.equal(await sample(controller.url, "sluice_uploads_in_progress", 'status="queued"'), 1);
+    assert.equal(await metricSample(controller.url, "sluice_uploads_stuck"), 1);
+    assert.equal(await metricSample(controller.url, "sluice_controller_leader"), 1);
+    assert.equal(await metricSample(controller.url, "sluice_queue_consumers", 'kind="work"'), 0);
+    assert.equal(await metricSample(controller.url, "sluice_queue_messages", 'kind="work"'), 30);
+    assert.equal(
+      await metricSample(controller.url, "sluice_queue_messages", 'kind="dead_letter"'),
+      0,
+    );
+    assert.equal(
+      await metricSample(controller.url, "sluice_uploads_in_progress", 'status="queued"'),
+      1,
+    );
 
     // A restarted controller finds the flag and does not report the same episode again.
     await controller.stop();
     controller = await startControllerInProcess(env, fake.kubeConfig());
     await waitFor(
       "the new controller to lead",
-      async () => (await sample(controller?.url ?? "", "sluice_controller_leader")) === 1,
+      async () => (await metricSample(controller?.url ?? "", "sluice_controller_leader")) === 1,
     );
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    // The gauge is set at the end of a check, after that check's reports.
+    await waitFor(
+      "the new controller to finish a check",
+      async () => (await metricSample(controller?.url ?? "", "sluice_uploads_stuck")) === 1,
+    );
+    assert.equal(
+      await metricSample(
+        controller.url,
+        "sluice_stuck_upload_reports_total",
+        'reason="UploadStuck"',
+      ),
+      0,
+      "the new controller does not report the episode again",
+    );
     assert.equal(events("UploadStuck", id).length, 1, "one Event per stuck episode");
 
     worker = spawnProgram("worker", env.env);
@@ -136,9 +147,13 @@ describe("the controller", () => {
     assert.equal((await view(id)).stalledReason, null);
     assert.equal(events("UploadStuck", id).length, 1);
     assert.equal(events("UploadRecovered", id).length, 1);
-    assert.equal(await sample(controller.url, "sluice_uploads_stuck"), 0);
+    assert.equal(await metricSample(controller.url, "sluice_uploads_stuck"), 0);
     assert.equal(
-      await sample(controller.url, "sluice_stuck_upload_reports_total", 'reason="UploadRecovered"'),
+      await metricSample(
+        controller.url,
+        "sluice_stuck_upload_reports_total",
+        'reason="UploadRecovered"',
+      ),
       1,
     );
   });
@@ -175,8 +190,8 @@ describe("the controller", () => {
     const id = await upload(500);
     controller = await startControllerInProcess(env, undefined);
     await waitFor("the stalled flag", async () => (await view(id)).stalled === true);
-    assert.equal(await sample(controller.url, "sluice_uploads_stuck"), 1);
-    assert.equal(await sample(controller.url, "sluice_controller_leader"), 1);
+    assert.equal(await metricSample(controller.url, "sluice_uploads_stuck"), 1);
+    assert.equal(await metricSample(controller.url, "sluice_controller_leader"), 1);
     assert.equal(fake.requests.length, requestsBefore, "no Kubernetes request at all");
   });
 });

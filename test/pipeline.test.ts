@@ -10,6 +10,7 @@ import {
   getObjectJson,
   type InProcess,
   listBatchObjects,
+  metricSample,
   startInProcess,
   type TestEnv,
   testEnv,
@@ -116,8 +117,16 @@ describe("the pipeline", () => {
       return queue.messageCount === 0;
     });
     await connection.close();
-    // Give the worker time to finish the duplicate it took off the queue.
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Counted once the worker has found the claim and refreshed the view, before its ack.
+    await waitFor(
+      "the worker to finish the duplicate",
+      async () =>
+        (await metricSample(
+          stack.workerUrl as string,
+          "sluice_batches_consumed_total",
+          'outcome="duplicate"',
+        )) === 1,
+    );
 
     const { rows } = await env.sql.query(
       "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",

@@ -250,6 +250,19 @@ export async function waitFor<T>(
   }
 }
 
+/** The value of one sample of a program's /metrics, e.g. `sluice_uploads_stuck`, if it has one. */
+export async function metricSample(
+  url: string,
+  name: string,
+  labels = "",
+): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text
+    .split("\n")
+    .find((l) => l.startsWith(`${name}{`) && labels.split(",").every((label) => l.includes(label)));
+  return line === undefined ? undefined : Number(line.split(" ").at(-1));
+}
+
 export async function getJson(
   url: string,
   init?: RequestInit,
