@@ -134,7 +134,7 @@ group("ports and probes", () => {
       assert.equal(port?.targetPort, "http");
     });
 
-    test(`${program}: production runs the built program, debug mode its npm script`, async () => {
+    test(`${program}: production runs the built program, debug mode the command of its debug script`, async () => {
       const production = container(find(await render(), "Deployment", `sluice-${program}`));
       assert.deepEqual(production.command, [
         "node",
@@ -149,11 +149,16 @@ group("ports and probes", () => {
       const dev = valueSets.find((s) => s.name === "values-dev.yaml")?.files ?? [];
       const objects = await render({ files: dev });
       const debug = container(find(objects, "Deployment", `sluice-${program}`));
-      assert.deepEqual(debug.command, ["npm", "run", contract.script]);
       const script = packageScripts[contract.script] ?? "";
       assert.match(
         script,
         new RegExp(`--inspect=\\$\\{DEBUG_HOST:-127\\.0\\.0\\.1\\}:${contract.debugPort}\\b`),
+      );
+      // The script's own command, run by node as PID 1 (npm would skip the shutdown).
+      assert.deepEqual(
+        debug.command,
+        script.replace(/\$\{DEBUG_HOST:-127\.0\.0\.1\}/, "0.0.0.0").split(" "),
+        `debug mode runs the command of ${contract.script}`,
       );
       assert.deepEqual(
         debug.ports?.find((p) => p.name === "debug"),

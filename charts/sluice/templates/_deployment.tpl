@@ -2,7 +2,6 @@
 The Deployment of one program. Call with a dict:
   root       the chart's top-level context
   component  api | worker | controller
-  script     the npm debug script (contract: start:debug:api, start:debug:rmq-process, start:debug:controller)
   debugPort  the inspector port (9229, 9230, 9231)
   readyPath  the readiness path (/readyz, or /healthz for the controller, which has no /readyz)
   replicas   the replica count, or nil to leave it to an autoscaler or `kubectl scale`
@@ -54,7 +53,7 @@ spec:
         - name: {{ .component }}
           image: {{ include "sluice.image" $root | quote }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          command: {{ include "sluice.command" (dict "root" $root "program" .component "script" .script) }}
+          command: {{ include "sluice.command" (dict "root" $root "program" .component "debugPort" .debugPort) }}
           {{- include "sluice.env" (dict "root" $root "extraEnv" (concat (default list .env) $values.extraEnv)) | nindent 10 }}
           ports:
             - name: http

@@ -107,13 +107,15 @@ capabilities:
 {{- end }}
 
 {{/*
-The container command: the built program in production; in debug mode the npm script that
-runs the TypeScript sources with the inspector and watch mode.
-Call with (dict "root" $ "program" "api" "script" "start:debug:api").
+The container command: the built program in production; in debug mode the TypeScript
+sources with the inspector and watch mode, the command of the program's debug npm script
+(`npm run start:debug:*`) run by node itself: as PID 1, npm ends the program without its
+shutdown on SIGTERM.
+Call with (dict "root" $ "program" "api" "debugPort" 9229).
 */}}
 {{- define "sluice.command" -}}
 {{- if .root.Values.debug.enabled }}
-{{- list "npm" "run" .script | toJson }}
+{{- list "node" (printf "--inspect=0.0.0.0:%v" .debugPort) "--watch" (printf "src/%s/main.ts" .program) | toJson }}
 {{- else }}
 {{- $flags := get (get .root.Values .program) "nodeOptions" | default "" | splitList " " | compact }}
 {{- concat (list "node") $flags (list (printf "dist/%s/main.js" .program)) | toJson }}
