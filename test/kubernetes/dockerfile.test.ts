@@ -1,5 +1,5 @@
-// The image is built with the steps CI runs (`npm ci`, `npm run build`), and the build
-// produces every program the chart starts.
+// The image is built with the steps CI runs (`npm ci`, `npm run build`), offline-capable
+// (`npm run image:build`), and the build produces every program the chart starts.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -58,16 +58,29 @@ const copiedFrom = (from: string, path: string) =>
     (i) => i.keyword === "COPY" && i.args.startsWith(`--from=${from} `) && i.args.includes(path),
   );
 
-test("every stage starts from the Node 24 slim image", () => {
+/** The stage's steps after those of the stages it is built on. */
+const ancestry = (s: Stage): Stage[] => {
+  const parent = dockerfile.stages.find((p) => p.name === s.from);
+  return parent ? [...ancestry(parent), s] : [s];
+};
+
+test("every stage starts from the Node 24 slim image, or from a stage that does", () => {
   assert.ok(dockerfile.stages.length >= 3);
-  for (const s of dockerfile.stages) assert.match(s.from, /^node:24(\.[\d.]+)?-slim$/, s.name);
+  for (const s of dockerfile.stages) {
+    assert.match(ancestry(s)[0]?.from ?? "", /^node:24(\.[\d.]+)?-slim$/, s.name);
+  }
+});
+
+test("the engine's built-in Dockerfile frontend builds it: no frontend image to pull", () => {
+  const text = readFileSync(join(root, "Dockerfile"), "utf8");
+  assert.doesNotMatch(text, /^#\s*syntax\s*=/im);
 });
 
 test("dist/ is built with `npm ci` then `npm run build`, and ships no source maps", () => {
   const builder = dockerfile.stages.find((s) => runs(s).some((r) => r.includes("npm run build")));
   assert.ok(builder, "some stage runs npm run build");
-  const steps = runs(builder);
-  const install = steps.findIndex((r) => /^npm ci$/.test(r));
+  const steps = ancestry(builder).flatMap(runs);
+  const install = steps.findIndex((r) => /^npm ci( --no-audit --no-fund)?$/.test(r));
   const build = steps.findIndex((r) => r.startsWith("npm run build"));
   assert.ok(install >= 0 && install < build, `npm ci before npm run build in ${builder.name}`);
   assert.match(steps[build] ?? "", /find dist -name '\*\.map' -delete/);
@@ -75,7 +88,10 @@ test("dist/ is built with `npm ci` then `npm run build`, and ships no source map
 });
 
 test("the production image has only production dependencies and runs unprivileged", () => {
-  const dependencies = dockerfile.stages.find((s) => runs(s).includes("npm ci --omit=dev"));
+  const dependencies = dockerfile.stages.find(
+    (s) =>
+      s !== production && s.name !== "dev" && runs(s).some((r) => /^npm ci --omit=dev\b/.test(r)),
+  );
   assert.ok(dependencies, "some stage runs npm ci --omit=dev");
   assert.ok(copiedFrom(dependencies.name, "/app/node_modules"));
   assert.ok(!copiedFrom("build", "node_modules"), "no dev dependencies from the build stage");
@@ -92,12 +108,24 @@ test("the production image has only production dependencies and runs unprivilege
   );
 });
 
-test("the dev stage runs the api's debug script", () => {
+test("the dev stage runs the command of the api's debug script, with node as PID 1", () => {
   const cmd =
     stage("dev")
       .instructions.filter((i) => i.keyword === "CMD")
       .at(-1)?.args ?? "";
-  assert.deepEqual(JSON.parse(cmd), ["npm", "run", "start:debug:api"]);
+  const { scripts } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
+  const script = String(scripts["start:debug:api"]).replace(
+    /\$\{DEBUG_HOST:-127\.0\.0\.1\}/,
+    "0.0.0.0",
+  );
+  assert.deepEqual(JSON.parse(cmd), script.split(" "));
+});
+
+test("the dev stage holds production dependencies only, without npm's cache", () => {
+  const dev = stage("dev");
+  const install = dev.instructions.find((i) => i.keyword === "RUN" && /\bnpm ci\b/.test(i.args));
+  assert.match(install?.args ?? "", /--mount=type=cache,target=\/home\/node\/\.npm\b/);
+  assert.match(install?.args ?? "", / npm ci --omit=dev\b/);
 });
 
 test("CI installs with npm ci and runs the test suite, which includes the build below", (t) => {
