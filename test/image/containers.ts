@@ -1,0 +1,135 @@
+// Runs Sluice's images with Docker as the Helm chart runs its pods, against the machine's
+// services on the host network, and keeps what each container prints.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { promisify } from "node:util";
+import { DOCKER } from "../../scripts/image.ts";
+
+const run = promisify(execFile);
+
+/** The chart's securityContext and volumes (charts/sluice/templates/_helpers.tpl, api.yaml). */
+export const CHART_SECURITY = [
+  "--read-only",
+  "--user",
+  "1000:1000",
+  "--cap-drop",
+  "ALL",
+  "--security-opt",
+  "no-new-privileges",
+  // emptyDir volumes, writable by fsGroup 1000.
+  "--tmpfs",
+  "/tmp:rw,size=1g,uid=1000,gid=1000,mode=0770",
+];
+
+export type Container = Readonly<{
+  name: string;
+  /** Every line printed so far on stdout and stderr, in the order printed. */
+  lines: string[];
+  /** Resolves with the first line that satisfies `match`, waiting for it if needed. */
+  line(what: string, match: (line: string) => boolean, timeoutMs?: number): Promise<string>;
+  /** The main process's id inside the container and its command line. */
+  pid1(): Promise<string>;
+  /** Runs a command in the container, as its user; resolves with what it prints. */
+  exec(command: string[]): Promise<string>;
+  /** Sends SIGTERM to the container's PID 1 and resolves with its exit code. */
+  terminate(): Promise<number>;
+  /** Removes the container, whatever its state. */
+  remove(): Promise<void>;
+}>;
+
+/** `docker run` in the foreground, on the host network, with the given options and env. */
+export async function startContainer(
+  image: string,
+  options: string[],
+  env: Record<string, string>,
+  command: string[],
+): Promise<Container> {
+  const name = `sluice-image-test-${randomUUID().slice(0, 8)}`;
+  const envArgs = Object.entries(env).flatMap(([key, value]) => ["--env", `${key}=${value}`]);
+  const child: ChildProcess = spawn(
+    DOCKER,
+    ["run", "--name", name, "--network", "host", ...options, ...envArgs, image, ...command],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  const lines: string[] = [];
+  const waiting = new Set<() => void>();
+  const exited = once(child, "close");
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream as NodeJS.ReadableStream, crlfDelay: Infinity }).on(
+      "line",
+      (line) => {
+        lines.push(line);
+        for (const wake of waiting) wake();
+      },
+    );
+  }
+  return {
+    name,
+    lines,
+    line(what, match, timeoutMs = 60_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = lines.find(match);
+          if (found === undefined) return;
+          clearTimeout(timer);
+          waiting.delete(check);
+          resolve(found);
+        };
+        const timer = setTimeout(() => {
+          waiting.delete(check);
+          reject(new Error(`${name}: timed out waiting for ${what}:\n${lines.join("\n")}`));
+        }, timeoutMs);
+        waiting.add(check);
+        void exited.then(() => {
+          if (!waiting.has(check)) return;
+          waiting.delete(check);
+          clearTimeout(timer);
+          reject(new Error(`${name}: exited before ${what}:\n${lines.join("\n")}`));
+        });
+        check();
+      });
+    },
+    async pid1() {
+      const { stdout } = await run(DOCKER, ["exec", name, "cat", "/proc/1/cmdline"]);
+      return stdout.replaceAll("\0", " ").trim();
+    },
+    async exec(command) {
+      return (await run(DOCKER, ["exec", name, ...command])).stdout;
+    },
+    async terminate() {
+      await run(DOCKER, ["kill", "--signal", "SIGTERM", name]);
+      const { stdout } = await run(DOCKER, ["wait", name]);
+      await exited;
+      return Number(stdout.trim());
+    },
+    async remove() {
+      await run(DOCKER, ["rm", "--force", name]).catch(() => undefined);
+    },
+  };
+}
+
+/** The JSON log lines of a container, parsed; other lines are left out. */
+export function logEntries(container: Container): Array<Record<string, unknown>> {
+  return container.lines.flatMap((line) => {
+    try {
+      const parsed = JSON.parse(line);
+      return parsed && typeof parsed === "object" ? [parsed] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** The size of an image, in bytes, as `docker image inspect` gives it. */
+export async function imageSize(image: string): Promise<number> {
+  const { stdout } = await run(DOCKER, ["image", "inspect", "-f", "{{.Size}}", image]);
+  return Number(stdout.trim());
+}
+
+/** The command an image runs when given none. */
+export async function imageCommand(image: string): Promise<string[]> {
+  const { stdout } = await run(DOCKER, ["image", "inspect", "-f", "{{json .Config.Cmd}}", image]);
+  return JSON.parse(stdout);
+}
