@@ -1,6 +1,7 @@
 // A TCP proxy in front of a real service, so a test can cut the network between Sluice and
-// PostgreSQL or Redis (connections reset, new ones refused) and restore it, while the
-// service itself keeps running for every other test.
+// PostgreSQL or Redis (connections reset, new ones refused) or turn it into a black hole
+// (connections accepted, nothing ever answered), and restore it, while the service itself
+// keeps running for every other test.
 import { once } from "node:events";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 
@@ -9,13 +10,27 @@ export type TcpProxy = Readonly<{
   via(url: string): string;
   /** Resets every connection and refuses new ones. */
   cut(): Promise<void>;
-  /** Accepts connections again, on the same port. */
+  /**
+   * From now on nothing reaches the service and nothing comes back: bytes on the open
+   * connections are swallowed, new connections are accepted and then never answered.
+   */
+  stall(): void;
+  /** Forwards again, on the same port; connections that were stalled are reset. */
   restore(): Promise<void>;
   close(): Promise<void>;
 }>;
 
+/** Reads and drops everything, as a peer that has stopped answering but still holds on. */
+function swallow(socket: Socket): void {
+  socket.unpipe();
+  socket.removeAllListeners("data");
+  socket.on("data", () => undefined);
+  socket.resume();
+}
+
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  let stalled = false;
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -27,8 +42,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   };
   const makeServer = () =>
     createServer((client) => {
-      const upstream = createConnection(target);
       track(client);
+      if (stalled) {
+        swallow(client);
+        return;
+      }
+      const upstream = createConnection(target);
       track(upstream);
       client.on("close", () => upstream.destroy());
       upstream.on("close", () => client.destroy());
@@ -39,9 +58,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   let server = makeServer();
   await listen(server, 0);
   const { port } = server.address() as { port: number };
+  const resetAll = () => {
+    for (const socket of sockets) socket.resetAndDestroy();
+  };
   const stop = async () => {
     const closed = new Promise((resolve) => server.close(resolve));
-    for (const socket of sockets) socket.resetAndDestroy();
+    resetAll();
     await closed;
   };
 
@@ -53,12 +75,53 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return proxied.toString();
     },
     cut: stop,
+    stall() {
+      stalled = true;
+      for (const socket of sockets) swallow(socket);
+    },
     async restore() {
-      server = makeServer();
-      await listen(server, port);
+      if (stalled) {
+        stalled = false;
+        resetAll();
+      }
+      if (!server.listening) {
+        server = makeServer();
+        await listen(server, port);
+      }
     },
     async close() {
+      stalled = false;
       if (server.listening) await stop();
+    },
+  };
+}
+
+/** A service that accepts connections and never says anything, at `url`'s scheme. */
+export async function startBlackHole(): Promise<
+  Readonly<{ port: number; at(url: string): string; close(): Promise<void> }>
+> {
+  const held = new Set<Socket>();
+  const server = createServer((socket) => {
+    held.add(socket);
+    socket.on("close", () => held.delete(socket));
+    socket.on("error", () => socket.destroy());
+    swallow(socket);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  return {
+    port,
+    at(url) {
+      const moved = new URL(url);
+      moved.hostname = "127.0.0.1";
+      moved.port = String(port);
+      return moved.toString();
+    },
+    async close() {
+      const closed = new Promise((resolve) => server.close(resolve));
+      for (const socket of held) socket.resetAndDestroy();
+      await closed;
     },
   };
 }
