@@ -1,5 +1,5 @@
-// What the programs say at start about authentication, and how production refuses to run
-// without it.
+// What the programs say at start: whether authentication is on, how production refuses to run
+// without it, and which service is out of reach or never answers.
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { startProgram } from "./support/program.ts";
 import { type TestEnv, testEnv } from "./support/stack.ts";
+import { startBlackHole } from "./support/tcp-proxy.ts";
 
 let env: TestEnv;
 before(async () => {
@@ -93,5 +94,35 @@ for (const [service, variable, url] of [
     assert.match(output, /start it with/);
     assert.doesNotMatch(output, /secret-password/, "no password in the message");
     assert.doesNotMatch(output, STACK_FRAME);
+  });
+}
+
+// A service that accepts the connection and then says nothing: the program must not wait
+// for it forever, silently.
+for (const [service, variable, url] of [
+  ["PostgreSQL", "DATABASE_URL", "postgres://postgres:secret-password@127.0.0.1:0/sluice"],
+  ["Redis", "REDIS_URL", "redis://:secret-password@127.0.0.1:0"],
+  ["RabbitMQ", "RABBITMQ_URL", "amqp://guest:secret-password@127.0.0.1:0"],
+  ["S3", "AWS_ENDPOINT", "http://127.0.0.1:0/"],
+] as const) {
+  test(`${service} that never answers at start: the worker says which, where and after how long, and exits`, async () => {
+    const hole = await startBlackHole();
+    try {
+      const silent = hole.at(url);
+      const worker = startProgram("src/worker/main.ts", {
+        ...env.env,
+        [variable]: silent,
+        CONNECT_TIMEOUT_MS: "1000",
+      });
+      const { code } = await worker.exit;
+      const output = [...worker.stderr, ...worker.stdout].join("\n");
+      assert.equal(code, 1, output);
+      const shown = silent.replace("secret-password", "***");
+      assert.ok(output.includes(`${service} at ${shown} did not answer within 1000 ms`), output);
+      assert.doesNotMatch(output, /secret-password/, "no password in the message");
+      assert.doesNotMatch(output, STACK_FRAME);
+    } finally {
+      await hole.close();
+    }
   });
 }

@@ -126,17 +126,23 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
             options.metrics.uploadsHeld.dec();
           }
         }
-        const confirmedBatch = publishConfirmed(channel, names.batches, batch.body, {
-          contentType: "application/json",
-          messageId: `${id}/${batch.seq}`,
-          headers: encodeHeaders({
-            uploadId: id,
-            seq: batch.seq,
-            rows: batch.rows,
-            rowErrors: batch.rowErrors,
-            attempt: 1,
-          }),
-        });
+        const confirmedBatch = publishConfirmed(
+          channel,
+          names.batches,
+          batch.body,
+          {
+            contentType: "application/json",
+            messageId: `${id}/${batch.seq}`,
+            headers: encodeHeaders({
+              uploadId: id,
+              seq: batch.seq,
+              rows: batch.rows,
+              rowErrors: batch.rowErrors,
+              attempt: 1,
+            }),
+          },
+          broker.confirmWithin,
+        );
         // Awaited in order below; this keeps an early rejection from going unhandled.
         confirmedBatch.catch(() => undefined);
         pending.push({ seq: batch.seq, rows: batch.rows, confirmed: confirmedBatch, memory: lent });

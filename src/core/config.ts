@@ -101,6 +101,8 @@ const schema = z.object({
   MAX_ATTEMPTS: positiveInt.default(5),
   RETRY_BASE_MS: positiveInt.default(1000),
   DB_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
+  CONNECT_TIMEOUT_MS: positiveInt.default(5_000),
+  COMMAND_TIMEOUT_MS: positiveInt.default(10_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
 });
@@ -154,6 +156,13 @@ export type Config = Readonly<{
     retryBaseMs: number;
     /** Longest one statement of a batch may run before the batch is retried. */
     statementTimeoutMs: number;
+  }>;
+  /** How long PostgreSQL, Redis, RabbitMQ and S3 may stay silent before Sluice gives up on them. */
+  timeouts: Readonly<{
+    /** To accept a connection and answer its handshake. */
+    connectMs: number;
+    /** To answer one query, command, publish or request. */
+    commandMs: number;
   }>;
   shutdownTimeoutMs: number;
   logLevel: Env["LOG_LEVEL"];
@@ -253,6 +262,10 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       maxAttempts: env.MAX_ATTEMPTS,
       retryBaseMs: env.RETRY_BASE_MS,
       statementTimeoutMs: env.DB_STATEMENT_TIMEOUT_MS,
+    }),
+    timeouts: Object.freeze({
+      connectMs: env.CONNECT_TIMEOUT_MS,
+      commandMs: env.COMMAND_TIMEOUT_MS,
     }),
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

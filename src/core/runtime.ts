@@ -1,9 +1,11 @@
 // The connections a program holds, opened in one place and closed in reverse order.
 import type { Redis } from "ioredis";
+import { sql } from "kysely";
 import type pg from "pg";
 import type { Broker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
+import { type Dependency, unanswered } from "./dependencies.ts";
 import type { Logger } from "./logger.ts";
 import { openBroker, openDatabase, openRedis } from "./services.ts";
 import { createStatusStore, type StatusStore } from "./status/status.store.ts";
@@ -15,8 +17,13 @@ export type Runtime = Readonly<{
   redis: Redis;
   broker: Broker;
   status: StatusStore;
+  /** The dependencies that do not answer right now; none when all is well. */
+  unanswered(): Promise<Dependency[]>;
   close(): Promise<void>;
 }>;
+
+/** Under the chart's three-second readiness probe timeout, so that the probe reads the answer. */
+const READINESS_MS = 2_000;
 
 export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
   const opened: Array<() => Promise<unknown>> = [];
@@ -36,6 +43,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       redis,
       broker,
       status: createStatusStore(redis, db, config.namespace),
+      unanswered: () =>
+        unanswered(
+          [
+            { dependency: "PostgreSQL", answers: () => sql`select 1`.execute(db) },
+            { dependency: "Redis", answers: () => redis.ping() },
+            { dependency: "RabbitMQ", answers: () => broker.answers() },
+          ],
+          Math.min(config.timeouts.commandMs, READINESS_MS),
+        ),
       close: closeAll,
     };
   } catch (err) {

@@ -1,25 +1,24 @@
-// Opens the services every program depends on, and says plainly which one is missing.
+// Opens the services every program depends on, and says plainly which one is missing or
+// silent.
+import type { S3Client } from "@aws-sdk/client-s3";
 import { Redis } from "ioredis";
-import pg from "pg";
+import type pg from "pg";
 import { type Broker, connectBroker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Postgres } from "./db/database.ts";
 import { migrateToLatest } from "./db/migrations.ts";
+import { type Patience, watchedClient } from "./db/watched-client.ts";
+import {
+  type Dependency,
+  DependencyTimeoutError,
+  redactUrl,
+  withinDeadline,
+} from "./dependencies.ts";
 import type { Logger } from "./logger.ts";
+import { bucketExists, createS3, ensureBucket, s3Endpoint } from "./storage/s3.ts";
 
 export class DependencyError extends Error {
   override name = "DependencyError";
-}
-
-/** Connection URLs without their passwords, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    return parsed.toString();
-  } catch {
-    return "(unparseable URL)";
-  }
 }
 
 const HOW_TO_START = {
@@ -34,6 +33,7 @@ function unreachable(
   url: string,
   err: unknown,
 ): DependencyError {
+  if (err instanceof DependencyTimeoutError) return silent(service, err);
   const reason = err instanceof Error ? err.message || err.name : String(err);
   return new DependencyError(
     `${service} is not reachable at ${redactUrl(url)} (${reason}); ${HOW_TO_START[service]}`,
@@ -41,15 +41,32 @@ function unreachable(
   );
 }
 
+/** A service that took the connection and then said nothing in time. */
+function silent(service: Dependency, err: DependencyTimeoutError): DependencyError {
+  return new DependencyError(
+    `${err.message}; check that ${service} is what listens there and that it is not overloaded (CONNECT_TIMEOUT_MS sets how long Sluice waits)`,
+    { cause: err },
+  );
+}
+
 /** Any fixed number; the same in every program. */
 const MIGRATION_LOCK = 7_258_911;
 
-async function createDatabaseIfMissing(url: string): Promise<void> {
+/** A single connection: the server must answer at once, but a query may take its time. */
+function standaloneClient(url: string, config: Config): pg.Client {
+  const patience: Patience = { connectMs: config.timeouts.connectMs, answerMs: undefined };
+  const client = new (watchedClient(url, patience))({ connectionString: url });
+  // A connection that dies under a query fails that query; the event must not end the process.
+  client.on("error", () => undefined);
+  return client;
+}
+
+async function createDatabaseIfMissing(url: string, config: Config): Promise<void> {
   const target = new URL(url);
   const name = decodeURIComponent(target.pathname.slice(1));
   const admin = new URL(url);
   admin.pathname = "/postgres";
-  const client = new pg.Client({ connectionString: admin.toString() });
+  const client = standaloneClient(admin.toString(), config);
   await client.connect();
   try {
     await client.query(`create database "${name.replaceAll('"', '""')}"`);
@@ -72,7 +89,7 @@ export async function openDatabase(
   poolSize?: number,
 ): Promise<Postgres> {
   const probe = async () => {
-    const client = new pg.Client({ connectionString: config.databaseUrl });
+    const client = standaloneClient(config.databaseUrl, config);
     await client.connect();
     await client.end();
   };
@@ -81,7 +98,7 @@ export async function openDatabase(
   } catch (err) {
     if ((err as { code?: string }).code === "3D000" && config.env !== "production") {
       try {
-        await createDatabaseIfMissing(config.databaseUrl);
+        await createDatabaseIfMissing(config.databaseUrl, config);
       } catch (createErr) {
         throw unreachable("PostgreSQL", config.databaseUrl, createErr);
       }
@@ -89,28 +106,46 @@ export async function openDatabase(
       throw unreachable("PostgreSQL", config.databaseUrl, err);
     }
   }
-  const postgres = createDatabase(
-    config.databaseUrl,
-    (err) => log.warn({ err: err.message }, "PostgreSQL connection lost"),
-    poolSize,
-  );
+  const onConnectionError = (err: Error) =>
+    log.warn({ err: err.message }, "PostgreSQL connection lost");
   // Programs starting together on a new database would race to create the migration
-  // tables; a session lock lets one migrate while the others wait.
-  const lock = new pg.Client({ connectionString: config.databaseUrl });
+  // tables; a session lock lets one migrate while the others wait. A migration may rewrite
+  // a large table, so its connection waits for answers as long as they take.
+  const lock = standaloneClient(config.databaseUrl, config);
   await lock.connect();
+  const migrating = createDatabase(
+    config.databaseUrl,
+    { connectMs: config.timeouts.connectMs, answerMs: undefined },
+    onConnectionError,
+    1,
+  );
   try {
     await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
-    await migrateToLatest(postgres.db);
+    await migrateToLatest(migrating.db);
   } finally {
+    await migrating.db.destroy();
     await lock.end();
   }
-  return postgres;
+  return createDatabase(
+    config.databaseUrl,
+    { connectMs: config.timeouts.connectMs, answerMs: config.timeouts.commandMs },
+    onConnectionError,
+    poolSize,
+  );
 }
 
 export async function openRedis(config: Config, log: Logger): Promise<Redis> {
+  const { connectMs, commandMs } = config.timeouts;
   const redis = new Redis(config.redisUrl, {
     lazyConnect: true,
-    maxRetriesPerRequest: 3,
+    connectTimeout: connectMs,
+    // A connection that owes replies and receives nothing for this long is dropped, failing
+    // its commands, and replaced: a Redis that keeps the connection open and stops answering
+    // would otherwise hold them for ever.
+    socketTimeout: commandMs,
+    // A command that was sent when the connection dropped fails then, rather than being sent
+    // again after the reconnection; its caller retries (a 503 with Retry-After, a batch retry).
+    maxRetriesPerRequest: 0,
     // While Redis is unreachable a command fails at once, instead of waiting out reconnection
     // attempts (tens of seconds) to be replayed later: the api answers 503 promptly, and no
     // stale view is written over a newer one once Redis is back.
@@ -127,10 +162,16 @@ export async function openRedis(config: Config, log: Logger): Promise<Redis> {
     }
   });
   try {
-    await redis.connect();
+    await withinDeadline(redis.connect(), connectMs, () =>
+      DependencyTimeoutError.silent("Redis", config.redisUrl, connectMs),
+    );
   } catch (err) {
     redis.disconnect();
-    throw unreachable("Redis", config.redisUrl, lastError ?? err);
+    throw unreachable(
+      "Redis",
+      config.redisUrl,
+      err instanceof DependencyTimeoutError ? err : (lastError ?? err),
+    );
   }
   return redis;
 }
@@ -144,9 +185,41 @@ export async function openBroker(config: Config, log: Logger): Promise<Broker> {
         maxAttempts: config.worker.maxAttempts,
         retryBaseMs: config.worker.retryBaseMs,
       },
+      config.timeouts,
       log,
     );
   } catch (err) {
     throw unreachable("RabbitMQ", config.rabbitmqUrl, err);
   }
+}
+
+/**
+ * The S3 client, once the bucket answers: outside production the bucket is made on first
+ * use; in production it must exist.
+ */
+export async function openStorage(config: Config): Promise<S3Client> {
+  const s3 = createS3(config.s3, config.timeouts);
+  const endpoint = s3Endpoint(config.s3);
+  const { connectMs } = config.timeouts;
+  const abort = new AbortController();
+  const check = async () => {
+    if (config.env !== "production") return ensureBucket(s3, config.s3.bucket, abort.signal);
+    if (!(await bucketExists(s3, config.s3.bucket, abort.signal))) {
+      throw new Error(`bucket ${config.s3.bucket} does not exist`);
+    }
+  };
+  try {
+    await withinDeadline(check(), connectMs, () => {
+      abort.abort();
+      return DependencyTimeoutError.silent("S3", endpoint, connectMs);
+    });
+  } catch (err) {
+    s3.destroy();
+    if (err instanceof DependencyTimeoutError) throw silent("S3", err);
+    throw new DependencyError(
+      `S3 bucket ${config.s3.bucket} is not usable at ${redactUrl(endpoint)} (${(err as Error).message || (err as Error).name}); check AWS_ENDPOINT, the credentials and the bucket`,
+      { cause: err },
+    );
+  }
+  return s3;
 }

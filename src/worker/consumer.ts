@@ -71,20 +71,32 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
     const log = deps.log.child({ uploadId: batch?.uploadId, seq: batch?.seq, attempt });
     if (step.kind === "retry" && batch) {
       log.warn({ err: reason }, "batch failed; retrying after a delay");
-      await publishConfirmed(channel, names.retry(step.queueAttempt), message.content, {
-        ...message.properties,
-        headers: { ...encodeHeaders({ ...batch, attempt: attempt + 1 }), "x-last-error": reason },
-      });
+      await publishConfirmed(
+        channel,
+        names.retry(step.queueAttempt),
+        message.content,
+        {
+          ...message.properties,
+          headers: { ...encodeHeaders({ ...batch, attempt: attempt + 1 }), "x-last-error": reason },
+        },
+        broker.confirmWithin,
+      );
     } else {
       log.error({ err: reason }, "batch failed for good; dead-lettered");
-      await publishConfirmed(channel, names.dead, message.content, {
-        ...message.properties,
-        headers: {
-          ...message.properties.headers,
-          "x-last-error": reason,
-          "x-failed-at": new Date().toISOString(),
+      await publishConfirmed(
+        channel,
+        names.dead,
+        message.content,
+        {
+          ...message.properties,
+          headers: {
+            ...message.properties.headers,
+            "x-last-error": reason,
+            "x-failed-at": new Date().toISOString(),
+          },
         },
-      });
+        broker.confirmWithin,
+      );
       if (batch) {
         const problem = {
           code: "BatchFailed",

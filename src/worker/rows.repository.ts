@@ -8,6 +8,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { rowsAsCopyText } from "../core/batch-layout.ts";
 import type { BatchHeaders } from "../core/batch-message.ts";
 import type { UploadStatus } from "../core/db/database.ts";
+import { allowLongerAnswers } from "../core/db/watched-client.ts";
 
 export type LandOutcome =
   | { kind: "landed"; progress: Progress }
@@ -64,6 +65,8 @@ export async function landBatch(
   statementTimeoutMs: number,
 ): Promise<LandOutcome> {
   return inTransaction(pool, async (client) => {
+    // PostgreSQL answers within the statement timeout, or fails the statement itself.
+    allowLongerAnswers(client, statementTimeoutMs);
     const id = client.escapeLiteral(batch.uploadId);
     // The primary key makes a concurrent second delivery wait for the first, then find it;
     // so whoever claims the batch here is alone in landing its rows.

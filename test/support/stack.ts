@@ -96,7 +96,7 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
   return {
     env,
     config,
-    s3: createS3(config.s3),
+    s3: createS3(config.s3, config.timeouts),
     sql: pool,
     async cleanup() {
       await pool.end();

@@ -1,6 +1,9 @@
 // The RabbitMQ connection (reconnecting by itself) and the queues Sluice declares.
 import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
+import type { Config } from "../config.ts";
+import { DependencyTimeoutError, redactUrl, withinDeadline } from "../dependencies.ts";
 import type { Logger } from "../logger.ts";
+import type { Deadline } from "./confirm.ts";
 import { queueNames } from "./queue-names.ts";
 
 export type Topology = Readonly<{
@@ -39,14 +42,37 @@ export type Broker = Readonly<{
   /** Resolves with the live connection, waiting for a reconnect when there is none. */
   connected(): Promise<ChannelModel>;
   isConnected(): boolean;
+  /** Resolves once RabbitMQ has answered a request on the current connection. */
+  answers(): Promise<void>;
+  /** How long a publish may wait for RabbitMQ's confirm. */
+  confirmWithin: Deadline;
   close(): Promise<void>;
 }>;
 
-export async function connectBroker(url: string, topology: Topology, log: Logger): Promise<Broker> {
+/**
+ * The URL with a heartbeat, unless it sets one: a connection that stays open while RabbitMQ
+ * says nothing is given up after two silent heartbeats, about `silenceMs`, and replaced.
+ */
+export function withHeartbeat(url: string, silenceMs: number): string {
+  const parsed = new URL(url);
+  if (parsed.searchParams.has("heartbeat")) return url;
+  parsed.searchParams.set("heartbeat", String(Math.max(1, Math.round(silenceMs / 2000))));
+  return parsed.toString();
+}
+
+export async function connectBroker(
+  url: string,
+  topology: Topology,
+  timeouts: Config["timeouts"],
+  log: Logger,
+): Promise<Broker> {
   let current: ChannelModel | undefined;
   let waiters: Array<(model: ChannelModel) => void> = [];
-  const connection = await amqp.connect(url, {
+  const { connectMs, commandMs } = timeouts;
+  const connection = await amqp.connect(withHeartbeat(url, commandMs), {
     noDelay: true,
+    // Until the connection is open (the AMQP handshake included); later, the heartbeat.
+    timeout: connectMs,
     recovery: {
       // Listeners go on before the first attempt, so the first "connect" is seen too.
       waitForConnect: false,
@@ -74,12 +100,33 @@ export async function connectBroker(url: string, topology: Topology, log: Logger
   connection.on("error", (err: Error) =>
     log.warn({ err: err.message }, "RabbitMQ connection error"),
   );
-  await connection.waitForConnect();
+  try {
+    await withinDeadline(connection.waitForConnect(), connectMs, () =>
+      DependencyTimeoutError.silent("RabbitMQ", url, connectMs),
+    );
+  } catch (err) {
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
   return {
     connection,
     connected: () =>
       current ? Promise.resolve(current) : new Promise((resolve) => waiters.push(resolve)),
     isConnected: () => current !== undefined,
+    async answers() {
+      if (!current) throw new Error("RabbitMQ is not connected");
+      const channel = await current.createChannel();
+      channel.on("error", () => undefined);
+      await channel.close();
+    },
+    confirmWithin: {
+      ms: commandMs,
+      timeout: () =>
+        new DependencyTimeoutError(
+          "RabbitMQ",
+          `RabbitMQ at ${redactUrl(url)} did not confirm a message within ${commandMs} ms`,
+        ),
+    },
     close: () => connection.close(),
   };
 }

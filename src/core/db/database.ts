@@ -2,6 +2,7 @@
 import type { ColumnType, Generated } from "kysely";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
+import { createWatchedPool, type Patience } from "./watched-client.ts";
 
 // PostgreSQL returns bigint as text; every count here fits a JavaScript number.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
@@ -83,10 +84,14 @@ export type Postgres = Readonly<{ db: Db; pool: pg.Pool }>;
 
 export function createDatabase(
   connectionString: string,
+  patience: Patience,
   onConnectionError: (err: Error) => void,
   poolSize = 10,
 ): Postgres {
-  const pool = new pg.Pool({ connectionString, max: poolSize, application_name: "sluice" });
+  const pool = createWatchedPool(
+    { connectionString, max: poolSize, application_name: "sluice" },
+    patience,
+  );
   // A connection dies when PostgreSQL restarts. The pool replaces it on next use, and the
   // query in flight fails and is retried; without listeners the error would end the process.
   pool.on("error", onConnectionError);

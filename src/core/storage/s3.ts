@@ -7,7 +7,12 @@ import {
 } from "@aws-sdk/client-s3";
 import type { Config } from "../config.ts";
 
-export function createS3(s3: Config["s3"]): S3Client {
+/** Where the client sends its requests, for messages. */
+export function s3Endpoint(s3: Config["s3"]): string {
+  return s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`;
+}
+
+export function createS3(s3: Config["s3"], timeouts: Config["timeouts"]): S3Client {
   return new S3Client({
     region: s3.region,
     endpoint: s3.endpoint,
@@ -19,12 +24,23 @@ export function createS3(s3: Config["s3"]): S3Client {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     maxAttempts: 3,
+    // Without these the SDK waits for ever on an endpoint that takes the connection and then
+    // says nothing. The second bounds silence, not the whole request: a large object may
+    // take longer than that to send.
+    requestHandler: {
+      connectionTimeout: timeouts.connectMs,
+      socketTimeout: timeouts.commandMs,
+    },
   });
 }
 
-export async function bucketExists(client: S3Client, bucket: string): Promise<boolean> {
+export async function bucketExists(
+  client: S3Client,
+  bucket: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
   try {
-    await client.send(new HeadBucketCommand({ Bucket: bucket }));
+    await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
     return true;
   } catch (err) {
     if ((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
@@ -34,9 +50,13 @@ export async function bucketExists(client: S3Client, bucket: string): Promise<bo
   }
 }
 
-export async function ensureBucket(client: S3Client, bucket: string): Promise<void> {
-  if (!(await bucketExists(client, bucket))) {
-    await client.send(new CreateBucketCommand({ Bucket: bucket }));
+export async function ensureBucket(
+  client: S3Client,
+  bucket: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (!(await bucketExists(client, bucket, signal))) {
+    await client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal: signal });
   }
 }
 

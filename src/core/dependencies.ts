@@ -1,0 +1,89 @@
+// The services Sluice depends on, and how it stops waiting for one that keeps its connection
+// open but says nothing: without a bound, such a service holds every caller for ever.
+
+export type Dependency = "PostgreSQL" | "Redis" | "RabbitMQ" | "S3";
+
+/** Connection URLs without their passwords, for messages and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "(unparseable URL)";
+  }
+}
+
+/** A dependency that did not answer in time; the message says where and after how long. */
+export class DependencyTimeoutError extends Error {
+  override name = "DependencyTimeoutError";
+  /** Node's code for a timed-out connection, which is what this amounts to. */
+  readonly code = "ETIMEDOUT";
+  readonly dependency: Dependency;
+
+  constructor(dependency: Dependency, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.dependency = dependency;
+  }
+
+  /** "PostgreSQL at postgres://…/sluice did not answer within 5000 ms" */
+  static silent(dependency: Dependency, url: string, ms: number): DependencyTimeoutError {
+    return new DependencyTimeoutError(
+      dependency,
+      `${dependency} at ${redactUrl(url)} did not answer within ${ms} ms`,
+    );
+  }
+}
+
+/**
+ * Settles as `work` does, or rejects with `timeout()` once `ms` have passed. What `work`
+ * yields after that goes to `discard`, so that nothing it holds (a pooled connection, a
+ * channel) is lost.
+ */
+export function withinDeadline<T>(
+  work: Promise<T>,
+  ms: number,
+  timeout: () => Error,
+  discard?: (late: T) => void,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let expired = false;
+    const timer = setTimeout(() => {
+      expired = true;
+      reject(timeout());
+    }, ms);
+    work.then(
+      (value) => {
+        clearTimeout(timer);
+        if (expired) discard?.(value);
+        else resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}
+
+export type Check = Readonly<{ dependency: Dependency; answers: () => Promise<unknown> }>;
+
+/** The dependencies whose check failed or took longer than `ms`, all checked at once. */
+export async function unanswered(checks: readonly Check[], ms: number): Promise<Dependency[]> {
+  const results = await Promise.allSettled(
+    checks.map((check) =>
+      withinDeadline(
+        check.answers(),
+        ms,
+        () =>
+          new DependencyTimeoutError(
+            check.dependency,
+            `${check.dependency} did not answer within ${ms} ms`,
+          ),
+      ),
+    ),
+  );
+  return checks
+    .filter((_, i) => results[i]?.status === "rejected")
+    .map((check) => check.dependency);
+}

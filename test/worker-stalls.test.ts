@@ -1,0 +1,79 @@
+// A worker whose PostgreSQL, Redis or S3 keeps the connection open but stops answering in
+// the middle of a batch does not wait for it forever: the batch fails and is retried, and
+// every row lands exactly once after the service answers again.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { loadConfig } from "../src/core/config.ts";
+import { createLogger } from "../src/core/logger.ts";
+import { createMetrics } from "../src/core/metrics.ts";
+import { openRuntime } from "../src/core/runtime.ts";
+import { startWorker } from "../src/worker/worker.ts";
+import { getJson, listBatchObjects, startInProcess, testEnv, waitFor } from "./support/stack.ts";
+import { startTcpProxy } from "./support/tcp-proxy.ts";
+
+const ROWS = 2_500;
+
+for (const [service, variable] of [
+  ["PostgreSQL", "DATABASE_URL"],
+  ["Redis", "REDIS_URL"],
+  ["S3", "AWS_ENDPOINT"],
+] as const) {
+  test(`${service} stops answering mid-batch: the batch is retried, then every row lands once`, async () => {
+    const env = await testEnv({
+      CONNECT_TIMEOUT_MS: "1000",
+      COMMAND_TIMEOUT_MS: "1000",
+      DB_STATEMENT_TIMEOUT_MS: "1000",
+      // Enough attempts that the batch is still retrying when the service is back.
+      MAX_ATTEMPTS: "10",
+    });
+    const url = variable === "REDIS_URL" ? "redis://127.0.0.1:6379" : env.env[variable];
+    assert.ok(url);
+    const { hostname, port } = new URL(url);
+    const proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+    // The api talks to the services directly; only the worker goes through the proxy.
+    const api = await startInProcess(env, { worker: false });
+    const config = loadConfig({ ...env.env, [variable]: proxy.via(url) });
+    const log = createLogger("test-worker", "silent");
+    const runtime = await openRuntime(config, log);
+    const metrics = createMetrics("worker");
+    const consumer = await startWorker(config, runtime, metrics, log);
+    const retried = async () =>
+      (await metrics.batchesConsumed.get()).values.find((v) => v.labels.outcome === "retried")
+        ?.value ?? 0;
+    try {
+      proxy.stall();
+      const csv = `id,name\n${Array.from({ length: ROWS }, (_, i) => `${i},n${i}`).join("\n")}\n`;
+      const accepted = await getJson(`${api.url}/uploads`, {
+        method: "POST",
+        headers: { "content-type": "text/csv" },
+        body: csv,
+      });
+      assert.equal(accepted.status, 202);
+      const id = accepted.body.id as string;
+
+      await waitFor(
+        `a batch to fail on ${service} and be retried`,
+        async () => (await retried()) > 0,
+      );
+      await proxy.restore();
+      const done = await waitFor("the upload to finish", async () => {
+        const { body } = await getJson(`${api.url}/uploads/${id}`);
+        return ["completed", "failed"].includes(body.status) && body;
+      });
+      assert.equal(done.status, "completed", JSON.stringify(done));
+      const { rows } = await env.sql.query(
+        "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",
+        [id],
+      );
+      assert.deepEqual(rows[0], { n: ROWS, distinct_rows: ROWS });
+      assert.equal((await listBatchObjects(env, id)).length, 3);
+    } finally {
+      await proxy.restore();
+      await consumer.stop();
+      await runtime.close();
+      await api.stop();
+      await proxy.close();
+      await env.cleanup();
+    }
+  });
+}
