@@ -1,6 +1,5 @@
 // Assembles the api from a runtime: the upload service, the publisher and the Koa app.
 import type Koa from "koa";
-import { sql } from "kysely";
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
@@ -75,11 +74,7 @@ export function createApi(
       config.limits.uploadIdleTimeoutMs,
     ),
     log,
-    ready: async () => {
-      await sql`select 1`.execute(db);
-      await redis.ping();
-      return broker.isConnected();
-    },
+    unanswered: runtime.unanswered,
   });
   return { app, publisher, parser, progress };
 }

@@ -3,14 +3,14 @@ import Koa from "koa";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { AppError } from "./app-error.ts";
-import { isDependencyUnavailable } from "./unavailable.ts";
+import { unavailableAnswer } from "./unavailable.ts";
 import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
 
 export type AppDeps = UploadsRoutesDeps &
   Readonly<{
     metrics: ApiMetrics;
-    /** True when every dependency answers. */
-    ready: () => Promise<boolean>;
+    /** The dependencies that do not answer; none when the api is ready. */
+    unanswered: () => Promise<readonly string[]>;
     log: Logger;
   }>;
 
@@ -65,16 +65,8 @@ export function createApp(deps: AppDeps): Koa {
       const appError =
         err instanceof AppError
           ? err
-          : isDependencyUnavailable(err)
-            ? new AppError(
-                "ServiceUnavailable",
-                503,
-                "a service Sluice needs is unreachable; retry",
-                {
-                  headers: { "retry-after": "5" },
-                },
-              )
-            : new AppError("Internal", 500, "internal error; the server log has the details");
+          : (unavailableAnswer(err) ??
+            new AppError("Internal", 500, "internal error; the server log has the details"));
       if (!(err instanceof AppError) || appError.status >= 500) {
         deps.log.error({ err, method: ctx.method, path: ctx.path }, "request failed");
       }
@@ -91,9 +83,10 @@ export function createApp(deps: AppDeps): Koa {
     if (ctx.path === "/healthz") {
       ctx.body = { status: "ok" };
     } else if (ctx.path === "/readyz") {
-      const ok = await deps.ready().catch(() => false);
-      ctx.status = ok ? 200 : 503;
-      ctx.body = { status: ok ? "ready" : "not ready" };
+      const unavailable = await deps.unanswered();
+      ctx.status = unavailable.length === 0 ? 200 : 503;
+      ctx.body =
+        unavailable.length === 0 ? { status: "ready" } : { status: "not ready", unavailable };
     } else if (ctx.path === "/metrics") {
       ctx.type = deps.metrics.registry.contentType;
       ctx.body = await deps.metrics.registry.metrics();

@@ -5,7 +5,8 @@ import { test } from "node:test";
 import amqp from "amqplib";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { isDependencyUnavailable } from "./unavailable.ts";
+import { DependencyTimeoutError } from "../core/dependencies.ts";
+import { isDependencyUnavailable, unavailableAnswer } from "./unavailable.ts";
 
 /** A loopback port that refuses connections. */
 async function closedPort(): Promise<number> {
@@ -47,6 +48,28 @@ test("each client's own error for a service that refuses connections is a depend
   const offlineError = await failure(() => failingFast.get("x"));
   assert.ok(isDependencyUnavailable(offlineError), String(offlineError));
   failingFast.disconnect();
+});
+
+test("a service that did not answer in time is named in the 503, without its address", () => {
+  const silent = DependencyTimeoutError.silent("PostgreSQL", "postgres://u:pw@db.internal/x", 100);
+  const answer = unavailableAnswer(new Error("could not load", { cause: silent }));
+  assert.deepEqual(answer?.toJSON(), {
+    error: {
+      code: "ServiceUnavailable",
+      message: "PostgreSQL did not answer in time; retry",
+      details: { service: "PostgreSQL" },
+    },
+  });
+  assert.deepEqual(answer?.headers, { "retry-after": "5" });
+  assert.equal(unavailableAnswer(new TypeError("x")), undefined);
+});
+
+test("a statement PostgreSQL cancelled for its timeout is PostgreSQL not answering in time", async () => {
+  const client = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+  await client.connect();
+  const err = await failure(() => client.query("set statement_timeout = 50; select pg_sleep(5)"));
+  await client.end();
+  assert.equal(unavailableAnswer(err)?.message, "PostgreSQL did not answer in time; retry");
 });
 
 test("PostgreSQL's shutdown, start-up and connection errors are dependency failures", () => {

@@ -1,11 +1,17 @@
 // Tells a failure to reach PostgreSQL, Redis or RabbitMQ from a fault of the api itself:
 // the first is answered 503 with Retry-After, because the same request may well succeed a
-// moment later; the second stays a 500.
+// moment later; the second stays a 500. The answer names the service when the error says
+// which it was, and never its address or credentials (the log has those).
+import amqp from "amqplib";
+import pg from "pg";
+import { type Dependency, DependencyTimeoutError } from "../core/dependencies.ts";
+import { AppError } from "./app-error.ts";
 
 // admin_shutdown, crash_shutdown, cannot_connect_now (starting up or in recovery), and
 // too_many_connections; the whole of class 08 is connection exceptions.
 const POSTGRES_CODES = new Set(["57P01", "57P02", "57P03", "53300"]);
 const POSTGRES_CONNECTION_CLASS = /^08[0-9A-Z]{3}$/;
+const STATEMENT_TIMEOUT = "57014";
 const NETWORK_CODES = new Set([
   "ECONNREFUSED",
   "ECONNRESET",
@@ -17,41 +23,92 @@ const NETWORK_CODES = new Set([
   "ENOTFOUND",
   "EAI_AGAIN",
 ]);
-const CONNECTION_MESSAGES = new Set([
+// The clients' errors that carry neither a code nor a class of their own.
+const CONNECTION_MESSAGES = new Map<string, Dependency>([
   // pg, for a connection dropped while in use
-  "Connection terminated unexpectedly",
+  ["Connection terminated unexpectedly", "PostgreSQL"],
   // pg, for a query on a client whose connection already failed (a rollback after a reset)
-  "Client has encountered a connection error and is not queryable",
+  ["Client has encountered a connection error and is not queryable", "PostgreSQL"],
   // ioredis, for a command sent while it has no connection
-  "Stream isn't writeable and enableOfflineQueue options is false",
+  ["Stream isn't writeable and enableOfflineQueue options is false", "Redis"],
 ]);
-const CONNECTION_ERROR_NAMES = new Set([
-  // ioredis reconnects by itself, and fails a command once its reconnection attempts are spent.
-  "MaxRetriesPerRequestError",
-  // amqplib: a channel or connection closed under the operation.
-  "IllegalOperationError",
+const CONNECTION_ERROR_NAMES = new Map<string, Dependency>([
+  // ioredis reconnects by itself, and fails a command once its reconnection attempts are
+  // spent, or when the connection it was sent on is dropped for saying nothing.
+  ["MaxRetriesPerRequestError", "Redis"],
 ]);
 
 type ErrorLike = { code?: unknown; name?: unknown; message?: unknown; cause?: unknown };
 
-/** True when `err`, or an error it wraps, says a dependency could not be reached. */
-export function isDependencyUnavailable(err: unknown): boolean {
+/** A dependency failure, and which service it was when the error says so. */
+export type Unavailable = Readonly<{ dependency: Dependency | undefined; silent: boolean }>;
+
+function classify(err: object): Unavailable | undefined {
+  if (err instanceof DependencyTimeoutError) return { dependency: err.dependency, silent: true };
+  // amqplib: a channel or connection closed under the operation.
+  if (err instanceof amqp.IllegalOperationError) {
+    return { dependency: "RabbitMQ", silent: false };
+  }
+  const { code, name, message } = err as ErrorLike;
+  // query_canceled: Sluice cancels nothing itself, so this is a statement timeout.
+  if (code === STATEMENT_TIMEOUT && err instanceof pg.DatabaseError) {
+    return { dependency: "PostgreSQL", silent: true };
+  }
+  if (typeof code === "string") {
+    if (POSTGRES_CODES.has(code) || POSTGRES_CONNECTION_CLASS.test(code)) {
+      return {
+        dependency: err instanceof pg.DatabaseError ? "PostgreSQL" : undefined,
+        silent: false,
+      };
+    }
+    if (NETWORK_CODES.has(code)) return { dependency: undefined, silent: code === "ETIMEDOUT" };
+  }
+  const named = typeof name === "string" ? CONNECTION_ERROR_NAMES.get(name) : undefined;
+  if (named) return { dependency: named, silent: false };
+  const said = typeof message === "string" ? CONNECTION_MESSAGES.get(message) : undefined;
+  if (said) return { dependency: said, silent: false };
+  return undefined;
+}
+
+/** Says whether `err`, or an error it wraps, is a dependency out of reach, and which. */
+export function dependencyFailure(err: unknown): Unavailable | undefined {
   const seen = new Set<unknown>();
   const pending = [err];
+  let found: Unavailable | undefined;
   while (pending.length > 0) {
     const current = pending.pop();
     if (typeof current !== "object" || current === null || seen.has(current)) continue;
     seen.add(current);
-    const { code, name, message, cause } = current as ErrorLike;
-    if (typeof code === "string") {
-      if (NETWORK_CODES.has(code) || POSTGRES_CODES.has(code)) return true;
-      if (POSTGRES_CONNECTION_CLASS.test(code)) return true;
+    const here = classify(current);
+    // The most specific answer wins: an error that names its service over one that does not.
+    if (here && (!found || (found.dependency === undefined && here.dependency !== undefined))) {
+      found = here;
     }
-    if (typeof name === "string" && CONNECTION_ERROR_NAMES.has(name)) return true;
-    if (typeof message === "string" && CONNECTION_MESSAGES.has(message)) return true;
-    pending.push(cause);
+    if (found?.dependency) return found;
+    pending.push((current as ErrorLike).cause);
     // Node reports a refused connection to a name with several addresses as an AggregateError.
     if (current instanceof AggregateError) pending.push(...current.errors);
   }
-  return false;
+  return found;
+}
+
+/** True when `err`, or an error it wraps, says a dependency could not be reached. */
+export function isDependencyUnavailable(err: unknown): boolean {
+  return dependencyFailure(err) !== undefined;
+}
+
+/** The 503 for a dependency out of reach; undefined for any other error. */
+export function unavailableAnswer(err: unknown): AppError | undefined {
+  const failure = dependencyFailure(err);
+  if (!failure) return undefined;
+  const { dependency, silent } = failure;
+  const message = !dependency
+    ? "a service Sluice needs is unreachable; retry"
+    : silent
+      ? `${dependency} did not answer in time; retry`
+      : `${dependency} is unreachable; retry`;
+  return new AppError("ServiceUnavailable", 503, message, {
+    details: dependency ? { service: dependency } : undefined,
+    headers: { "retry-after": "5" },
+  });
 }
