@@ -37,7 +37,7 @@ function chunks(bytes: Buffer): Buffer[] {
 function sluice(parts: Buffer[]): number {
   let rows = 0;
   const reader = createCsvReader(
-    { maxColumns: 512, maxFieldBytes: 128 * 1024 },
+    { maxColumns: 512, maxFieldBytes: 128 * 1024, maxRowBytes: 1024 * 1024 },
     {
       header() {},
       row() {

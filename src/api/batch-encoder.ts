@@ -11,6 +11,8 @@ export type BatchEncoder = Readonly<{
   error(error: RowError): void;
   rows(): number;
   errors(): number;
+  /** UTF-16 units of JSON held for the batch's rows and errors so far. */
+  size(): number;
   finish(): Buffer;
 }>;
 
@@ -19,26 +21,31 @@ export function createBatchEncoder(uploadId: string, columns: string[]): BatchEn
   let seq = 0;
   let rows: string[] = [];
   let errors: string[] = [];
+  let size = 0;
 
   return {
     start(next) {
       seq = next;
       rows = [];
       errors = [];
+      size = 0;
     },
     row(row, values) {
       // {"row":n,"values":[…]}, the row line of batch-layout.ts. Not built with `${row}`: V8
       // keeps each number's string in a cache that outlives its scavenges, so every row's
       // number (24 MB in a million rows) would reach the old generation and grow the heap.
-      rows.push(JSON.stringify({ row, values }));
+      const json = JSON.stringify({ row, values });
+      size += json.length;
+      rows.push(json);
     },
     error(error) {
-      errors.push(
-        `{"row":${error.row},"line":${error.line},"code":${JSON.stringify(error.code)},"message":${JSON.stringify(error.message)}}`,
-      );
+      const json = `{"row":${error.row},"line":${error.line},"code":${JSON.stringify(error.code)},"message":${JSON.stringify(error.message)}}`;
+      size += json.length;
+      errors.push(json);
     },
     rows: () => rows.length,
     errors: () => errors.length,
+    size: () => size,
     // Rows last, one per line: see batch-layout.ts.
     finish: () =>
       Buffer.from(

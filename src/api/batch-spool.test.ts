@@ -3,16 +3,24 @@ import { mkdtemp, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { createBatchCutter, frameOf, readSpool, type SpooledBatch } from "./batch-spool.ts";
+import {
+  BATCH_TEXT_LIMIT,
+  createBatchCutter,
+  frameOf,
+  readSpool,
+  type SpooledBatch,
+} from "./batch-spool.ts";
 import { createCsvReader } from "./csv/csv-reader.ts";
 
 const ID = "3f1c0d3e-0000-4000-8000-000000000001";
 const dir = await mkdtemp(join(tmpdir(), "sluice-spool-"));
 after(() => rm(dir, { recursive: true, force: true }));
 
-function cut(csv: string, batchSize: number, chunk: number): SpooledBatch[] {
+const LIMITS = { maxColumns: 10, maxFieldBytes: 100, maxRowBytes: 400 };
+
+function cut(csv: string, batchSize: number, chunk: number, limits = LIMITS): SpooledBatch[] {
   const cutter = createBatchCutter(ID, batchSize);
-  const reader = createCsvReader({ maxColumns: 10, maxFieldBytes: 100 }, cutter.sink);
+  const reader = createCsvReader(limits, cutter.sink);
   const batches: SpooledBatch[] = [];
   const bytes = Buffer.from(csv);
   for (let at = 0; at < bytes.length; at += chunk) {
@@ -52,6 +60,29 @@ test("records are cut into batches by record number, rejected ones counted where
     const second = JSON.parse((batches[1] as SpooledBatch).body.toString());
     assert.deepEqual(second.rows, [{ row: 4, values: ["4", "d"] }]);
     assert.equal(second.errors[0].row, 3);
+  }
+});
+
+test("wide rows close a batch before batchSize, once its JSON reaches the limit", () => {
+  const value = "w".repeat(100_000);
+  const rows = 50;
+  const csv = `a,b,c\n${Array.from({ length: rows }, (_, i) => `${i},${value},${value}`).join("\n")}\n`;
+  const limits = { maxColumns: 3, maxFieldBytes: 100_000, maxRowBytes: 1_000_000 };
+  const batches = cut(csv, 1_000, 65_536, limits);
+  // Each row is about 200 KB of JSON: a batch closes at the first row past the limit.
+  const perBatch = Math.ceil(BATCH_TEXT_LIMIT / 200_000);
+  assert.equal(batches.length, Math.ceil(rows / perBatch));
+  assert.deepEqual(
+    batches.map((b) => b.seq),
+    batches.map((_, i) => i + 1),
+  );
+  const landed = batches.flatMap((b) => JSON.parse(b.body.toString()).rows);
+  assert.deepEqual(
+    landed.map((r: { row: number }) => r.row),
+    Array.from({ length: rows }, (_, i) => i + 1),
+  );
+  for (const batch of batches) {
+    assert.ok(batch.rows <= perBatch, `batch ${batch.seq} holds ${batch.rows} rows`);
   }
 });
 

@@ -7,12 +7,18 @@
 // A restarted api resumes publishing by skipping frames, reading only their headers.
 import { open } from "node:fs/promises";
 import { createBatchEncoder } from "./batch-encoder.ts";
-import { batchOf } from "./csv/csv-batches.ts";
 import type { CsvSink } from "./csv/csv-reader.ts";
 
 export type SpooledBatch = { seq: number; rows: number; rowErrors: number; body: Buffer };
 
 const HEADER_BYTES = 16;
+
+/**
+ * A batch closes before BATCH_SIZE records once its JSON reaches this many UTF-16 units (1 MiB
+ * of ASCII): wide rows make smaller batches, so that a batch in the making, a message and
+ * what a worker holds stay bounded whatever the width of the rows.
+ */
+export const BATCH_TEXT_LIMIT = 1 << 20;
 
 /** A batch as the bytes of its frame: header, then body. */
 export function frameOf(batch: SpooledBatch): [Buffer, Buffer] {
@@ -60,24 +66,36 @@ export type BatchCutter = Readonly<{
   take(): SpooledBatch[];
   /** Closes the last batch; call after the reader's end(). */
   end(): SpooledBatch[];
+  /** Batches cut so far. */
+  count(): number;
 }>;
 
-/** Groups records into batches of `batchSize` record numbers, rejected records included. */
+/**
+ * Groups records into batches of `batchSize` records, rejected records included, or fewer
+ * when their JSON reaches BATCH_TEXT_LIMIT.
+ */
 export function createBatchCutter(uploadId: string, batchSize: number): BatchCutter {
   let encoder: ReturnType<typeof createBatchEncoder> | undefined;
   let seq = 0;
+  let records = 0;
+  let open = false;
   let done: SpooledBatch[] = [];
 
   const close = () => {
-    if (!encoder || seq === 0) return;
+    if (!encoder || !open) return;
+    open = false;
     done.push({ seq, rows: encoder.rows(), rowErrors: encoder.errors(), body: encoder.finish() });
   };
-  const enter = (row: number) => {
-    const next = batchOf(row, batchSize);
-    if (next === seq) return;
+  const enter = (current: ReturnType<typeof createBatchEncoder>) => {
+    if (open && records < batchSize && current.size() < BATCH_TEXT_LIMIT) {
+      records++;
+      return;
+    }
     close();
-    seq = next;
-    encoder?.start(seq);
+    seq++;
+    records = 1;
+    open = true;
+    current.start(seq);
   };
   const take = () => {
     const taken = done;
@@ -91,19 +109,21 @@ export function createBatchCutter(uploadId: string, batchSize: number): BatchCut
         encoder = createBatchEncoder(uploadId, header.columns);
       },
       row: (row, values) => {
-        enter(row);
-        encoder?.row(row, values);
+        if (!encoder) return;
+        enter(encoder);
+        encoder.row(row, values);
       },
       rowError: (error) => {
-        enter(error.row);
-        encoder?.error(error);
+        if (!encoder) return;
+        enter(encoder);
+        encoder.error(error);
       },
     },
     take,
     end() {
       close();
-      seq = 0;
       return take();
     },
+    count: () => seq,
   };
 }

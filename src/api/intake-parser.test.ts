@@ -14,7 +14,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const csv = { maxColumns: 10, maxFieldBytes: 100 };
+const csv = { maxColumns: 10, maxFieldBytes: 100, maxRowBytes: 400 };
 const exists = (path: string) =>
   access(path).then(
     () => true,
@@ -46,9 +46,10 @@ test("uploads received at once are parsed side by side, each into its own batche
     if (cb[i]) await second.push(cb[i] as Buffer);
   }
   const [sa, sb] = await Promise.all([first.end(), second.end()]);
-  assert.equal(sa.rows, 50);
-  assert.deepEqual(sb.header.columns, ["x", "y"]);
-  assert.equal(sb.rows, 30);
+  assert.equal(sa.summary.rows, 50);
+  assert.equal(sa.batches, 8);
+  assert.deepEqual(sb.summary.header.columns, ["x", "y"]);
+  assert.equal(sb.summary.rows, 30);
   const rows = await rowsOf(join(dir, "a"));
   assert.equal(rows.length, 50);
   assert.deepEqual(rows[49], { row: 50, values: ["49", "a 49"] });
@@ -90,24 +91,24 @@ test("closing the parser fails an upload still arriving, plainly", async () => {
 test("a thread out of memory fails the uploads in hand, and the next upload gets a new one", async () => {
   const own = createIntakeParser();
   const path = join(dir, "huge");
-  // A batch of 1,000 rows of 64 KiB is far beyond the thread's heap.
+  // Limits no configuration should have: one field of 128 MiB is beyond the thread's heap.
   const session = own.open({
     id: "huge",
     path,
     batchSize: 1_000,
-    csv: { ...csv, maxFieldBytes: 1 << 17 },
+    csv: { ...csv, maxFieldBytes: 1 << 30, maxRowBytes: 1 << 30 },
   });
-  const row = Buffer.from(`${"x".repeat(1 << 16)}\n`);
+  const piece = Buffer.from("x".repeat(1 << 16));
   const failure = (async () => {
     await session.push(Buffer.from("id\n"));
     // push moves a chunk that owns its memory: each push gets its own.
-    for (let i = 0; i < 1_000; i++) await session.push(Buffer.from(row));
+    for (let i = 0; i < 2_048; i++) await session.push(Buffer.from(piece));
     return session.end();
   })();
   await assert.rejects(failure, /the parsing thread stopped/);
 
   const next = own.open({ id: "next", path: join(dir, "next"), batchSize: 2, csv });
   await next.push(Buffer.from("id\n1\n2\n3\n"));
-  assert.equal((await next.end()).rows, 3);
+  assert.equal((await next.end()).summary.rows, 3);
   await own.close();
 });

@@ -16,9 +16,12 @@ export type ToThread =
   | { op: "end"; id: string }
   | { op: "abort"; id: string };
 
+/** What a stored upload holds: its records, and the batches they were cut into. */
+export type Parsed = { summary: CsvSummary; batches: number };
+
 export type FromThread =
   | { op: "parsed"; id: string }
-  | { op: "done"; id: string; summary: CsvSummary }
+  | { op: "done"; id: string; parsed: Parsed }
   | { op: "aborted"; id: string }
   | {
       op: "failed";
@@ -36,7 +39,7 @@ export type ParseSession = Readonly<{
    */
   push(chunk: Buffer): Promise<void>;
   /** Every batch is stored; rejects with the upload's failure. */
-  end(): Promise<CsvSummary>;
+  end(): Promise<Parsed>;
   /**
    * Stops the session after a failure of the main thread's (a client gone, a size limit);
    * resolves once its file is gone.
@@ -64,7 +67,7 @@ type Pending = {
   aborted?: () => void;
   room?: () => void;
   failure?: Error;
-  settle: { resolve(summary: CsvSummary): void; reject(err: Error): void };
+  settle: { resolve(parsed: Parsed): void; reject(err: Error): void };
 };
 
 function errorOf(error: Extract<FromThread, { op: "failed" }>["error"]): Error {
@@ -76,12 +79,12 @@ export function createIntakeParser(): IntakeParser {
   let thread: Worker | undefined;
   const sessions = new Map<string, Pending>();
 
-  const finish = (id: string, outcome: { summary: CsvSummary } | { error: Error }) => {
+  const finish = (id: string, outcome: { parsed: Parsed } | { error: Error }) => {
     const pending = sessions.get(id);
     if (!pending) return;
     sessions.delete(id);
-    if ("summary" in outcome) {
-      pending.settle.resolve(outcome.summary);
+    if ("parsed" in outcome) {
+      pending.settle.resolve(outcome.parsed);
     } else {
       pending.failure = outcome.error;
       pending.settle.reject(outcome.error);
@@ -92,13 +95,15 @@ export function createIntakeParser(): IntakeParser {
 
   function started(): Worker {
     if (thread) return thread;
-    // The thread holds one batch in the making per upload: a few hundred kilobytes each. These
-    // limits hold only when the process runs without V8 heap flags (npm start, the tests):
-    // V8's flags are process-wide and win, so node-options.ts's bound the thread too. A thread
-    // that runs out fails the uploads in hand, not the process; the next upload starts another.
+    // The thread holds one batch in the making per upload: at most BATCH_TEXT_LIMIT of JSON
+    // and one row of MAX_ROW_BYTES, so a few megabytes however wide the rows; the heap has
+    // room for many such uploads at once. These limits hold only when the process runs
+    // without V8 heap flags (npm start, the tests): V8's flags are process-wide and win, so
+    // node-options.ts's bound the thread too. A thread that fails anyway fails the uploads in
+    // hand, not the process; the next upload starts another.
     const worker = new Worker(THREAD_URL, {
       execArgv: [],
-      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 },
+      resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },
     });
     worker.unref();
     worker.on("message", (message: FromThread) => {
@@ -111,7 +116,7 @@ export function createIntakeParser(): IntakeParser {
         sessions.delete(message.id);
         pending.aborted?.();
       } else if (message.op === "done") {
-        finish(message.id, { summary: message.summary });
+        finish(message.id, { parsed: message.parsed });
       } else {
         finish(message.id, { error: errorOf(message.error) });
       }
@@ -133,7 +138,7 @@ export function createIntakeParser(): IntakeParser {
     open({ id, path, batchSize, csv }) {
       const worker = started();
       let settle!: Pending["settle"];
-      const done = new Promise<CsvSummary>((resolve, reject) => {
+      const done = new Promise<Parsed>((resolve, reject) => {
         settle = { resolve, reject };
       });
       // The caller learns of a failure from push or end; this one must not go unhandled.

@@ -79,7 +79,7 @@ port.on("message", (message: ToThread) => {
         const summary = session.reader.end();
         store(session.fd, session.cutter.end());
         close(id, true);
-        send({ op: "done", id, summary });
+        send({ op: "done", id, parsed: { summary, batches: session.cutter.count() } });
         break;
       }
       case "abort":

@@ -11,7 +11,13 @@ import { AppError } from "./app-error.ts";
 import { CsvFormatError, type CsvReaderOptions, type CsvSummary } from "./csv/csv-reader.ts";
 import type { IntakeParser } from "./intake-parser.ts";
 
-export type Intake = { summary: CsvSummary; bytes: number; sha256: string; path: string };
+export type Intake = {
+  summary: CsvSummary;
+  batches: number;
+  bytes: number;
+  sha256: string;
+  path: string;
+};
 
 export type IntakeOptions = {
   uploadDir: string;
@@ -152,10 +158,10 @@ export async function receiveUpload(
       hash.update(chunk);
       await parsing.push(chunk);
     }
-    const summary = await parsing.end();
+    const { summary, batches } = await parsing.end();
     const path = storedPath(options.uploadDir, options.id);
     await rename(partial, path);
-    return { summary, bytes, sha256: hash.digest("hex"), path };
+    return { summary, batches, bytes, sha256: hash.digest("hex"), path };
   } catch (err) {
     await parsing.abort();
     await rm(partial, { force: true });

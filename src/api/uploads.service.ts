@@ -109,10 +109,11 @@ export function createUploadsService(deps: UploadsServiceDeps) {
             delimiter: upload.delimiter,
             maxColumns: limits.maxColumns,
             maxFieldBytes: limits.maxFieldBytes,
+            maxRowBytes: limits.maxRowBytes,
           },
         });
         const { summary } = intake;
-        const batchesTotal = Math.ceil(summary.rows / limits.batchSize);
+        const batchesTotal = intake.batches;
         await markQueued(db, id, {
           bytes: intake.bytes,
           sha256: intake.sha256,

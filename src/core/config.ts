@@ -65,6 +65,7 @@ const schema = z.object({
   MAX_UPLOAD_BYTES: positiveInt.default(5 * 1024 ** 3),
   MAX_COLUMNS: positiveInt.default(512),
   MAX_FIELD_BYTES: positiveInt.default(128 * 1024),
+  MAX_ROW_BYTES: positiveInt.default(1024 * 1024),
   BATCH_SIZE: positiveInt.default(1000),
   MAX_ACTIVE_UPLOADS_PER_TENANT: positiveInt.default(10),
   MAX_CONCURRENT_UPLOADS: positiveInt.default(32),
@@ -117,6 +118,8 @@ export type Config = Readonly<{
     maxUploadBytes: number;
     maxColumns: number;
     maxFieldBytes: number;
+    /** Largest row, its fields' bytes added up; larger rows are row errors. */
+    maxRowBytes: number;
     batchSize: number;
     /** Uploads of one tenant received, validating, queued or processing at once. */
     maxActiveUploadsPerTenant: number;
@@ -230,6 +233,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       maxUploadBytes: env.MAX_UPLOAD_BYTES,
       maxColumns: env.MAX_COLUMNS,
       maxFieldBytes: env.MAX_FIELD_BYTES,
+      maxRowBytes: env.MAX_ROW_BYTES,
       batchSize: env.BATCH_SIZE,
       maxActiveUploadsPerTenant: env.MAX_ACTIVE_UPLOADS_PER_TENANT,
       maxConcurrentUploads: env.MAX_CONCURRENT_UPLOADS,

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { SNIFF_BYTES } from "./byte-sniffing.ts";
 import { type CsvReaderOptions, createCsvReader, type Delimiter } from "./csv-reader.ts";
 
-const LIMITS = { maxColumns: 6, maxFieldBytes: 24 };
+const LIMITS = { maxColumns: 6, maxFieldBytes: 24, maxRowBytes: 100 };
 
 /** Every sink call and the outcome, as plain data, for one way of cutting `bytes` into chunks. */
 function transcript(

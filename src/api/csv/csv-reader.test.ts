@@ -13,7 +13,7 @@ import { RAW_PREVIEW_CHARS } from "./record-tokenizer.ts";
 
 type Call = ["header", CsvHeader] | ["row", number, string[]] | ["rowError", RowError];
 
-const LIMITS = { maxColumns: 5, maxFieldBytes: 64 };
+const LIMITS = { maxColumns: 5, maxFieldBytes: 64, maxRowBytes: 160 };
 
 function bytesOf(input: string | Uint8Array): Uint8Array {
   return typeof input === "string" ? new TextEncoder().encode(input) : input;
@@ -392,6 +392,39 @@ describe("createCsvReader: row errors", () => {
         [3, "FieldTooLarge", 'Row 3: field 2 ("v") is longer than 64 bytes.'],
       ],
     );
+  });
+
+  it("sets aside a row whose fields add up past maxRowBytes, counting UTF-8 bytes", () => {
+    const field = (c: string, n: number) => Array.from({ length: 3 }, () => c.repeat(n)).join(",");
+    const { calls } = read(
+      `a,b,c\n${field("x", 50)}\n${field("x", 54)}\n${field("é", 30)}\n${field("é", 26)}\n`,
+    );
+    assert.deepEqual(
+      calls
+        .slice(1)
+        .map((c) => (c[0] === "rowError" ? [c[1].row, c[1].code, c[1].message] : [c[1]])),
+      [
+        [1],
+        [2, "RowTooLarge", "Row 2 is longer than 160 bytes."],
+        [3, "RowTooLarge", "Row 3 is longer than 160 bytes."],
+        [4],
+      ],
+    );
+  });
+
+  it("holds the header line to MAX_HEADER_CHARS, not to maxRowBytes", () => {
+    const names = Array.from({ length: 5 }, (_, i) => `${i}`.padEnd(40, "n"));
+    const { calls } = read(`${names.join(",")}\n1,2,3,4,5\n`);
+    assert.deepEqual(calls[0]?.[1], { columns: names, delimiter: ",", encoding: "utf-8" });
+    assert.deepEqual(calls[1], ["row", 1, ["1", "2", "3", "4", "5"]]);
+  });
+
+  it("quotes a long column name by its start in a row error", () => {
+    const name = "n".repeat(5_000);
+    const [error] = rowErrors(
+      read(`${name}\n\u0000\n`, { maxFieldBytes: 10_000, maxRowBytes: 10_000 }).calls,
+    );
+    assert.equal(error?.message, `Row 1: field 1 ("${"n".repeat(40)}…") holds a NUL character.`);
   });
 
   it("truncates the raw text of a rejected row", () => {

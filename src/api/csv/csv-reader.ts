@@ -30,11 +30,13 @@ export type CsvReaderOptions = {
   maxColumns: number;
   /** Largest value of one field, in UTF-8 bytes. */
   maxFieldBytes: number;
+  /** Largest record, its fields' UTF-8 bytes added up. */
+  maxRowBytes: number;
 };
 
 export type CsvHeader = { columns: string[]; delimiter: Delimiter; encoding: TextEncoding };
 
-export type RowErrorCode = "FieldCount" | "NulByte" | "FieldTooLarge";
+export type RowErrorCode = "FieldCount" | "NulByte" | "FieldTooLarge" | "RowTooLarge";
 
 export type RowError = {
   /** Record number: 1 is the first record after the header, counting rejected ones. */
@@ -81,8 +83,13 @@ function hasControlCharacter(name: string): boolean {
   return false;
 }
 
+/** A column name as errors quote it: a header name may be as long as a field. */
+function shown(name: string): string {
+  return JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+}
+
 export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvReader {
-  const { maxColumns, maxFieldBytes } = options;
+  const { maxColumns, maxFieldBytes, maxRowBytes } = options;
   let head: Uint8Array[] = [];
   let headLength = 0;
   let bytes = 0;
@@ -155,11 +162,17 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
           header = acceptHeader(values, records, delimiter);
           columns = header.columns.length;
           records.keep = columns;
+          records.maxRowBytes = maxRowBytes;
           sink.header(header);
           return;
         }
         const row = ++rows;
-        if (records.fieldCount === columns && records.tooLargeField < 0 && records.nulField < 0) {
+        if (
+          records.fieldCount === columns &&
+          records.tooLargeField < 0 &&
+          records.nulField < 0 &&
+          !records.rowTooLarge
+        ) {
           goodRows++;
           sink.row(row, values);
           return;
@@ -194,16 +207,16 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
     const seen = new Map<string, number>();
     names.forEach((name, index) => {
       const column = index + 1;
-      const shown = JSON.stringify(name.length > 40 ? `${name.slice(0, 40)}…` : name);
+      const quoted = shown(name);
       let problem: string | undefined;
       if (index === records.tooLargeField || Buffer.byteLength(name, "utf8") > maxFieldBytes) {
-        problem = `column ${column} ${shown} is longer than ${maxFieldBytes} bytes`;
+        problem = `column ${column} ${quoted} is longer than ${maxFieldBytes} bytes`;
       } else if (name.trim() === "") {
         problem = `column ${column} has no name`;
       } else if (hasControlCharacter(name)) {
-        problem = `column ${column} ${shown} holds a control character`;
+        problem = `column ${column} ${quoted} holds a control character`;
       } else if (seen.has(name)) {
-        problem = `column ${column} repeats ${shown} from column ${seen.get(name)}`;
+        problem = `column ${column} repeats ${quoted} from column ${seen.get(name)}`;
       } else {
         seen.set(name, column);
       }
@@ -229,7 +242,7 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
   function rowError(row: number, records: RecordTokenizer, columns: string[]): RowError {
     const base = { row, line: records.recordLine, raw: records.rawPreview() };
     const name = (index: number) =>
-      `field ${index + 1}${columns[index] ? ` (${JSON.stringify(columns[index])})` : ""}`;
+      `field ${index + 1}${columns[index] ? ` (${shown(columns[index])})` : ""}`;
     if (records.fieldCount !== columns.length) {
       return {
         ...base,
@@ -242,6 +255,13 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
         ...base,
         code: "FieldTooLarge",
         message: `Row ${row}: ${name(records.tooLargeField)} is longer than ${maxFieldBytes} bytes.`,
+      };
+    }
+    if (records.rowTooLarge) {
+      return {
+        ...base,
+        code: "RowTooLarge",
+        message: `Row ${row} is longer than ${maxRowBytes} bytes.`,
       };
     }
     return {

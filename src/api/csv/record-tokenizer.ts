@@ -35,6 +35,13 @@ export class RecordTokenizer {
   nulField = -1;
   /** 0-based index of the first field over maxFieldBytes, or -1. */
   tooLargeField = -1;
+  /** The current record's stored fields add up to more than maxRowBytes. */
+  rowTooLarge = false;
+  /**
+   * Largest record, in UTF-8 bytes of its stored fields: past it the record's values are
+   * dropped, so memory holds at most this much of one record. None for the header line.
+   */
+  maxRowBytes = Number.POSITIVE_INFINITY;
   /** Physical line on which the current record starts. */
   recordLine: number;
   blankLines = 0;
@@ -47,6 +54,8 @@ export class RecordTokenizer {
   readonly #surelySmall: number;
   readonly #onRecord: (values: string[]) => void;
   #values: string[] = [];
+  // UTF-16 units of the values stored so far: a lower bound of their UTF-8 bytes.
+  #rowChars = 0;
   #state = FIELD_START;
   #field = "";
   // The current field grew past maxFieldBytes across chunks and its text was dropped.
@@ -249,14 +258,30 @@ export class RecordTokenizer {
       this.tooLargeField = this.fieldCount;
     }
     this.#overflow = false;
-    if (this.fieldCount < this.keep) this.#values.push(value);
+    if (this.fieldCount < this.keep && !this.rowTooLarge) {
+      this.#rowChars += value.length;
+      if (this.#rowChars > this.maxRowBytes) {
+        this.rowTooLarge = true;
+        this.#values = [];
+      } else {
+        this.#values.push(value);
+      }
+    }
     this.fieldCount++;
   }
 
   #emit(): void {
     const values = this.#values;
+    // A record of at most a third of the limit in UTF-16 units is within it in UTF-8.
+    if (!this.rowTooLarge && this.#rowChars > this.maxRowBytes / 3) {
+      let bytes = 0;
+      for (const value of values) bytes += Buffer.byteLength(value, "utf8");
+      this.rowTooLarge = bytes > this.maxRowBytes;
+    }
     this.#onRecord(values);
     this.#values = [];
+    this.#rowChars = 0;
+    this.rowTooLarge = false;
     this.fieldCount = 0;
     this.nulField = -1;
     this.tooLargeField = -1;
