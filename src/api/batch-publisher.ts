@@ -51,6 +51,7 @@ export type BatchPublisher = Readonly<{
 }>;
 
 const PROGRESS_EVERY_MS = 1_000;
+const CANCELLED = new Error("cancelled");
 const PUBLISHING_AT_ONCE = 4;
 
 export function createBatchPublisher(options: PublisherOptions): BatchPublisher {
@@ -102,7 +103,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       options.metrics.rowsPublished.inc(oldest.rows);
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
         lastRecorded = Date.now();
-        await recordPublished(db, id, confirmed);
+        // A cancel sent to another api process is heard here.
+        if (!(await recordPublished(db, id, confirmed))) throw new Error("the upload was closed");
         // The live view shows publishing progress too, not only landing.
         await options.status.refresh(id);
       }
@@ -178,6 +180,10 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       await publishUntilDone(publication, signal);
     } finally {
       release();
+      // A cancelled upload's batches will never be published: they go now, not at a restart.
+      if (signal.reason === CANCELLED) {
+        await rm(storedPath(options.uploadDir, publication.id), { force: true });
+      }
     }
   }
 
@@ -185,7 +191,11 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     const plog = log.child({ uploadId: publication.id });
     for (let attempt = 1; !signal.aborted; attempt++) {
       const upload = await findUpload(db, publication.id).catch(() => undefined);
-      if (upload && !["queued", "processing"].includes(upload.status)) return;
+      if (upload && !["queued", "processing"].includes(upload.status)) {
+        await rm(storedPath(options.uploadDir, publication.id), { force: true });
+        plog.info({ status: upload.status }, "upload closed; its stored batches removed");
+        return;
+      }
       const from = upload?.batches_published ?? 0;
       try {
         if (from < publication.batchesTotal) await publishFrom(publication, from, signal);
@@ -224,7 +234,9 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   return {
     start,
     cancel(id) {
-      running.get(id)?.abort.abort(new Error("cancelled"));
+      const run = running.get(id);
+      if (run) run.abort.abort(CANCELLED);
+      else void rm(storedPath(options.uploadDir, id), { force: true }).catch(() => undefined);
     },
     async resumeUnfinished() {
       let resumed = 0;

@@ -147,6 +147,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
         `upload ${view.id} is ${view.status} and cannot be cancelled`,
       );
     }
+    deps.uploads.cancelIntake(view.id);
     deps.publisher.cancel(view.id);
     deps.metrics.uploadsFinished.inc({ status: "cancelled" });
     ctx.body = present((await deps.status.refresh(view.id)) as UploadView);

@@ -4,6 +4,7 @@ import { rm } from "node:fs/promises";
 import type { Config } from "../core/config.ts";
 import type { Db } from "../core/db/database.ts";
 import {
+  findUpload,
   insertUploadWithinLimit,
   markQueued,
   markRejected,
@@ -56,10 +57,25 @@ export function sanitizeFilename(name: string | null): string | null {
   return clean === "" ? null : clean;
 }
 
+/** The upload was cancelled, or ended as abandoned, while its body arrived. */
+function closedWhileReceiving(id: string, cancelled: boolean): AppError {
+  return cancelled
+    ? new AppError("Cancelled", 409, `upload ${id} was cancelled while its body arrived`)
+    : new AppError("Conflict", 409, `upload ${id} was ended while its body arrived`);
+}
+
 export function createUploadsService(deps: UploadsServiceDeps) {
   const { db, status, limits } = deps;
+  /** Uploads whose body this process receives, and whether a cancel came for them. */
+  const receiving = new Map<string, { cancelled: boolean }>();
 
   return {
+    /** Stops receiving the upload's body, if this process receives it. */
+    cancelIntake(id: string): void {
+      const intake = receiving.get(id);
+      if (intake) intake.cancelled = true;
+    },
+
     async accept(upload: NewUpload): Promise<UploadView> {
       const id = randomUUID();
       const log = deps.log.child({ uploadId: id, tenant: upload.tenant });
@@ -81,23 +97,34 @@ export function createUploadsService(deps: UploadsServiceDeps) {
       }
       let bytes = 0;
       let heartbeat: number | undefined;
+      const intake = { cancelled: false };
+      receiving.set(id, intake);
+      let closed: AppError | undefined;
       const onChunk = async (received: number) => {
         deps.metrics.bytesReceived.inc(received - bytes);
         bytes = received;
+        if (intake.cancelled) {
+          closed = closedWhileReceiving(id, true);
+          throw closed;
+        }
         if (heartbeat === undefined) {
           heartbeat = Date.now();
           await markValidating(db, id);
           await status.refresh(id);
         } else if (Date.now() - heartbeat >= INTAKE_HEARTBEAT_MS) {
           // A long body keeps its upload counted against the tenant's limit; one cut off
-          // with a crashed api stops counting once the beats stop.
+          // with a crashed api stops counting once the beats stop. A cancel sent to another
+          // api process is heard here.
           heartbeat = Date.now();
-          await touchUpload(db, id);
+          if (!(await touchUpload(db, id))) {
+            closed = closedWhileReceiving(id, (await findUpload(db, id))?.status === "cancelled");
+            throw closed;
+          }
         }
       };
       try {
         await status.refresh(id);
-        const intake = await receiveUpload(upload.body, {
+        const stored = await receiveUpload(upload.body, {
           uploadDir: deps.uploadDir,
           id,
           maxBytes: limits.maxUploadBytes,
@@ -112,11 +139,11 @@ export function createUploadsService(deps: UploadsServiceDeps) {
             maxRowBytes: limits.maxRowBytes,
           },
         });
-        const { summary } = intake;
-        const batchesTotal = intake.batches;
-        await markQueued(db, id, {
-          bytes: intake.bytes,
-          sha256: intake.sha256,
+        const { summary } = stored;
+        const batchesTotal = stored.batches;
+        const queued = await markQueued(db, id, {
+          bytes: stored.bytes,
+          sha256: stored.sha256,
           encoding: summary.header.encoding,
           delimiter: summary.header.delimiter,
           columns: summary.header.columns,
@@ -125,10 +152,14 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           blankLines: summary.blankLines,
           batchesTotal,
         });
+        if (!queued) {
+          closed = closedWhileReceiving(id, (await findUpload(db, id))?.status === "cancelled");
+          throw closed;
+        }
         const view = await status.refresh(id);
         log.info(
           {
-            bytes: intake.bytes,
+            bytes: stored.bytes,
             rows: summary.rows,
             rowErrors: summary.rowErrors,
             batches: batchesTotal,
@@ -138,19 +169,27 @@ export function createUploadsService(deps: UploadsServiceDeps) {
         deps.publisher.start({ id, batchesTotal });
         return view as UploadView;
       } catch (err) {
+        // A failure after the body was stored (Redis gone before the answer) leaves its file.
+        await rm(storedPath(deps.uploadDir, id), { force: true });
+        if (closed) {
+          log.info({ code: closed.code, bytes }, "upload closed while its body arrived");
+          await status.refresh(id).catch(() => undefined);
+          throw closed.forUpload(id);
+        }
         const problem =
           err instanceof AppError
             ? { code: err.code, message: err.message, details: { ...err.where, ...err.details } }
             : { code: "Interrupted", message: "the upload did not finish" };
-        await markRejected(db, id, bytes, problem).catch((recordErr: Error) =>
-          log.warn({ err: recordErr.message }, "could not record the rejection"),
-        );
-        deps.metrics.uploadsFinished.inc({ status: "rejected" });
-        // A failure after the body was stored (Redis gone before the answer) leaves its file.
-        await rm(storedPath(deps.uploadDir, id), { force: true });
+        const rejected = await markRejected(db, id, bytes, problem).catch((recordErr: Error) => {
+          log.warn({ err: recordErr.message }, "could not record the rejection");
+          return false;
+        });
+        if (rejected) deps.metrics.uploadsFinished.inc({ status: "rejected" });
         await status.refresh(id).catch(() => undefined);
         log.info({ code: problem.code, bytes }, "upload rejected");
         throw err instanceof AppError ? err.forUpload(id) : err;
+      } finally {
+        receiving.delete(id);
       }
     },
   };

@@ -8,6 +8,7 @@ import { from as copyFrom } from "pg-copy-streams";
 import { rowsAsCopyText } from "../core/batch-layout.ts";
 import type { BatchHeaders } from "../core/batch-message.ts";
 import type { UploadStatus } from "../core/db/database.ts";
+import { landingLockName } from "../core/db/uploads.repository.ts";
 import { allowLongerAnswers } from "../core/db/watched-client.ts";
 
 export type LandOutcome =
@@ -69,10 +70,13 @@ export async function landBatch(
     allowLongerAnswers(client, statementTimeoutMs);
     const id = client.escapeLiteral(batch.uploadId);
     // The primary key makes a concurrent second delivery wait for the first, then find it;
-    // so whoever claims the batch here is alone in landing its rows.
+    // so whoever claims the batch here is alone in landing its rows. The shared lock, taken
+    // in a statement of its own so that the claim's snapshot is newer, lets a cancel wait for
+    // this transaction and makes it see a cancel that committed first.
     const opened = await client.query(
       `begin;
        set local statement_timeout = ${Math.trunc(statementTimeoutMs)};
+       select pg_advisory_xact_lock_shared(hashtextextended(${client.escapeLiteral(landingLockName(batch.uploadId))}, 0));
        with upload as (select status from uploads where id = ${id}),
        claim as (
          insert into upload_batches (upload_id, seq, rows, row_errors)
@@ -84,7 +88,7 @@ export async function landBatch(
     const { status, claimed } = statementResult<{
       status: UploadStatus | null;
       claimed: boolean;
-    }>(opened, 2).rows[0] ?? { status: null, claimed: false };
+    }>(opened, 3).rows[0] ?? { status: null, claimed: false };
     if (!status || CLOSED.includes(status) || !claimed) {
       await client.query("rollback");
       if (!status) return { kind: "unknown-upload" } as const;

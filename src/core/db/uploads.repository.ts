@@ -35,8 +35,24 @@ export type ValidatedUpload = {
   batchesTotal: number;
 };
 
-/** An intake not heard from for this long was cut off with its api and no longer counts. */
-const ABANDONED_INTAKE_SECONDS = 300;
+/**
+ * An intake not heard from for this long was cut off with its api: it no longer counts
+ * against its tenant, and the controller ends it. A body that is still arriving says so far
+ * more often (uploads.service.ts), and one that sends nothing is cut off sooner.
+ */
+export const ABANDONED_INTAKE_SECONDS = 300;
+
+/** States an upload may leave; the others are final and never change. */
+const OPEN: UploadStatus[] = ["received", "validating", "queued", "processing"];
+const RECEIVING: UploadStatus[] = ["received", "validating"];
+
+/**
+ * The lock that makes a cancel and the landing of a batch exclude each other: a worker holds
+ * it shared for the whole transaction that lands a batch, a cancel takes it exclusively before
+ * it changes the status. Landings of one upload run side by side; a cancel waits for those in
+ * hand to commit, and every later one sees it. The lock's key is hashtextextended(name, 0).
+ */
+export const landingLockName = (id: string) => `sluice.landing.${id}`;
 
 /**
  * Records a new upload unless its tenant already has `limit` uploads in progress: received
@@ -81,33 +97,46 @@ export async function insertUploadWithinLimit(
   });
 }
 
-/** Tells that an upload's body is still arriving. */
-export async function touchUpload(db: Db, id: string): Promise<void> {
-  await db
+/**
+ * Tells that an upload's body is still arriving; false when the upload is no longer being
+ * received (cancelled, or ended as abandoned), and its body should stop.
+ */
+export async function touchUpload(db: Db, id: string): Promise<boolean> {
+  const result = await db
     .updateTable("uploads")
     .set({ last_progress_at: sql`now()` })
     .where("id", "=", id)
-    .execute();
+    .where("status", "in", RECEIVING)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
-async function setStatus(db: Db, id: string, status: UploadStatus, from: UploadStatus[]) {
-  await db
+/** Every change of status names the states it may come from, so a final state stays final. */
+async function setStatus(
+  db: Db,
+  id: string,
+  status: UploadStatus,
+  from: UploadStatus[],
+): Promise<boolean> {
+  const result = await db
     .updateTable("uploads")
     .set({ status, updated_at: sql`now()`, last_progress_at: sql`now()` })
     .where("id", "=", id)
     .where("status", "in", from)
-    .execute();
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 export const markValidating = (db: Db, id: string) => setStatus(db, id, "validating", ["received"]);
 
+/** False when the upload was no longer being received (a cancel came first). */
 export async function markRejected(
   db: Db,
   id: string,
   bytes: number,
   problem: Problem,
-): Promise<void> {
-  await db
+): Promise<boolean> {
+  const result = await db
     .updateTable("uploads")
     .set({
       status: "rejected",
@@ -116,11 +145,14 @@ export async function markRejected(
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
-    .execute();
+    .where("status", "in", RECEIVING)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
-export async function markQueued(db: Db, id: string, upload: ValidatedUpload): Promise<void> {
-  await db
+/** False when the upload was no longer being received: it was cancelled while its body arrived. */
+export async function markQueued(db: Db, id: string, upload: ValidatedUpload): Promise<boolean> {
+  const result = await db
     .updateTable("uploads")
     .set({
       status: "queued",
@@ -138,19 +170,30 @@ export async function markQueued(db: Db, id: string, upload: ValidatedUpload): P
       last_progress_at: sql`now()`,
     })
     .where("id", "=", id)
-    .execute();
+    .where("status", "in", RECEIVING)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
-/** Progress only moves forward, whatever order concurrent publishers report in. */
-export async function recordPublished(db: Db, id: string, batchesPublished: number): Promise<void> {
-  await db
+/**
+ * Progress only moves forward, whatever order concurrent publishers report in. False when the
+ * upload no longer takes batches (cancelled, failed), so publishing can stop.
+ */
+export async function recordPublished(
+  db: Db,
+  id: string,
+  batchesPublished: number,
+): Promise<boolean> {
+  const row = await db
     .updateTable("uploads")
     .set({
       batches_published: sql`greatest(batches_published, ${batchesPublished})`,
       last_progress_at: sql`now()`,
     })
     .where("id", "=", id)
-    .execute();
+    .returning("status")
+    .executeTakeFirst();
+  return row !== undefined && ["queued", "processing"].includes(row.status);
 }
 
 export async function markFailed(db: Db, id: string, problem: Problem): Promise<boolean> {
@@ -167,14 +210,46 @@ export async function markFailed(db: Db, id: string, problem: Problem): Promise<
   return result.numUpdatedRows > 0n;
 }
 
+/**
+ * Cancels an upload that is not finished. Once this returns true no batch of the upload
+ * commits any more: the batches being landed commit first (see landingLockName), the later
+ * ones find the upload cancelled.
+ */
 export async function markCancelled(db: Db, id: string): Promise<boolean> {
-  const result = await db
+  return db.transaction().execute(async (tx) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${landingLockName(id)}, 0))`.execute(
+      tx,
+    );
+    const result = await tx
+      .updateTable("uploads")
+      .set({ status: "cancelled", updated_at: sql`now()` })
+      .where("id", "=", id)
+      .where("status", "in", OPEN)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  });
+}
+
+/**
+ * Ends the uploads whose body stopped arriving `seconds` ago without an end: their api
+ * stopped while receiving them. Returns their ids.
+ */
+export async function rejectAbandoned(db: Db, seconds: number): Promise<string[]> {
+  const rows = await db
     .updateTable("uploads")
-    .set({ status: "cancelled", updated_at: sql`now()` })
-    .where("id", "=", id)
-    .where("status", "in", ["received", "validating", "queued", "processing"])
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+    .set({
+      status: "rejected",
+      ...problemColumns({
+        code: "Interrupted",
+        message: "the api stopped while receiving the body; send the file again",
+      }),
+      updated_at: sql`now()`,
+    })
+    .where("status", "in", RECEIVING)
+    .where("last_progress_at", "<", sql<Date>`now() - make_interval(secs => ${seconds})`)
+    .returning("id")
+    .execute();
+  return rows.map((row) => row.id);
 }
 
 export async function findUpload(db: Db, id: string): Promise<UploadRecord | undefined> {
@@ -212,12 +287,7 @@ export async function listUploads(
   return { items, next: rows.length > limit ? items.at(-1)?.id : undefined };
 }
 
-export const UNFINISHED_STATUSES: UploadStatus[] = [
-  "received",
-  "validating",
-  "queued",
-  "processing",
-];
+export const UNFINISHED_STATUSES: UploadStatus[] = OPEN;
 
 /** What the controller needs of the uploads that may be stuck or were reported stuck. */
 export async function findWatchedUploads(db: Db) {
