@@ -18,7 +18,7 @@ import type { StatusStore } from "../core/status/status.store.ts";
 import { readSpool } from "./batch-spool.ts";
 import { UploadClosedError, watchLanding } from "./landing-watch.ts";
 import type { ProgressHub } from "./progress-hub.ts";
-import { storedPath } from "./upload-intake.ts";
+import { removeStoredBatches, storedPath } from "./upload-intake.ts";
 
 export type PublisherOptions = Readonly<{
   broker: Broker;
@@ -104,7 +104,10 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
         lastRecorded = Date.now();
         // A cancel sent to another api process is heard here.
-        if (!(await recordPublished(db, id, confirmed))) throw new Error("the upload was closed");
+        const status = await recordPublished(db, id, confirmed);
+        if (status !== "queued" && status !== "processing") {
+          throw new UploadClosedError(status ?? "gone");
+        }
         // The live view shows publishing progress too, not only landing.
         await options.status.refresh(id);
       }
@@ -187,13 +190,24 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     }
   }
 
+  /** Publishing found the upload closed: its stored batches go, unless a re-drive needs them. */
+  async function closed(id: string, status: string): Promise<void> {
+    const plog = log.child({ uploadId: id });
+    // A failed upload keeps its stored batches: a re-drive publishes the rest.
+    if (status === "failed") {
+      plog.info({ status }, "upload closed; publishing stopped");
+      return;
+    }
+    await rm(storedPath(options.uploadDir, id), { force: true });
+    plog.info({ status }, "upload closed; publishing stopped and its stored batches removed");
+  }
+
   async function publishUntilDone(publication: Publication, signal: AbortSignal): Promise<void> {
     const plog = log.child({ uploadId: publication.id });
     for (let attempt = 1; !signal.aborted; attempt++) {
       const upload = await findUpload(db, publication.id).catch(() => undefined);
       if (upload && !["queued", "processing"].includes(upload.status)) {
-        await rm(storedPath(options.uploadDir, publication.id), { force: true });
-        plog.info({ status: upload.status }, "upload closed; its stored batches removed");
+        await closed(publication.id, upload.status);
         return;
       }
       const from = upload?.batches_published ?? 0;
@@ -206,8 +220,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       } catch (err) {
         if (signal.aborted) return;
         if (err instanceof UploadClosedError) {
-          // A failed upload keeps its stored batches: a re-drive publishes the rest.
-          plog.info({ status: err.status }, "upload closed; publishing stopped");
+          await closed(publication.id, err.status);
           return;
         }
         const delay = Math.min(250 * 2 ** attempt, 10_000);
@@ -240,7 +253,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     },
     async resumeUnfinished() {
       let resumed = 0;
-      for (const upload of await findUnpublished(db)) {
+      const unpublished = await findUnpublished(db);
+      for (const upload of unpublished) {
         const present = await access(storedPath(options.uploadDir, upload.id)).then(
           () => true,
           () => false,
@@ -249,6 +263,18 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         start({ id: upload.id, batchesTotal: upload.batches_total });
         resumed++;
       }
+      // Stored batches that nothing will publish: an earlier run stopped between an upload's
+      // end (cancelled, rejected, all published) and removing them. Those of an upload still
+      // being received stay, as its body may be arriving at this very process, and those of
+      // a failed one, for a re-drive.
+      const resuming = new Set(unpublished.map((upload) => upload.id));
+      const removed = await removeStoredBatches(db, options.uploadDir, (upload) => {
+        if (!upload) return true;
+        if (resuming.has(upload.id)) return false;
+        return !["received", "validating", "failed"].includes(upload.status);
+      });
+      if (removed > 0)
+        log.info({ uploads: removed }, "removed the stored batches of ended uploads");
       return resumed;
     },
     async stop() {

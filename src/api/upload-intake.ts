@@ -7,6 +7,8 @@ import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import busboy from "busboy";
+import type { Db } from "../core/db/database.ts";
+import { findUpload, type UploadRecord } from "../core/db/uploads.repository.ts";
 import { AppError } from "./app-error.ts";
 import { CsvFormatError, type CsvReaderOptions, type CsvSummary } from "./csv/csv-reader.ts";
 import type { IntakeParser } from "./intake-parser.ts";
@@ -30,7 +32,11 @@ export type IntakeOptions = {
   onChunk?: (bytes: number) => Promise<void>;
 };
 
-export const storedPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.batches`);
+const STORED_SUFFIX = ".batches";
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export const storedPath = (uploadDir: string, id: string) =>
+  join(uploadDir, `${id}${STORED_SUFFIX}`);
 export const partialPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.batches.part`);
 
 /** Makes the folder, and drops partial files left by requests that died with an earlier run. */
@@ -39,6 +45,26 @@ export async function prepareUploadDir(uploadDir: string): Promise<void> {
   for (const name of await readdir(uploadDir)) {
     if (name.endsWith(".part")) await rm(join(uploadDir, name), { force: true });
   }
+}
+
+/**
+ * Removes the stored batches of each upload in `uploadDir` that `removable` says so of,
+ * given its record (undefined when there is none). Returns how many it removed.
+ */
+export async function removeStoredBatches(
+  db: Db,
+  uploadDir: string,
+  removable: (upload: UploadRecord | undefined) => boolean,
+): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(uploadDir)) {
+    if (!name.endsWith(STORED_SUFFIX)) continue;
+    const id = name.slice(0, -STORED_SUFFIX.length);
+    if (!removable(UUID.test(id) ? await findUpload(db, id) : undefined)) continue;
+    await rm(join(uploadDir, name), { force: true });
+    removed++;
+  }
+  return removed;
 }
 
 const RAW_TYPES = new Set([

@@ -7,10 +7,12 @@ import { type QueueStat, readQueueStats } from "../core/broker/queue-stats.ts";
 import type { Config } from "../core/config.ts";
 import type { Db } from "../core/db/database.ts";
 import {
+  ABANDONED_INTAKE_SECONDS,
   clearStalled,
   countUnfinished,
   findWatchedUploads,
   markStalled,
+  rejectAbandoned,
   UNFINISHED_STATUSES,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
@@ -85,7 +87,20 @@ export function runController(deps: ControllerDeps): Controller {
     metrics.stuckReports.inc({ reason: "UploadRecovered" });
   }
 
+  /** Ends the uploads whose api stopped while their body arrived; nobody else would. */
+  async function endAbandoned(): Promise<void> {
+    for (const uploadId of await rejectAbandoned(db, ABANDONED_INTAKE_SECONDS)) {
+      log.warn({ uploadId }, "the api stopped while receiving this upload's body; upload rejected");
+      await status
+        .refresh(uploadId)
+        .catch((err: Error) =>
+          log.warn({ uploadId, err: err.message }, "could not refresh the upload's status"),
+        );
+    }
+  }
+
   async function check(): Promise<void> {
+    await endAbandoned();
     const rows = await findWatchedUploads(db);
     const stats = await deps.queues().catch((err: Error) => {
       log.warn({ err: err.message }, "could not read the queues; causes will be less precise");

@@ -129,7 +129,10 @@ async function setStatus(
 
 export const markValidating = (db: Db, id: string) => setStatus(db, id, "validating", ["received"]);
 
-/** False when the upload was no longer being received (a cancel came first). */
+/**
+ * False when a cancel came first. A queued upload may still be rejected: the api queues it,
+ * then fails to answer for it before publishing anything.
+ */
 export async function markRejected(
   db: Db,
   id: string,
@@ -145,7 +148,7 @@ export async function markRejected(
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
-    .where("status", "in", RECEIVING)
+    .where("status", "in", [...RECEIVING, "queued"])
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
@@ -176,14 +179,14 @@ export async function markQueued(db: Db, id: string, upload: ValidatedUpload): P
 }
 
 /**
- * Progress only moves forward, whatever order concurrent publishers report in. False when the
- * upload no longer takes batches (cancelled, failed), so publishing can stop.
+ * Progress only moves forward, whatever order concurrent publishers report in. Returns the
+ * upload's status, so that publishing can stop once it takes no more batches.
  */
 export async function recordPublished(
   db: Db,
   id: string,
   batchesPublished: number,
-): Promise<boolean> {
+): Promise<UploadStatus | undefined> {
   const row = await db
     .updateTable("uploads")
     .set({
@@ -193,7 +196,7 @@ export async function recordPublished(
     .where("id", "=", id)
     .returning("status")
     .executeTakeFirst();
-  return row !== undefined && ["queued", "processing"].includes(row.status);
+  return row?.status;
 }
 
 export async function markFailed(db: Db, id: string, problem: Problem): Promise<boolean> {
