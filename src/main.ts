@@ -1,8 +1,7 @@
 // Every program in one process, for a laptop: api, worker and controller, plus a local
 // S3-compatible server outside production.
-import { once } from "node:events";
 import { homedir } from "node:os";
-import { createApi } from "./api/api.ts";
+import { createApi, listenApi } from "./api/api.ts";
 import { prepareUploadDir } from "./api/upload-intake.ts";
 import { startController } from "./controller/controller.ts";
 import { findKubeConfig } from "./controller/kubernetes.ts";
@@ -51,8 +50,7 @@ runMain("sluice", async ({ config, log, shutdown, faults }) => {
     createLogger("api", config.logLevel),
     faults,
   );
-  const server = api.app.listen(config.ports.api);
-  await once(server, "listening");
+  const server = await listenApi(api, config.ports.api);
   shutdown.add("stop", "progress streams", api.progress.close);
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);

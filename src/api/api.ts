@@ -1,4 +1,6 @@
 // Assembles the api from a runtime: the upload service, the publisher and the Koa app.
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
 import type Koa from "koa";
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
@@ -9,8 +11,9 @@ import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
 import { createIntakeParser, type IntakeParser } from "./intake-parser.ts";
+import { tenantShare } from "./places.ts";
 import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
-import { limitConcurrentUploads } from "./upload-slots.ts";
+import { createUploadSlots } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
 
 export type Api = Readonly<{
@@ -61,6 +64,7 @@ export function createApi(
     metrics,
     log,
   });
+  const tenants = new Set(config.apiKeys?.values()).size;
   const app = createApp({
     db,
     status,
@@ -69,12 +73,46 @@ export function createApi(
     authenticate: createAuthenticator(config.apiKeys),
     progress,
     metrics,
-    uploadSlots: limitConcurrentUploads(
-      config.limits.maxConcurrentUploads,
-      config.limits.uploadIdleTimeoutMs,
-    ),
+    uploadSlots: createUploadSlots({
+      max: config.limits.maxConcurrentUploads,
+      // Counted from the first byte, before the upload is recorded against the tenant's limit.
+      perTenant: tenantShare(
+        config.limits.maxConcurrentUploads,
+        tenants,
+        config.limits.maxActiveUploadsPerTenant,
+      ),
+      idleTimeoutMs: config.limits.uploadIdleTimeoutMs,
+      onChange: (receiving) => metrics.uploadsReceiving.set(receiving),
+    }),
+    bodyLimits: {
+      maxBytes: config.limits.maxUploadBytes,
+      formTimeoutMs: config.limits.uploadFormTimeoutMs,
+    },
+    progressLimits: {
+      max: config.limits.maxProgressStreams,
+      perTenant: tenantShare(config.limits.maxProgressStreams, tenants),
+    },
     log,
     unanswered: runtime.unanswered,
   });
   return { app, publisher, parser, progress };
+}
+
+/**
+ * Node answers 408 to a request whose body takes longer than `requestTimeout` (five minutes
+ * by default), however steadily it arrives: a 5 GiB file would need 17 MB/s. Upload bodies
+ * are bounded by their idleness and size instead (UPLOAD_IDLE_TIMEOUT_MS, MAX_UPLOAD_BYTES,
+ * UPLOAD_FORM_TIMEOUT_MS), and no other route reads a body. The headers keep their bound.
+ */
+export const HEADERS_TIMEOUT_MS = 60_000;
+
+/** The api's HTTP server, listening; every program that serves the api starts it here. */
+export async function listenApi(api: Api, port: number, host?: string): Promise<Server> {
+  const server = createServer(
+    { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS },
+    api.app.callback(),
+  );
+  server.listen(port, host);
+  await once(server, "listening");
+  return server;
 }

@@ -1,8 +1,7 @@
-import { once } from "node:events";
 import { runMain } from "../core/main-runner.ts";
 import { createMetrics } from "../core/metrics.ts";
 import { openRuntime } from "../core/runtime.ts";
-import { createApi } from "./api.ts";
+import { createApi, listenApi } from "./api.ts";
 import { prepareUploadDir } from "./upload-intake.ts";
 
 runMain("api", async ({ config, log, shutdown, faults }) => {
@@ -10,8 +9,7 @@ runMain("api", async ({ config, log, shutdown, faults }) => {
   const runtime = await openRuntime(config, log);
   shutdown.add("close", "connections", runtime.close);
   const api = createApi(config, runtime, createMetrics("api"), log, faults);
-  const server = api.app.listen(config.ports.api);
-  await once(server, "listening");
+  const server = await listenApi(api, config.ports.api);
   shutdown.add("stop", "progress streams", api.progress.close);
   shutdown.add("stop", "http server", () => new Promise((resolve) => server.close(resolve)));
   shutdown.add("drain", "publisher", api.publisher.stop);

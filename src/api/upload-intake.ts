@@ -4,9 +4,7 @@
 // to read it again.
 import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
-import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
-import busboy from "busboy";
 import type { Db } from "../core/db/database.ts";
 import { findUpload, type UploadRecord } from "../core/db/uploads.repository.ts";
 import { AppError } from "./app-error.ts";
@@ -65,65 +63,6 @@ export async function removeStoredBatches(
     removed++;
   }
   return removed;
-}
-
-const RAW_TYPES = new Set([
-  "text/csv",
-  "text/plain",
-  "application/csv",
-  "text/tab-separated-values",
-  "application/octet-stream",
-]);
-
-/** The body's file stream and the client's name for it, for raw and multipart bodies alike. */
-export function fileStream(
-  req: IncomingMessage,
-): Promise<{ stream: AsyncIterable<Buffer>; filename: string | null }> {
-  const type = (req.headers["content-type"] ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
-  if (type === "" || RAW_TYPES.has(type)) return Promise.resolve({ stream: req, filename: null });
-  if (type !== "multipart/form-data") {
-    return Promise.reject(
-      new AppError(
-        "UnsupportedMediaType",
-        415,
-        `Content-Type ${type} is not accepted; send text/csv or multipart/form-data with a "file" field`,
-      ),
-    );
-  }
-  return new Promise((resolve, reject) => {
-    let parser: busboy.Busboy;
-    try {
-      parser = busboy({ headers: req.headers, limits: { files: 1, fields: 20 } });
-    } catch (err) {
-      reject(
-        new AppError("InvalidMultipart", 400, "the multipart body has no valid boundary", {
-          cause: err,
-        }),
-      );
-      return;
-    }
-    let found = false;
-    parser.on("file", (field, stream, info) => {
-      if (field !== "file" || found) {
-        stream.resume();
-        return;
-      }
-      found = true;
-      resolve({ stream, filename: info.filename ?? null });
-    });
-    parser.on("error", (err) =>
-      reject(
-        new AppError("InvalidMultipart", 400, "the multipart body could not be read", {
-          cause: err,
-        }),
-      ),
-    );
-    parser.on("close", () => {
-      if (!found)
-        reject(new AppError("MissingFile", 400, 'the multipart body has no "file" field'));
-    });
-    req.pipe(parser);
-  });
 }
 
 export function toAppError(err: CsvFormatError): AppError {

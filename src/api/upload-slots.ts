@@ -1,30 +1,68 @@
-// Bounds the upload bodies one api process receives at once. Past the bound a new upload is
-// answered at once, before its body is read, instead of queuing for the disk, the database
-// pool and memory until every upload is slow. A body that stops arriving is cut off, so
-// clients that stall cannot hold every place.
-import type { Middleware } from "koa";
+// Bounds the upload bodies one api process receives at once, in all and per tenant, from the
+// first byte. Past the bound a new upload is answered at once, before its body is read,
+// instead of queuing for the disk, the database pool and memory until every upload is slow.
+// A body that stops arriving is cut off, so clients that stall cannot hold every place.
+import type { IncomingMessage } from "node:http";
 import { AppError } from "./app-error.ts";
+import { createPlaces } from "./places.ts";
 
 /** Seconds a refused client is asked to wait: bodies take a while to arrive. */
 const RETRY_AFTER_SECONDS = 5;
 
-export function limitConcurrentUploads(max: number, idleTimeoutMs: number): Middleware {
-  let receiving = 0;
-  return async (ctx, next) => {
-    if (receiving >= max) {
-      throw new AppError("Busy", 503, "the server is receiving as many uploads as it can; retry", {
-        headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
-      });
-    }
-    receiving++;
-    // The socket's idle timer: the body read fails, the upload is rejected, the place freed.
-    ctx.req.setTimeout(idleTimeoutMs, () => ctx.req.destroy());
-    try {
-      await next();
-    } finally {
-      receiving--;
-      // The socket is gone when the body was cut short.
-      ctx.req.socket?.setTimeout(0);
-    }
+export type UploadSlots = Readonly<{
+  /** Runs `receive` holding one of the process's places for `tenant`, or refuses at once. */
+  hold<T>(req: IncomingMessage, tenant: string, receive: () => Promise<T>): Promise<T>;
+}>;
+
+export type UploadSlotsOptions = Readonly<{
+  max: number;
+  perTenant: number;
+  idleTimeoutMs: number;
+  /** Told the number of bodies being received whenever it changes. */
+  onChange?: (receiving: number) => void;
+}>;
+
+export function createUploadSlots(options: UploadSlotsOptions): UploadSlots {
+  const places = createPlaces(options.max, options.perTenant, options.onChange);
+  return {
+    async hold(req, tenant, receive) {
+      const release = places.take(tenant);
+      if (release === "full") {
+        throw new AppError(
+          "Busy",
+          503,
+          "the server is receiving as many uploads as it can; retry",
+          { headers: { "retry-after": String(RETRY_AFTER_SECONDS) } },
+        );
+      }
+      if (release === "tenant-full") {
+        throw new AppError(
+          "TooManyConcurrentUploads",
+          429,
+          `this server is receiving ${options.perTenant} uploads of yours at once; retry when one has arrived`,
+          {
+            details: { limit: options.perTenant },
+            headers: { "retry-after": String(RETRY_AFTER_SECONDS) },
+          },
+        );
+      }
+      // The socket's idle timer: the body read fails, the upload is rejected, the place freed.
+      req.setTimeout(options.idleTimeoutMs, () =>
+        req.destroy(
+          new AppError(
+            "IdleTimeout",
+            408,
+            `the body sent nothing for ${options.idleTimeoutMs} ms and was cut off`,
+          ),
+        ),
+      );
+      try {
+        return await receive();
+      } finally {
+        release();
+        // The socket is gone when the body was cut short.
+        req.socket?.setTimeout(0);
+      }
+    },
   };
 }

@@ -1,7 +1,6 @@
 // The uploads HTTP API.
 import { Readable } from "node:stream";
 import Router from "@koa/router";
-import type { Middleware } from "koa";
 import type { Db } from "../core/db/database.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
@@ -11,10 +10,12 @@ import { AppError } from "./app-error.ts";
 import type { Authenticate } from "./auth.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
 import type { CsvReaderOptions } from "./csv/csv-reader.ts";
+import { createPlaces } from "./places.ts";
 import { isFinal } from "./progress-event.ts";
 import type { ProgressHub } from "./progress-hub.ts";
 import { openProgressStream } from "./progress-stream.ts";
-import { fileStream } from "./upload-intake.ts";
+import { type BodyLimits, checkBodyHeaders, openUploadBody } from "./upload-body.ts";
+import type { UploadSlots } from "./upload-slots.ts";
 import type { UploadsService } from "./uploads.service.ts";
 
 export type UploadsRoutesDeps = Readonly<{
@@ -26,11 +27,16 @@ export type UploadsRoutesDeps = Readonly<{
   progress: ProgressHub;
   metrics: Pick<ApiMetrics, "uploadsFinished" | "progressStreams">;
   /** Refuses a new upload, before its body is read, while the api receives too many. */
-  uploadSlots: Middleware;
+  uploadSlots: UploadSlots;
+  bodyLimits: BodyLimits;
+  /** Progress streams this process keeps open, in all and per tenant. */
+  progressLimits: Readonly<{ max: number; perTenant: number }>;
 }>;
 
 /** Often enough that proxies with a one-minute idle timeout keep the stream open. */
 const HEARTBEAT_MS = 15_000;
+/** Seconds a client refused a progress stream is asked to wait before reconnecting. */
+const STREAM_RETRY_AFTER_SECONDS = 30;
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ENCODINGS = new Set(["utf-8", "utf8", "latin1", "iso-8859-1", "windows-1252", "cp1252"]);
@@ -92,6 +98,7 @@ function parseDelimiter(value: string | undefined): CsvReaderOptions["delimiter"
 
 export function uploadsRouter(deps: UploadsRoutesDeps): Router {
   const router = new Router();
+  const streams = createPlaces(deps.progressLimits.max, deps.progressLimits.perTenant);
 
   /** The upload if the caller's tenant owns it; another tenant's upload is as unknown as a missing one. */
   async function owned(id: string, tenant: string): Promise<UploadView> {
@@ -100,12 +107,25 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     return view;
   }
 
-  router.post("/uploads", deps.uploadSlots, async (ctx) => {
+  router.post("/uploads", async (ctx) => {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
-    const { stream, filename } = await fileStream(ctx.req);
-    const view = await deps.uploads.accept({ tenant, filename, body: stream, encoding, delimiter });
+    checkBodyHeaders(ctx.req);
+    const view = await deps.uploadSlots.hold(ctx.req, tenant, async () => {
+      const body = await openUploadBody(ctx.req, deps.bodyLimits);
+      try {
+        return await deps.uploads.accept({
+          tenant,
+          filename: body.filename,
+          body: body.stream,
+          encoding,
+          delimiter,
+        });
+      } finally {
+        body.close();
+      }
+    });
     ctx.status = 202;
     ctx.set("Location", `/uploads/${view.id}`);
     ctx.body = present(view);
@@ -161,14 +181,45 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
       ctx.status = 204;
       return;
     }
-    const stream = await openProgressStream({
-      uploadId: view.id,
-      hub: deps.progress,
-      current: () => deps.status.get(view.id),
-      heartbeatMs: HEARTBEAT_MS,
-    });
+    const release = streams.take(tenant);
+    if (release === "full") {
+      throw new AppError(
+        "Busy",
+        503,
+        "the server keeps as many progress streams open as it can; retry",
+        {
+          headers: { "retry-after": String(STREAM_RETRY_AFTER_SECONDS) },
+        },
+      );
+    }
+    if (release === "tenant-full") {
+      throw new AppError(
+        "TooManyProgressStreams",
+        429,
+        `${deps.progressLimits.perTenant} progress streams of yours are open on this server; close one`,
+        {
+          details: { limit: deps.progressLimits.perTenant },
+          headers: { "retry-after": String(STREAM_RETRY_AFTER_SECONDS) },
+        },
+      );
+    }
+    let stream: Readable;
+    try {
+      stream = await openProgressStream({
+        uploadId: view.id,
+        hub: deps.progress,
+        current: () => deps.status.get(view.id),
+        heartbeatMs: HEARTBEAT_MS,
+      });
+    } catch (err) {
+      release();
+      throw err;
+    }
     deps.metrics.progressStreams.inc();
-    stream.once("close", () => deps.metrics.progressStreams.dec());
+    stream.once("close", () => {
+      release();
+      deps.metrics.progressStreams.dec();
+    });
     ctx.res.once("close", () => stream.destroy());
     ctx.req.socket.setTimeout(0);
     ctx.type = "text/event-stream";

@@ -103,6 +103,17 @@ test("upload limits default to 10 active uploads per tenant, 32 bodies at once, 
   ]);
 });
 
+test("a form has 30 s to reach its file part; an api keeps 256 progress streams open", () => {
+  assert.equal(loadConfig({}).limits.uploadFormTimeoutMs, 30_000);
+  assert.equal(loadConfig({}).limits.maxProgressStreams, 256);
+  const config = loadConfig({ UPLOAD_FORM_TIMEOUT_MS: "500", MAX_PROGRESS_STREAMS: "2" });
+  assert.equal(config.limits.uploadFormTimeoutMs, 500);
+  assert.equal(config.limits.maxProgressStreams, 2);
+  assert.deepEqual(problemsOf({ MAX_PROGRESS_STREAMS: "0" }), [
+    "MAX_PROGRESS_STREAMS must be a positive integer",
+  ]);
+});
+
 test("the configuration cannot be changed once read", () => {
   const config = loadConfig({});
   assert.ok(Object.isFrozen(config));

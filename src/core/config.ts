@@ -71,6 +71,8 @@ const schema = z.object({
   MAX_CONCURRENT_UPLOADS: positiveInt.default(32),
   UPLOAD_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
   MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: positiveInt.default(256),
+  UPLOAD_FORM_TIMEOUT_MS: positiveInt.default(30_000),
+  MAX_PROGRESS_STREAMS: positiveInt.default(256),
   DATABASE_URL: url(["postgres:", "postgresql:"]).default(
     "postgres://postgres@127.0.0.1:5432/sluice",
   ),
@@ -129,6 +131,10 @@ export type Config = Readonly<{
     uploadIdleTimeoutMs: number;
     /** Batches of one upload published to RabbitMQ and not landed yet, at most. */
     maxBatchesInFlightPerUpload: number;
+    /** How long a multipart body may take to reach its file part. */
+    uploadFormTimeoutMs: number;
+    /** Progress streams (server-sent events) this api process keeps open at once. */
+    maxProgressStreams: number;
   }>;
   databaseUrl: string;
   redisUrl: string;
@@ -239,6 +245,8 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       maxConcurrentUploads: env.MAX_CONCURRENT_UPLOADS,
       uploadIdleTimeoutMs: env.UPLOAD_IDLE_TIMEOUT_MS,
       maxBatchesInFlightPerUpload: env.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD,
+      uploadFormTimeoutMs: env.UPLOAD_FORM_TIMEOUT_MS,
+      maxProgressStreams: env.MAX_PROGRESS_STREAMS,
     }),
     databaseUrl: env.DATABASE_URL,
     redisUrl: env.REDIS_URL,

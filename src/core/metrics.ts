@@ -72,6 +72,11 @@ function apiMetrics(registry: Registry) {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
+    uploadsReceiving: new Gauge({
+      name: "sluice_uploads_receiving",
+      help: "Upload bodies this api process is receiving",
+      registers: [registry],
+    }),
     progressStreams: new Gauge({
       name: "sluice_progress_streams",
       help: "Open server-sent event streams of upload progress",

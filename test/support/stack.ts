@@ -13,7 +13,7 @@ import { after } from "node:test";
 import { GetObjectCommand, ListObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pg from "pg";
-import { type Api, createApi } from "../../src/api/api.ts";
+import { type Api, createApi, listenApi } from "../../src/api/api.ts";
 import { prepareUploadDir } from "../../src/api/upload-intake.ts";
 import { startController } from "../../src/controller/controller.ts";
 import { type Config, loadConfig } from "../../src/core/config.ts";
@@ -135,6 +135,8 @@ async function deleteQueues(namespace: string, maxAttempts: number): Promise<voi
 
 export type InProcess = Readonly<{
   url: string;
+  /** The api's HTTP server. */
+  server: Server;
   /** The in-process worker's ops server (/metrics, /healthz), when there is a worker. */
   workerUrl: string | undefined;
   runtime: Runtime;
@@ -161,10 +163,10 @@ export async function startInProcess(
     ? await startOpsServer(0, workerMetrics.registry, async () => runtime.broker.isConnected())
     : undefined;
   const api = createApi(test.config, runtime, createMetrics("api"), log);
-  const server = api.app.listen(0, "127.0.0.1");
-  await once(server, "listening");
+  const server = await listenApi(api, 0, "127.0.0.1");
   return {
     url: urlOf(server),
+    server,
     workerUrl: workerOps && urlOf(workerOps.server),
     runtime,
     api,

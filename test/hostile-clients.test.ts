@@ -1,0 +1,465 @@
+// Clients that break HTTP on purpose, on bare sockets against the real api: multipart bodies
+// cut at every byte, requests abandoned at every stage, senders that stall or trickle, and
+// senders that keep going for longer than any request timeout. None may crash the process,
+// keep a place, a file or an unfinished upload record, or hold back another tenant.
+import assert from "node:assert/strict";
+import { readdir } from "node:fs/promises";
+import { after, before, describe, test } from "node:test";
+import { loadConfig } from "../src/core/config.ts";
+import {
+  BOUNDARY,
+  multipartBody,
+  type RawAnswer,
+  rawRequest,
+  uploadHead,
+} from "./support/raw-http.ts";
+import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+
+const TENANTS = ["mallory", "trudy", "alice", "bob", "carol"] as const;
+type Tenant = (typeof TENANTS)[number];
+const key = (tenant: Tenant) => `${tenant}-key-5f0e1d2c`;
+const MULTIPART = `multipart/form-data; boundary=${BOUNDARY}`;
+const ERROR_CODE = /^[A-Z][A-Za-z]+$/;
+
+let env: TestEnv;
+let api: InProcess;
+before(async () => {
+  env = await testEnv({
+    API_KEYS: TENANTS.map((t) => `${t}:${key(t)}`).join(","),
+    // Every abandoned request below would keep one of these four if it leaked.
+    MAX_CONCURRENT_UPLOADS: "4",
+    MAX_ACTIVE_UPLOADS_PER_TENANT: "1000",
+    MAX_UPLOAD_BYTES: "2000000",
+    UPLOAD_IDLE_TIMEOUT_MS: "2000",
+    UPLOAD_FORM_TIMEOUT_MS: "2000",
+  });
+  // No worker: what was accepted stays queued and counted.
+  api = await startInProcess(env, { worker: false });
+});
+after(async () => {
+  await api?.stop();
+  await env?.cleanup();
+});
+
+/** Upload bodies the api is receiving now, as its /metrics says. */
+async function receiving(target: InProcess = api): Promise<number | undefined> {
+  const text = await (await fetch(`${target.url}/metrics`)).text();
+  const sample = /^sluice_uploads_receiving(?:\{[^}]*\})? (\S+)$/m.exec(text);
+  return sample ? Number(sample[1]) : undefined;
+}
+
+async function partialFiles(): Promise<string[]> {
+  return (await readdir(env.config.uploadDir)).filter((name) => name.endsWith(".part"));
+}
+
+async function unfinishedRecords(): Promise<number> {
+  const { rows } = await env.sql.query(
+    "select count(*)::int as n from uploads where status in ('received', 'validating')",
+  );
+  return rows[0].n;
+}
+
+/** Nothing held: no place, no partial file, no upload still being received. */
+async function settled(target: InProcess = api): Promise<void> {
+  await waitFor(
+    "every place, partial file and unfinished upload record to be given back",
+    async () =>
+      (await receiving(target)) === 0 &&
+      (await partialFiles()).length === 0 &&
+      (await unfinishedRecords()) === 0,
+    15_000,
+  );
+}
+
+async function post(tenant: Tenant, csv = "id,name\n1,a\n", target: InProcess = api) {
+  const response = await fetch(`${target.url}/uploads`, {
+    method: "POST",
+    headers: { "content-type": "text/csv", authorization: `Bearer ${key(tenant)}` },
+    body: csv,
+  });
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+function assertClientError(answer: RawAnswer | undefined, what: string): RawAnswer {
+  assert.ok(answer, `${what}: answered`);
+  assert.ok(
+    answer.status >= 400 && answer.status < 500,
+    `${what}: ${answer.status} ${answer.text}`,
+  );
+  assert.match(answer.body?.error?.code ?? "", ERROR_CODE, `${what}: ${answer.text}`);
+  assert.doesNotMatch(answer.text, /\bat \S+ \(|\.ts:\d|node_modules/, what);
+  return answer;
+}
+
+describe("crash: malformed multipart", () => {
+  test("a file part whose closing boundary never comes is a 400, and the api lives", async () => {
+    const body = `--B\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n\r\nid\n1\n`;
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({
+        key: key("mallory"),
+        contentType: "multipart/form-data; boundary=B",
+        length: body.length,
+      }),
+    );
+    exchange.write(body);
+    const answer = assertClientError(await exchange.answered, "unterminated form");
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.error.code, "InvalidMultipart");
+    await settled();
+    assert.equal((await post("alice")).status, 202);
+  });
+
+  test("a multipart body ended at any byte is answered with a 4xx, never a crash", async () => {
+    const full = multipartBody("id,name\n1,a\n2,b\n");
+    // The form is whole once its closing delimiter is; the line break after it is optional.
+    const whole = full.lastIndexOf(`--${BOUNDARY}--`) + BOUNDARY.length + 4;
+    for (let cut = 0; cut <= full.length; cut++) {
+      const part = full.subarray(0, cut);
+      const exchange = rawRequest(
+        api.url,
+        uploadHead({ key: key("mallory"), contentType: MULTIPART, length: part.length }),
+      );
+      exchange.write(part);
+      const answer = await exchange.answered;
+      if (cut >= whole) assert.equal(answer?.status, 202, `cut at byte ${cut}: ${answer?.text}`);
+      else assertClientError(answer, `cut at byte ${cut}`);
+    }
+    await settled();
+  });
+
+  test("a file part after another file part is refused at once", async () => {
+    const head = [
+      `--${BOUNDARY}\r\n`,
+      'Content-Disposition: form-data; name="other"; filename="a.csv"\r\n\r\n',
+      "id\n1\n",
+      `\r\n--${BOUNDARY}\r\n`,
+      'Content-Disposition: form-data; name="file"; filename="b.csv"\r\n\r\n',
+      "id\n1\n",
+    ].join("");
+    // Announced far larger than what is sent: the answer must not wait for the rest.
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 10_000_000 }),
+    );
+    exchange.write(head);
+    const answer = assertClientError(await exchange.answered, "two file parts");
+    assert.equal(answer.body.error.code, "InvalidMultipart");
+    await settled();
+  });
+});
+
+/** Points at which a client gives up on a multipart upload. */
+function stages(): Array<{ name: string; bytes: Buffer; length: number; contentType?: string }> {
+  const body = multipartBody(`id,name\n${"1,a\n".repeat(50_000)}`);
+  const at = (marker: string, offset = 0) => body.indexOf(marker) + offset;
+  const fileStart = at("Content-Type: text/csv\r\n\r\n", 26);
+  return [
+    { name: "after the request headers", bytes: body.subarray(0, 0), length: body.length },
+    { name: "inside the first boundary", bytes: body.subarray(0, 5), length: body.length },
+    {
+      name: "inside a part header",
+      bytes: body.subarray(0, at("form-data", 4)),
+      length: body.length,
+    },
+    {
+      name: "inside a text field",
+      bytes: body.subarray(0, at("a note", 3)),
+      length: body.length,
+    },
+    {
+      name: "inside the file part's header",
+      bytes: body.subarray(0, at('name="file"', 5)),
+      length: body.length,
+    },
+    { name: "at the file's first byte", bytes: body.subarray(0, fileStart), length: body.length },
+    {
+      name: "inside the file",
+      bytes: body.subarray(0, fileStart + 100_000),
+      length: body.length,
+    },
+    {
+      name: "before the closing boundary",
+      bytes: body.subarray(0, body.length - 10),
+      length: body.length,
+    },
+    {
+      name: "inside a raw body",
+      bytes: Buffer.from(`id,name\n${"1,a\n".repeat(1000)}`),
+      length: 1_000_000,
+      contentType: "text/csv",
+    },
+  ];
+}
+
+describe("leak: every way a request ends gives back what it held", () => {
+  for (const how of ["closed", "reset"] as const) {
+    test(`uploads ${how} by the client at every stage leave no place, file or open record`, async () => {
+      // Twice as many abandoned requests as there are places.
+      for (let round = 0; round < 2; round++) {
+        for (const stage of stages()) {
+          const exchange = rawRequest(
+            api.url,
+            uploadHead({
+              key: key("trudy"),
+              contentType: stage.contentType ?? MULTIPART,
+              length: stage.length,
+            }),
+          );
+          exchange.write(stage.bytes);
+          await waitFor(
+            `the upload abandoned ${stage.name} to be received`,
+            async () => (await receiving()) === 1,
+            15_000,
+          );
+          if (how === "closed") exchange.socket.end();
+          else exchange.socket.resetAndDestroy();
+          await exchange.answered;
+          await settled();
+        }
+      }
+      assert.equal((await post("alice")).status, 202, "another tenant's upload is received");
+      const { rows } = await env.sql.query(
+        "select status, error_code from uploads where tenant = 'trudy' and status <> 'queued'",
+      );
+      for (const row of rows) {
+        assert.equal(row.status, "rejected");
+        assert.match(row.error_code, ERROR_CODE);
+      }
+    });
+  }
+
+  test("uploads that stall at every stage are cut off and give back what they held", async () => {
+    const all = stages();
+    // Two at a time: a tenant's share of the four places.
+    for (let at = 0; at < all.length; at += 2) {
+      const exchanges = all.slice(at, at + 2).map((stage) => {
+        const exchange = rawRequest(
+          api.url,
+          uploadHead({
+            key: key("trudy"),
+            contentType: stage.contentType ?? MULTIPART,
+            length: stage.length,
+          }),
+        );
+        exchange.write(stage.bytes);
+        return exchange;
+      });
+      for (const answer of await Promise.all(exchanges.map((e) => e.answered))) {
+        // Cut off: a 4xx when the answer could still be written, else the socket closed.
+        if (answer) assertClientError(answer, "stalled");
+      }
+      await settled();
+    }
+    assert.equal((await post("bob")).status, 202);
+  });
+
+  test("a raw body stalled inside the file is cut off and recorded as rejected", async () => {
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("trudy"), contentType: "text/csv", length: 1_000_000 }),
+    );
+    exchange.write("id,name\n1,a\n2,");
+    await exchange.answered;
+    await settled();
+    const { rows } = await env.sql.query(
+      "select status, error_code from uploads where tenant = 'trudy' order by created_at desc limit 1",
+    );
+    assert.equal(rows[0].status, "rejected");
+    assert.equal(rows[0].error_code, "IdleTimeout");
+  });
+});
+
+describe("slow: senders that never finish the form", () => {
+  test("a text field trickled before the file part is cut off with 408", async () => {
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 1_000_000 }),
+    );
+    exchange.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n`);
+    // A byte at a time, never idle long enough to be cut off as idle.
+    const trickle = setInterval(() => exchange.write("x"), 100);
+    try {
+      const answer = assertClientError(await exchange.answered, "trickled field");
+      assert.equal(answer.status, 408);
+      assert.equal(answer.body.error.code, "FormTimeout");
+    } finally {
+      clearInterval(trickle);
+    }
+    await settled();
+  });
+
+  test("more than the form's bytes before the file part is a 413", async () => {
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 10_000_000 }),
+    );
+    exchange.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n`);
+    exchange.write("x".repeat(1_000_000));
+    const answer = assertClientError(await exchange.answered, "a huge field");
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body.error.code, "FormTooLarge");
+    await settled();
+  });
+
+  test("one tenant's slow forms cannot take every place of the api", async () => {
+    const slow = await startInProcess(
+      {
+        ...env,
+        config: loadConfig({
+          ...env.env,
+          MAX_CONCURRENT_UPLOADS: "4",
+          UPLOAD_IDLE_TIMEOUT_MS: "600000",
+          UPLOAD_FORM_TIMEOUT_MS: "600000",
+        }),
+      },
+      { worker: false },
+    );
+    try {
+      const answers: Array<RawAnswer | undefined> = [];
+      const held = Array.from({ length: 4 }, () => {
+        const exchange = rawRequest(
+          slow.url,
+          uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 1_000_000 }),
+        );
+        exchange.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\nx`);
+        exchange.answered.then((answer) => answers.push(answer));
+        return exchange;
+      });
+      await waitFor(
+        "each slow form to be received or turned away",
+        async () => ((await receiving(slow)) ?? 0) + answers.length === held.length,
+        15_000,
+      );
+      // The tenant's share is full: its further requests are turned away, not anyone else's.
+      assert.equal((await post("carol", "id\n1\n", slow)).status, 202);
+      assert.ok(answers.length > 0, "the tenant was turned away past its share");
+      for (const answer of answers) {
+        assert.equal(answer?.status, 429);
+        assert.equal(answer?.body.error.code, "TooManyConcurrentUploads");
+      }
+      for (const exchange of held) exchange.socket.destroy();
+      await waitFor("the held places to be given back", async () => (await receiving(slow)) === 0);
+    } finally {
+      await slow.stop();
+    }
+  });
+});
+
+describe("long: a body that keeps arriving is bounded by idleness and size, not wall time", () => {
+  test("the server sets no request timeout on bodies, and keeps its headers timeout", () => {
+    assert.equal(api.server.requestTimeout, 0);
+    assert.ok(api.server.headersTimeout > 0 && api.server.headersTimeout <= 60_000);
+  });
+
+  test("a steady sender outlives many idle timeouts and is accepted", async () => {
+    const chunks = 12;
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("carol"), contentType: "text/csv" }),
+    );
+    const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+    exchange.write(chunk("id,name\n"));
+    // A row every quarter of the idle timeout: three idle timeouts in all, never idle.
+    const idle = env.config.limits.uploadIdleTimeoutMs;
+    for (let i = 0; i < chunks; i++) {
+      await new Promise((resolve) => setTimeout(resolve, idle / 4));
+      exchange.write(chunk(`${i},row ${i}\n`));
+    }
+    exchange.write("0\r\n\r\n");
+    const answer = await exchange.answered;
+    assert.equal(answer?.status, 202, answer?.text);
+    assert.equal(answer?.body.rows, chunks);
+  });
+});
+
+describe("limits and protocol", () => {
+  test("MAX_UPLOAD_BYTES counts the whole body, not only the file part", async () => {
+    const body = Buffer.concat([
+      multipartBody("id\n1\n").subarray(0, -4),
+      Buffer.from(`\r\nContent-Disposition: form-data; name="extra"\r\n\r\n`),
+      Buffer.alloc(2_500_000, "x"),
+      Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
+    ]);
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("mallory"), contentType: MULTIPART, length: body.length }),
+    );
+    exchange.write(body);
+    const answer = assertClientError(await exchange.answered, "a large trailing field");
+    assert.equal(answer.status, 413);
+    assert.equal(answer.body.error.code, "TooLarge");
+    await settled();
+  });
+
+  test("a UTF-8 file name arrives as sent", async () => {
+    const body = multipartBody("id\n1\n", { filename: "données.csv" });
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("alice"), contentType: MULTIPART, length: body.length }),
+    );
+    exchange.write(body);
+    const answer = await exchange.answered;
+    assert.equal(answer?.status, 202, answer?.text);
+    assert.equal(answer?.body.filename, "données.csv");
+  });
+
+  test("a Content-Encoding Sluice does not decode is 415, before the body is read", async () => {
+    for (const encoding of ["gzip", "br", "deflate, gzip"]) {
+      const response = await fetch(`${api.url}/uploads`, {
+        method: "POST",
+        headers: {
+          "content-type": "text/csv",
+          "content-encoding": encoding,
+          authorization: `Bearer ${key("alice")}`,
+        },
+        body: "id\n1\n",
+      });
+      assert.equal(response.status, 415, encoding);
+      assert.equal(((await response.json()) as any).error.code, "UnsupportedEncoding");
+    }
+  });
+
+  test("progress streams are bounded per tenant (429) and per process (503)", async () => {
+    const small = await startInProcess(
+      { ...env, config: loadConfig({ ...env.env, MAX_PROGRESS_STREAMS: "2" }) },
+      { worker: false },
+    );
+    const opened: AbortController[] = [];
+    try {
+      const ids: Partial<Record<Tenant, string>> = {};
+      for (const tenant of ["alice", "bob", "carol"] as const) {
+        const { status, body } = await post(tenant, "id\n1\n", small);
+        assert.equal(status, 202);
+        ids[tenant] = body.id;
+      }
+      const events = async (tenant: Tenant) => {
+        const controller = new AbortController();
+        opened.push(controller);
+        const response = await fetch(`${small.url}/uploads/${ids[tenant]}/events`, {
+          headers: { authorization: `Bearer ${key(tenant)}` },
+          signal: controller.signal,
+        });
+        return { response, close: () => controller.abort() };
+      };
+      const first = await events("alice");
+      assert.equal(first.response.status, 200);
+      const second = await events("alice");
+      assert.equal(second.response.status, 429, "past the tenant's share");
+      assert.equal(((await second.response.json()) as any).error.code, "TooManyProgressStreams");
+      assert.equal((await events("bob")).response.status, 200);
+      const third = await events("carol");
+      assert.equal(third.response.status, 503, "past the process's bound");
+      assert.equal(((await third.response.json()) as any).error.code, "Busy");
+      first.close();
+      await waitFor("alice's stream to close", async () => {
+        const text = await (await fetch(`${small.url}/metrics`)).text();
+        return /^sluice_progress_streams(?:\{[^}]*\})? 1$/m.test(text);
+      });
+      assert.equal((await events("carol")).response.status, 200);
+    } finally {
+      for (const controller of opened) controller.abort();
+      await small.stop();
+    }
+  });
+});
