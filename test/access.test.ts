@@ -70,7 +70,7 @@ describe("keys", () => {
       }
     });
 
-    test(`${route.method} ${route.path.replace(someId, ":id")} with a wrong key is 403`, async () => {
+    test(`${route.method} ${route.path.replace(someId, ":id")} with a wrong key is 401 invalid_token`, async () => {
       for (const key of [
         "nope",
         KEYS.acme.slice(0, -1),
@@ -78,8 +78,12 @@ describe("keys", () => {
         KEYS.acme.toUpperCase(),
       ]) {
         const response = await call(route, `Bearer ${key}`);
-        assert.equal(response.status, 403, `${key}: ${response.text}`);
-        assert.equal(response.body.error.code, "Forbidden");
+        assert.equal(response.status, 401, `${key}: ${response.text}`);
+        assert.equal(
+          response.headers.get("www-authenticate"),
+          'Bearer realm="sluice", error="invalid_token"',
+        );
+        assert.equal(response.body.error.code, "Unauthorized");
         assert.doesNotMatch(response.text, /acme|globex/, "the answer names no tenant");
       }
     });
@@ -88,7 +92,7 @@ describe("keys", () => {
   test("an upload refused for its key stores nothing", async () => {
     const before = await env.sql.query("select count(*)::int as n from uploads");
     const response = await call({ method: "POST", path: "/uploads", body: "id\n1\n" }, "Bearer x");
-    assert.equal(response.status, 403);
+    assert.equal(response.status, 401);
     const afterwards = await env.sql.query("select count(*)::int as n from uploads");
     assert.equal(afterwards.rows[0].n, before.rows[0].n);
     assert.deepEqual(await readdir(env.config.uploadDir), []);

@@ -69,7 +69,7 @@ test("every answer, success or error, carries the security headers", async () =>
     [{ path: "/metrics" }, 200],
     [{ path: "/uploads" }, 200],
     [{ method: "POST", path: "/uploads", body: "", key: null }, 401],
-    [{ method: "POST", path: "/uploads", body: "id\n1\n", key: "wrong" }, 403],
+    [{ method: "POST", path: "/uploads", body: "id\n1\n", key: "wrong" }, 401],
     [{ path: "/nowhere" }, 404],
     [{ path: "/uploads/0b5c2f9e-1d3a-4c8e-9f70-2a6b8d4e1c3f" }, 404],
     [{ method: "PUT", path: "/uploads" }, 405],

@@ -7,7 +7,7 @@ test("without keys every request belongs to the open tenant", () => {
   assert.equal(createAuthenticator(undefined)(undefined), OPEN_TENANT);
 });
 
-test("a bearer key maps to its tenant; a missing key is 401 and a wrong one 403", () => {
+test("a bearer key maps to its tenant; a missing or wrong key is 401, the wrong one saying invalid_token", () => {
   const authenticate = createAuthenticator(
     new Map([
       ["k-alpha", "alpha"],
@@ -26,6 +26,8 @@ test("a bearer key maps to its tenant; a missing key is 401 and a wrong one 403"
   );
   assert.throws(
     () => authenticate("Bearer k-alph"),
-    (err: AppError) => err.status === 403,
+    (err: AppError) =>
+      err.status === 401 &&
+      err.headers["www-authenticate"]?.includes('error="invalid_token"') === true,
   );
 });

@@ -28,7 +28,12 @@ export function createAuthenticator(keys: ReadonlyMap<string, string> | undefine
     for (const candidate of known) {
       if (timingSafeEqual(candidate.digest, offered)) tenant = candidate.tenant;
     }
-    if (tenant === undefined) throw new AppError("Forbidden", 403, "the API key is not valid");
+    // RFC 6750: a token that is not valid is a 401 saying so, not a 403.
+    if (tenant === undefined) {
+      throw new AppError("Unauthorized", 401, "the API key is not valid", {
+        headers: { "www-authenticate": 'Bearer realm="sluice", error="invalid_token"' },
+      });
+    }
     return tenant;
   };
 }
