@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { freePort, type Program, startProgram } from "./support/program.ts";
-import { type TestEnv, testEnv } from "./support/stack.ts";
+import { rawRequest, uploadHead } from "./support/raw-http.ts";
+import { type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
 const KEY = "acme-5e6f7a8b9c";
 /** A control character (C0, DEL, C1) or one of the two Unicode line breaks, raw. */
@@ -129,4 +130,50 @@ test("hostile file names, headers and paths leave one JSON line per event, with 
     ["InvalidHeader", "InvalidHeader"],
   );
   assert.doesNotMatch([...api.stdout, ...api.stderr].join("\n"), new RegExp(KEY));
+});
+
+test("a 503 Busy is logged as an expected refusal: a warning with its code, no error, no stack", async () => {
+  const port = await freePort();
+  const busy = startProgram("src/api/main.ts", {
+    ...env.env,
+    LOG_LEVEL: "info",
+    PORT: String(port),
+    API_KEYS: `acme:${KEY},globex:${KEY}-globex`,
+    MAX_CONCURRENT_UPLOADS: "1",
+  });
+  try {
+    await busy.line("the api to listen", (line) => line.includes('"api listening"'));
+    const holder = rawRequest(
+      `http://127.0.0.1:${port}`,
+      uploadHead({ key: KEY, contentType: "text/csv", length: 1_000_000 }),
+    );
+    holder.write("id,name\n1,a\n");
+    await waitFor("the held upload to be arriving", async () => {
+      const { rows } = await env.sql.query(
+        "select count(*)::int as n from uploads where status = 'validating'",
+      );
+      return rows[0].n === 1;
+    });
+    const refused = await fetch(`http://127.0.0.1:${port}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv", authorization: `Bearer ${KEY}-globex` },
+      body: "id\n1\n",
+    });
+    assert.equal(refused.status, 503);
+    const line = await busy.line(
+      "the refusal's line",
+      (l) => l.includes('"Busy"') || l.includes("503"),
+    );
+    const event = JSON.parse(line);
+    assert.equal(event.level, "warn", line);
+    assert.equal(event.code, "Busy", line);
+    assert.doesNotMatch(line, /stack|\.ts:\d/, line);
+    holder.socket.destroy();
+  } finally {
+    await busy.stop();
+  }
+  assert.ok(
+    !busy.stdout.some((l) => JSON.parse(l).level === "error"),
+    busy.stdout.filter((l) => l.includes('"error"')).join("\n"),
+  );
 });

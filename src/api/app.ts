@@ -67,8 +67,14 @@ export function createApp(deps: AppDeps): Koa {
           ? err
           : (unavailableAnswer(err) ??
             new AppError("Internal", 500, "internal error; the server log has the details"));
-      if (!(err instanceof AppError) || appError.status >= 500) {
+      if (!(err instanceof AppError) || (appError.status >= 500 && appError.cause !== undefined)) {
         deps.log.error({ err, method: ctx.method, path: ctx.path }, "request failed");
+      } else if (appError.status >= 500) {
+        // A refusal Sluice chose (Busy): expected under load, no fault to trace.
+        deps.log.warn(
+          { code: appError.code, status: appError.status, method: ctx.method, route: routeOf(ctx) },
+          "request refused",
+        );
       }
       ctx.status = appError.status;
       ctx.set(appError.headers);
