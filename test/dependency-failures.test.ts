@@ -14,7 +14,8 @@ let postgres: TcpProxy;
 let redis: TcpProxy;
 let api: InProcess;
 before(async () => {
-  env = await testEnv();
+  // Forty uploads of the one open tenant are in flight at once below: all may be received.
+  env = await testEnv({ MAX_ACTIVE_UPLOADS_PER_TENANT: "40" });
   postgres = await startTcpProxy({ host: "127.0.0.1", port: 5432 });
   redis = await startTcpProxy({ host: "127.0.0.1", port: 6379 });
   const config = loadConfig({

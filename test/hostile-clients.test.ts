@@ -13,7 +13,14 @@ import {
   rawRequest,
   uploadHead,
 } from "./support/raw-http.ts";
-import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import {
+  type InProcess,
+  metricSample,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
 
 const TENANTS = ["mallory", "trudy", "alice", "bob", "carol"] as const;
 type Tenant = (typeof TENANTS)[number];
@@ -42,11 +49,7 @@ after(async () => {
 });
 
 /** Upload bodies the api is receiving now, as its /metrics says. */
-async function receiving(target: InProcess = api): Promise<number | undefined> {
-  const text = await (await fetch(`${target.url}/metrics`)).text();
-  const sample = /^sluice_uploads_receiving(?:\{[^}]*\})? (\S+)$/m.exec(text);
-  return sample ? Number(sample[1]) : undefined;
-}
+const receiving = (target: InProcess = api) => metricSample(target.url, "sluice_uploads_receiving");
 
 async function partialFiles(): Promise<string[]> {
   return (await readdir(env.config.uploadDir)).filter((name) => name.endsWith(".part"));
@@ -352,6 +355,38 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
     assert.ok(api.server.headersTimeout > 0 && api.server.headersTimeout <= 60_000);
   });
 
+  test("a client that has sent its whole body gets its answer, however long the api works on it", async () => {
+    const quick = await startInProcess(
+      { ...env, config: loadConfig({ ...env.env, UPLOAD_IDLE_TIMEOUT_MS: "300" }) },
+      { worker: false },
+    );
+    // The api records an upload under its tenant's advisory lock: held here, the api waits.
+    const lock = await env.sql.connect();
+    try {
+      await lock.query("begin");
+      await lock.query("select pg_advisory_xact_lock(hashtextextended($1, 0))", [
+        "sluice.uploads.bob",
+      ]);
+      const answer = post("bob", "id\n1\n", quick);
+      await waitFor("the upload to wait for its tenant's lock", async () => {
+        const { rows } = await env.sql.query(
+          `select count(*)::int as n from pg_locks
+           where locktype = 'advisory' and not granted
+             and database = (select oid from pg_database where datname = current_database())`,
+        );
+        return rows[0].n > 0;
+      });
+      // The scenario itself, not a wait for something: the api stays busy for several idle
+      // timeouts after the last byte has arrived.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await lock.query("commit");
+      assert.equal((await answer).status, 202);
+    } finally {
+      lock.release();
+      await quick.stop();
+    }
+  });
+
   test("a steady sender outlives many idle timeouts and is accepted", async () => {
     const chunks = 12;
     const exchange = rawRequest(
@@ -452,10 +487,10 @@ describe("limits and protocol", () => {
       assert.equal(third.response.status, 503, "past the process's bound");
       assert.equal(((await third.response.json()) as any).error.code, "Busy");
       first.close();
-      await waitFor("alice's stream to close", async () => {
-        const text = await (await fetch(`${small.url}/metrics`)).text();
-        return /^sluice_progress_streams(?:\{[^}]*\})? 1$/m.test(text);
-      });
+      await waitFor(
+        "alice's stream to close",
+        async () => (await metricSample(small.url, "sluice_progress_streams")) === 1,
+      );
       assert.equal((await events("carol")).response.status, 200);
     } finally {
       for (const controller of opened) controller.abort();

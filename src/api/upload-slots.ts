@@ -2,7 +2,7 @@
 // first byte. Past the bound a new upload is answered at once, before its body is read,
 // instead of queuing for the disk, the database pool and memory until every upload is slow.
 // A body that stops arriving is cut off, so clients that stall cannot hold every place.
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { AppError } from "./app-error.ts";
 import { createPlaces } from "./places.ts";
 
@@ -11,7 +11,11 @@ const RETRY_AFTER_SECONDS = 5;
 
 export type UploadSlots = Readonly<{
   /** Runs `receive` holding one of the process's places for `tenant`, or refuses at once. */
-  hold<T>(req: IncomingMessage, tenant: string, receive: () => Promise<T>): Promise<T>;
+  hold<T>(
+    http: { req: IncomingMessage; res: ServerResponse },
+    tenant: string,
+    receive: () => Promise<T>,
+  ): Promise<T>;
 }>;
 
 export type UploadSlotsOptions = Readonly<{
@@ -25,7 +29,7 @@ export type UploadSlotsOptions = Readonly<{
 export function createUploadSlots(options: UploadSlotsOptions): UploadSlots {
   const places = createPlaces(options.max, options.perTenant, options.onChange);
   return {
-    async hold(req, tenant, receive) {
+    async hold({ req, res }, tenant, receive) {
       const release = places.take(tenant);
       if (release === "full") {
         throw new AppError(
@@ -47,15 +51,19 @@ export function createUploadSlots(options: UploadSlotsOptions): UploadSlots {
         );
       }
       // The socket's idle timer: the body read fails, the upload is rejected, the place freed.
-      req.setTimeout(options.idleTimeoutMs, () =>
+      // Once the whole body has arrived the client is waiting for the answer, not stalling.
+      // On the response, not the request: Node tells a request's listeners only while it is
+      // incomplete, and destroys a socket whose timeout nobody heard, answer unwritten.
+      res.setTimeout(options.idleTimeoutMs, () => {
+        if (req.complete) return;
         req.destroy(
           new AppError(
             "IdleTimeout",
             408,
             `the body sent nothing for ${options.idleTimeoutMs} ms and was cut off`,
           ),
-        ),
-      );
+        );
+      });
       try {
         return await receive();
       } finally {

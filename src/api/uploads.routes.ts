@@ -112,7 +112,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
     checkBodyHeaders(ctx.req);
-    const view = await deps.uploadSlots.hold(ctx.req, tenant, async () => {
+    const view = await deps.uploadSlots.hold(ctx, tenant, async () => {
       const body = await openUploadBody(ctx.req, deps.bodyLimits);
       try {
         return await deps.uploads.accept({
