@@ -19,3 +19,11 @@ test("a fault point reached before its time does nothing", () => {
   faults.hit("after-commit");
   faults.hit("after-s3-put");
 });
+
+test("an S3 body is passed through untouched unless mid-s3-put is chosen", () => {
+  const body = Buffer.from("{}");
+  assert.equal(NO_FAULTS.s3Body(body), body);
+  assert.equal(parseFaults("after-commit:1", "test").s3Body(body), body);
+  const faults = parseFaults("mid-s3-put:2", "test");
+  assert.equal(faults.s3Body(body), body, "the first PUT is not the chosen one");
+});

@@ -36,7 +36,8 @@ export async function handleBatch(
   const { metrics } = deps;
   // The key depends only on the batch, so a redelivery overwrites the same object.
   const putDone = metrics.s3PutSeconds.startTimer();
-  await putJson(deps.s3, deps.bucket, batchKey(batch.uploadId, batch.seq), body);
+  const key = batchKey(batch.uploadId, batch.seq);
+  await putJson(deps.s3, deps.bucket, key, deps.faults.s3Body(body), body.byteLength);
   putDone();
   deps.faults.hit("after-s3-put");
   const insertDone = metrics.dbInsertSeconds.startTimer();
@@ -46,6 +47,7 @@ export async function handleBatch(
     case "unknown-upload":
       throw new PermanentError(`upload ${batch.uploadId} does not exist`);
     case "landed":
+      deps.faults.hit("before-view");
       metrics.rowsLanded.inc(batch.rows);
       metrics.rowErrors.inc(batch.rowErrors);
       if (outcome.progress.justCompleted) {

@@ -1,4 +1,6 @@
 // The S3 client for AWS itself or any S3-compatible endpoint (LocalStack, s3rver, MinIO).
+
+import type { Readable } from "node:stream";
 import {
   CreateBucketCommand,
   HeadBucketCommand,
@@ -60,15 +62,23 @@ export async function ensureBucket(
   }
 }
 
+/** A stream body needs its length given: S3 refuses a PUT of unknown length. */
 export async function putJson(
   client: S3Client,
   bucket: string,
   key: string,
-  body: Uint8Array,
+  body: Uint8Array | Readable,
+  length: number,
   signal?: AbortSignal,
 ): Promise<void> {
   await client.send(
-    new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: "application/json" }),
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: body,
+      ContentLength: length,
+      ContentType: "application/json",
+    }),
     { abortSignal: signal },
   );
 }
