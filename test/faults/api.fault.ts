@@ -10,7 +10,8 @@ import amqp from "amqplib";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson } from "../support/stack.ts";
-import { Cluster, checkLanding } from "./harness.ts";
+import { Cluster } from "./harness.ts";
+import { checkLanding } from "./landing-check.ts";
 
 test("api killed after publishing part of an upload finishes publishing on restart", async () => {
   const cluster = await Cluster.create({ BATCH_SIZE: "100" });

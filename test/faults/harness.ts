@@ -9,19 +9,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import amqp from "amqplib";
-import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { NODE_OPTIONS } from "../../src/core/node-options.ts";
-import type { Sample } from "../support/csv-samples.ts";
-import {
-  getJson,
-  listBatchObjects,
-  ROOT,
-  type TestEnv,
-  testEnv,
-  track,
-  waitFor,
-} from "../support/stack.ts";
+import { getJson, ROOT, type TestEnv, testEnv, track, waitFor } from "../support/stack.ts";
 
 export async function freePort(): Promise<number> {
   const server = createServer().listen(0, "127.0.0.1");
@@ -79,7 +68,13 @@ export class S3Process {
   }
 }
 
-export type Program = { name: string; child: ChildProcess; output: string[] };
+export type Program = {
+  name: string;
+  child: ChildProcess;
+  output: string[];
+  /** A worker's /metrics and /readyz. */
+  opsUrl?: string;
+};
 
 /** One fault case's world: its own database, queues, bucket and processes. */
 export class Cluster {
@@ -101,6 +96,25 @@ export class Cluster {
     const apiPort = await freePort();
     const test = await testEnv({ AWS_ENDPOINT: s3.endpoint, PORT: String(apiPort), ...env });
     return new Cluster(test, s3, apiPort);
+  }
+
+  /** The ops servers of the workers running now. */
+  workerOpsUrls(): string[] {
+    return [...this.programs].flatMap((p) => (p.opsUrl ? [p.opsUrl] : []));
+  }
+
+  /** True when no worker this cluster started has stopped, so their counts are all there. */
+  everyWorkerLives(): boolean {
+    return this.started.every((p) => p.name !== "worker" || this.programs.has(p));
+  }
+
+  /** Batches and rows landed in PostgreSQL by now. */
+  async landedNow(id: string): Promise<{ batches: number; rows: number }> {
+    const [landed] = await this.query(
+      "select count(*)::int as batches, coalesce(sum(rows), 0)::int as rows from upload_batches where upload_id = $1",
+      [id],
+    );
+    return landed;
   }
 
   private spawn(program: "api" | "worker", env: Record<string, string>): Program {
@@ -143,6 +157,7 @@ export class Cluster {
   async startWorker(env: Record<string, string> = {}): Promise<Program> {
     const port = await freePort();
     const worker = this.spawn("worker", { WORKER_PORT: String(port), ...env });
+    worker.opsUrl = `http://127.0.0.1:${port}`;
     await waitFor("the worker to be ready", async () => {
       if (worker.child.exitCode !== null)
         throw new Error(`worker exited: ${worker.output.join("")}`);
@@ -187,14 +202,6 @@ export class Cluster {
     }
   }
 
-  async landedBatches(id: string): Promise<number> {
-    const rows = await this.query(
-      "select count(*)::int as n from upload_batches where upload_id = $1",
-      [id],
-    );
-    return rows[0].n;
-  }
-
   async waitForStatus(id: string, status: string, timeoutMs = 60_000): Promise<void> {
     try {
       await this.untilStatus(id, status, timeoutMs);
@@ -228,106 +235,6 @@ export class Cluster {
     await this.test.cleanup();
     await this.s3.destroy();
   }
-}
-
-export type Expectation = { status: string; deadBatches?: number };
-
-async function deadLetteredRows(url: string, queue: string): Promise<Set<number>> {
-  const rows = new Set<number>();
-  const connection = await amqp.connect(url);
-  const channel = await connection.createChannel();
-  // Unacknowledged gets see each message once; closing the channel puts them all back.
-  for (let message = await channel.get(queue); message; message = await channel.get(queue)) {
-    for (const { row } of JSON.parse(message.content.toString()).rows) rows.add(row);
-  }
-  await connection.close();
-  return rows;
-}
-
-async function queueDepths(url: string, namespace: string, maxAttempts: number) {
-  const names = queueNames(namespace);
-  const connection = await amqp.connect(url);
-  const channel = await connection.createChannel();
-  const depth = async (queue: string) => (await channel.checkQueue(queue)).messageCount;
-  const retries = await Promise.all(
-    Array.from({ length: maxAttempts - 1 }, (_, i) => depth(names.retry(i + 1))),
-  );
-  const depths = {
-    live: await depth(names.batches),
-    dead: await depth(names.dead),
-    retry: retries.reduce((a, b) => a + b, 0),
-  };
-  await connection.close();
-  return depths;
-}
-
-/**
- * Compares the file with what landed and prints the case's line:
- * `<case>: rows <in>/<landed>, lost <n>, duplicated <n>, s3 objects <n>/<expected>, status <final>`.
- * Rows of dead-lettered batches are not lost: they wait, whole, in the dead-letter queue.
- */
-export async function checkLanding(
-  cluster: Cluster,
-  name: string,
-  id: string,
-  sample: Sample,
-  expected: Expectation,
-): Promise<string> {
-  const { config, sql } = cluster.test;
-  const expectedBatches = Math.ceil(sample.rows.length / config.limits.batchSize);
-
-  const landed = await sql.query(
-    "select row_number::int as row, data from upload_rows where upload_id = $1",
-    [id],
-  );
-  const seen = new Map<number, number>();
-  let mismatched = 0;
-  for (const { row, data } of landed.rows) {
-    seen.set(row, (seen.get(row) ?? 0) + 1);
-    const want = sample.rows[row - 1];
-    if (!want || sample.header.some((column, i) => data[column] !== want[i])) mismatched++;
-  }
-  const dead = await deadLetteredRows(config.rabbitmqUrl, queueNames(config.namespace).dead);
-  // A batch retried after its commit (its view update failed, say) comes back through a
-  // delay queue as a duplicate; the queues must drain of such batches, not hold them.
-  let depths = await queueDepths(config.rabbitmqUrl, config.namespace, config.worker.maxAttempts);
-  for (let waited = 0; depths.live + depths.retry > 0 && waited < 30_000; waited += 250) {
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    depths = await queueDepths(config.rabbitmqUrl, config.namespace, config.worker.maxAttempts);
-  }
-
-  let lost = 0;
-  let duplicated = 0;
-  for (let row = 1; row <= sample.rows.length; row++) {
-    const count = seen.get(row) ?? 0;
-    if (count === 0 && !dead.has(row)) lost++;
-    if (count > 1) duplicated += count - 1;
-  }
-  const objects = (await listBatchObjects(cluster.test, id)).length;
-  const { body: view } = await getJson(`${cluster.apiUrl}/uploads/${id}`);
-  const { rows: truth } = await sql.query(
-    "select status, rows_landed::int as rows_landed from uploads where id = $1",
-    [id],
-  );
-  const line = `${name}: rows ${sample.rows.length}/${landed.rows.length}, lost ${lost}, duplicated ${duplicated}, s3 objects ${objects}/${expectedBatches}, status ${truth[0].status}${dead.size ? ` (${dead.size} rows held in the dead-letter queue)` : ""}`;
-  console.log(line);
-
-  assert.equal(lost, 0, "no row is lost");
-  assert.equal(duplicated, 0, "no row is duplicated");
-  assert.equal(mismatched, 0, "every landed row equals the file's row");
-  assert.equal(truth[0].status, expected.status);
-  assert.equal(truth[0].rows_landed, landed.rows.length, "the counter counts each row once");
-  assert.equal(view.rowsLanded, landed.rows.length, "the live view agrees with PostgreSQL");
-  assert.equal(view.status, expected.status);
-  assert.equal(
-    depths.dead,
-    expected.deadBatches ?? 0,
-    "the dead-letter queue holds exactly the failed batches",
-  );
-  assert.equal(depths.live, 0, "the work queue is empty");
-  assert.equal(depths.retry, 0, "the retry queues are empty");
-  assert.equal(objects, expectedBatches, "every batch, landed or dead, is in S3");
-  return line;
 }
 
 /** Runs a machine command that a fault needs (stopping RabbitMQ, restarting PostgreSQL). */

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { Cluster, checkLanding } from "./harness.ts";
+import { Cluster } from "./harness.ts";
+import { checkLanding, waitForQuiet } from "./landing-check.ts";
 
 test("20 uploads of 100,000 rows at once, with two workers", async () => {
   // Made first: generating them blocks this process for seconds, long enough for the
@@ -22,15 +23,15 @@ test("20 uploads of 100,000 rows at once, with two workers", async () => {
     console.log(
       `load: ${samples.length} uploads, ${rows} rows in ${seconds.toFixed(1)} s wall, ${Math.round(rows / seconds)} rows/s end to end`,
     );
+    const quiet = await waitForQuiet(cluster, ids);
     for (const [i, id] of ids.entries()) {
       await checkLanding(
         cluster,
         `load-upload-${i + 1}`,
         id,
         samples[i] as (typeof samples)[number],
-        {
-          status: "completed",
-        },
+        { status: "completed" },
+        { quiet },
       );
     }
     assert.equal(new Set(ids).size, 20);

@@ -1,11 +1,12 @@
 // Faults in the services around Sluice: the broker, the database, the S3 endpoint and Redis
 // go away mid-upload; the programs must recover by themselves and land every row once.
+import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson, waitFor } from "../support/stack.ts";
-import { Cluster, checkLanding } from "./harness.ts";
+import { getJson, metricSample, waitFor } from "../support/stack.ts";
+import { Cluster } from "./harness.ts";
+import { checkLanding } from "./landing-check.ts";
 import {
   ensureServicesUp,
   postgres,
@@ -17,12 +18,18 @@ import {
 before(() => restoreServicesOnInterrupt());
 after(() => ensureServicesUp());
 
-/** A cluster with an api and a worker, an upload well under way, and the fault done to it. */
+const ROWS = 20_000;
+const BATCHES = 200;
+
+/**
+ * A cluster with an api and a worker, an upload under way, and the fault done to it. The
+ * batches landed when the fault begins and ends are recorded: a fault that begins before
+ * the first batch or after the last proves nothing.
+ */
 async function underFault(
   name: string,
   env: Record<string, string>,
   fault: (cluster: Cluster, id: string) => Promise<void>,
-  expected = { status: "completed" },
 ): Promise<void> {
   const cluster = await Cluster.create({
     BATCH_SIZE: "100",
@@ -33,25 +40,52 @@ async function underFault(
   try {
     await cluster.startApi();
     await cluster.startWorker();
-    const sample = sampleCsv(20_000);
+    const sample = sampleCsv(ROWS);
     const id = await cluster.upload(sample.csv);
-    await waitFor("some batches to land", async () => (await cluster.landedBatches(id)) >= 10);
+    await waitFor("some batches to land", async () => (await cluster.landedNow(id)).batches > 0);
+    const begins = await cluster.landedNow(id);
     try {
       await fault(cluster, id);
     } finally {
       await ensureServicesUp();
     }
-    await cluster.waitForStatus(id, expected.status);
-    await checkLanding(cluster, name, id, sample, expected);
+    const ends = await cluster.landedNow(id);
+    const note = `fault began at ${begins.batches}/${BATCHES} batches, ${begins.rows} rows landed; ended at ${ends.batches}/${BATCHES}, ${ends.rows} rows`;
+    assert.ok(begins.batches > 0 && begins.batches < BATCHES, `the fault hit mid-upload: ${note}`);
+    await cluster.waitForStatus(id, "completed");
+    await checkLanding(cluster, name, id, sample, { status: "completed" }, { note });
   } finally {
     await cluster.stop();
   }
 }
 
+/** Batches the cluster's workers have sent to a retry queue so far. */
+async function retried(cluster: Cluster): Promise<number> {
+  const counts = await Promise.all(
+    cluster
+      .workerOpsUrls()
+      .map((url) => metricSample(url, "sluice_batches_consumed_total", 'outcome="retried"')),
+  );
+  return counts.reduce<number>((a, n) => a + (n ?? 0), 0);
+}
+
+const workersReady = async (cluster: Cluster) =>
+  Promise.all(
+    cluster.workerOpsUrls().map((url) =>
+      fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    ),
+  );
+
 test("RabbitMQ stopped and started during an upload", async () => {
-  await underFault("rabbitmq-restart", {}, async () => {
+  await underFault("rabbitmq-restart", {}, async (cluster) => {
     rabbitmq.stopApp();
-    await sleep(3_000);
+    // Down until the worker has seen it go: its readiness follows its broker connection.
+    await waitFor("the worker to lose the broker", async () =>
+      (await workersReady(cluster)).every((ready) => !ready),
+    );
     await rabbitmq.startApp();
   });
 });
@@ -78,7 +112,8 @@ test("a table lock held longer than the worker's statement timeout", async () =>
       try {
         await locker.query("begin");
         await locker.query("lock table upload_rows in access exclusive mode");
-        await sleep(4_000);
+        // Held until a batch has timed out on it and gone to a retry queue.
+        await waitFor("a batch to time out on the lock", async () => (await retried(cluster)) > 0);
         await locker.query("commit");
       } finally {
         await locker.end();
@@ -90,10 +125,11 @@ test("a table lock held longer than the worker's statement timeout", async () =>
 test("the S3 endpoint down for a while", async () => {
   await underFault("s3-down", { MAX_ATTEMPTS: "8" }, async (cluster, id) => {
     await cluster.s3.down();
-    const landedBefore = await cluster.landedBatches(id);
-    await sleep(4_000);
+    const landedBefore = (await cluster.landedNow(id)).batches;
+    // Down until a batch has failed its S3 write and gone to a retry queue.
+    await waitFor("a batch to fail on S3", async () => (await retried(cluster)) > 0);
     // Only batches whose S3 write had already succeeded (at most the prefetch) may land.
-    const landedWhileDown = (await cluster.landedBatches(id)) - landedBefore;
+    const landedWhileDown = (await cluster.landedNow(id)).batches - landedBefore;
     if (landedWhileDown > 4) throw new Error(`${landedWhileDown} batches landed while S3 was down`);
     await cluster.s3.up();
   });

@@ -20,7 +20,7 @@ function succeeds(command: string, args: string[]): boolean {
 async function until(what: string, check: () => boolean, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error(`${what} did not come back`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(250);
   }
 }
@@ -34,7 +34,7 @@ export const rabbitmq = {
   stopApp: () => run("rabbitmqctl", ["-q", "stop_app"]),
   async startApp() {
     run("rabbitmqctl", ["-q", "start_app"]);
-    await until("RabbitMQ", rabbitUp);
+    await until("RabbitMQ to come back", rabbitUp);
   },
   closeAllConnections: () =>
     run("rabbitmqctl", ["-q", "close_all_connections", "fault: closed by the broker"]),
@@ -50,7 +50,7 @@ export const postgres = {
       "-m",
       "immediate",
     ]);
-    await until("PostgreSQL", postgresUp);
+    await until("PostgreSQL to come back", postgresUp);
   },
 };
 
@@ -58,9 +58,9 @@ export const redis = {
   async flushAndRestart() {
     run("redis-cli", ["-h", "127.0.0.1", "flushall"]);
     succeeds("redis-cli", ["-h", "127.0.0.1", "shutdown", "nosave"]);
-    await sleep(500);
+    await until("Redis to stop", () => !redisUp());
     startRedis();
-    await until("Redis", redisUp);
+    await until("Redis to come back", redisUp);
   },
 };
 
@@ -88,15 +88,15 @@ function startRedis(): void {
 export async function ensureServicesUp(): Promise<void> {
   if (!rabbitUp()) {
     if (!succeeds("rabbitmqctl", ["-q", "start_app"])) succeeds("rabbitmq-server", ["-detached"]);
-    await until("RabbitMQ", rabbitUp, 120_000);
+    await until("RabbitMQ to come back", rabbitUp, 120_000);
   }
   if (!postgresUp()) {
     succeeds("pg_ctlcluster", ["--skip-systemctl-redirect", pgVersion(), "main", "start"]);
-    await until("PostgreSQL", postgresUp);
+    await until("PostgreSQL to come back", postgresUp);
   }
   if (!redisUp()) {
     startRedis();
-    await until("Redis", redisUp);
+    await until("Redis to come back", redisUp);
   }
 }
 
