@@ -44,14 +44,19 @@ async function underFault(
     const id = await cluster.upload(sample.csv);
     await waitFor("some batches to land", async () => (await cluster.landedNow(id)).batches > 0);
     const begins = await cluster.landedNow(id);
+    const began = `fault began at ${begins.batches}/${BATCHES} batches, ${begins.rows} rows landed`;
+    assert.ok(
+      begins.batches > 0 && begins.batches < BATCHES,
+      `the fault hits mid-upload: ${began}`,
+    );
+    let ends: { batches: number; rows: number };
     try {
       await fault(cluster, id);
+      ends = await cluster.landedNow(id);
     } finally {
       await ensureServicesUp();
     }
-    const ends = await cluster.landedNow(id);
-    const note = `fault began at ${begins.batches}/${BATCHES} batches, ${begins.rows} rows landed; ended at ${ends.batches}/${BATCHES}, ${ends.rows} rows`;
-    assert.ok(begins.batches > 0 && begins.batches < BATCHES, `the fault hit mid-upload: ${note}`);
+    const note = `${began}; ended at ${ends.batches}/${BATCHES}, ${ends.rows} rows`;
     await cluster.waitForStatus(id, "completed");
     await checkLanding(cluster, name, id, sample, { status: "completed" }, { note });
   } finally {
