@@ -96,6 +96,22 @@ function parseDelimiter(value: string | undefined): CsvReaderOptions["delimiter"
   return delimiter;
 }
 
+/** Printable ASCII without spaces at either end, as the Idempotency-Key draft's keys are. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$/;
+
+function parseIdempotencyKey(value: string): string | undefined {
+  if (value === "") return undefined;
+  if (!IDEMPOTENCY_KEY.test(value)) {
+    throw new AppError(
+      "InvalidParameter",
+      400,
+      "Idempotency-Key must be 1 to 255 printable ASCII characters",
+      { details: { parameter: "Idempotency-Key" } },
+    );
+  }
+  return value;
+}
+
 export function uploadsRouter(deps: UploadsRoutesDeps): Router {
   const router = new Router();
   const streams = createPlaces(deps.progressLimits.max, deps.progressLimits.perTenant);
@@ -112,7 +128,8 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
     checkBodyHeaders(ctx.req);
-    const view = await deps.uploadSlots.hold(ctx, tenant, async () => {
+    const idempotencyKey = parseIdempotencyKey(ctx.get("idempotency-key"));
+    const { view, replayed } = await deps.uploadSlots.hold(ctx, tenant, async () => {
       const body = await openUploadBody(ctx.req, deps.bodyLimits);
       try {
         return await deps.uploads.accept({
@@ -121,6 +138,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
           body: body.stream,
           encoding,
           delimiter,
+          idempotencyKey,
         });
       } finally {
         body.close();
@@ -128,6 +146,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     });
     ctx.status = 202;
     ctx.set("Location", `/uploads/${view.id}`);
+    if (replayed) ctx.set("Idempotent-Replayed", "true");
     ctx.body = present(view);
   });
 

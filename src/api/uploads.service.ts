@@ -1,5 +1,5 @@
 // Takes an upload from first byte to 202: record it, store and validate the body, queue it.
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import type { Config } from "../core/config.ts";
 import type { Db } from "../core/db/database.ts";
@@ -10,11 +10,12 @@ import {
   markRejected,
   markValidating,
   touchUpload,
+  type UploadRecord,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import type { UploadView } from "../core/upload-view.ts";
+import { toUploadView, type UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
 import type { CsvReaderOptions } from "./csv/csv-reader.ts";
@@ -38,12 +39,47 @@ export type NewUpload = {
   body: AsyncIterable<Buffer>;
   encoding?: CsvReaderOptions["encoding"];
   delimiter?: CsvReaderOptions["delimiter"];
+  /** The client's Idempotency-Key: a retry with it answers with the upload it first made. */
+  idempotencyKey?: string;
 };
+
+/** The upload a POST made, or (`replayed`) the one its Idempotency-Key made before. */
+export type Accepted = { view: UploadView; replayed: boolean };
 
 /** How often a body still arriving marks its upload as alive. */
 const INTAKE_HEARTBEAT_MS = 30_000;
 /** Seconds a tenant at its limit is asked to wait; uploads take a while to land. */
 const ACTIVE_RETRY_AFTER_SECONDS = 30;
+/** Seconds a retry waits for the attempt with the same Idempotency-Key that still arrives. */
+const IN_FLIGHT_RETRY_AFTER_SECONDS = 5;
+
+/** SHA-256 of a body read to its end, at most `maxBytes` of it. */
+async function hashBody(body: AsyncIterable<Buffer>, maxBytes: number): Promise<string> {
+  const hash = createHash("sha256");
+  let bytes = 0;
+  try {
+    for await (const chunk of body) {
+      bytes += chunk.length;
+      if (bytes > maxBytes) {
+        throw new AppError(
+          "TooLarge",
+          413,
+          `the upload is larger than the limit of ${maxBytes} bytes`,
+          {
+            where: { byte: maxBytes },
+          },
+        );
+      }
+      hash.update(chunk);
+    }
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError("InvalidBody", 400, "the request body could not be read to its end", {
+      cause: err,
+    });
+  }
+  return hash.digest("hex");
+}
 
 // Control characters, line and paragraph separators, and the bidirectional controls that
 // make "gpj.exe" read as "exe.jpg".
@@ -69,6 +105,41 @@ export function createUploadsService(deps: UploadsServiceDeps) {
   /** Uploads whose body this process receives, and whether a cancel came for them. */
   const receiving = new Map<string, { cancelled: boolean }>();
 
+  /**
+   * A retry of an upload already made with the same Idempotency-Key: the same upload if the
+   * body is the same file, never a second load of it.
+   */
+  async function replay(earlier: UploadRecord, body: AsyncIterable<Buffer>): Promise<Accepted> {
+    if (earlier.status === "received" || earlier.status === "validating") {
+      // Its body still arrives (a rejected attempt frees its key): nothing to compare yet.
+      throw new AppError(
+        "IdempotencyKeyInUse",
+        409,
+        "an upload with this Idempotency-Key is still being received; retry once it is answered",
+        {
+          details: { uploadId: earlier.id },
+          headers: { "retry-after": String(IN_FLIGHT_RETRY_AFTER_SECONDS) },
+        },
+      );
+    }
+    const sha256 = await hashBody(body, limits.maxUploadBytes);
+    // An upload cancelled while its body arrived has no hash: it is answered as it is.
+    if (earlier.sha256 !== null && sha256 !== earlier.sha256) {
+      throw new AppError(
+        "IdempotencyKeyReused",
+        422,
+        "this Idempotency-Key was sent with a different file; use a new key for a new upload",
+        { details: { uploadId: earlier.id } },
+      );
+    }
+    const view = (await status.get(earlier.id)) ?? toUploadView(earlier);
+    deps.log.info(
+      { uploadId: earlier.id, tenant: earlier.tenant, status: view.status },
+      "upload retried with its Idempotency-Key; answered with the upload",
+    );
+    return { view, replayed: true };
+  }
+
   return {
     /** Stops receiving the upload's body, if this process receives it. */
     cancelIntake(id: string): void {
@@ -76,15 +147,21 @@ export function createUploadsService(deps: UploadsServiceDeps) {
       if (intake) intake.cancelled = true;
     },
 
-    async accept(upload: NewUpload): Promise<UploadView> {
+    async accept(upload: NewUpload): Promise<Accepted> {
       const id = randomUUID();
       const log = deps.log.child({ uploadId: id, tenant: upload.tenant });
-      const recorded = await insertUploadWithinLimit(
+      const admission = await insertUploadWithinLimit(
         db,
-        { id, tenant: upload.tenant, filename: sanitizeFilename(upload.filename) },
+        {
+          id,
+          tenant: upload.tenant,
+          filename: sanitizeFilename(upload.filename),
+          idempotencyKey: upload.idempotencyKey,
+        },
         limits.maxActiveUploadsPerTenant,
       );
-      if (!recorded) {
+      if (admission.kind === "existing") return replay(admission.upload, upload.body);
+      if (admission.kind === "at-limit") {
         throw new AppError(
           "TooManyActiveUploads",
           429,
@@ -167,7 +244,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           "upload queued",
         );
         deps.publisher.start({ id, batchesTotal });
-        return view as UploadView;
+        return { view: view as UploadView, replayed: false };
       } catch (err) {
         // A failure after the body was stored (Redis gone before the answer) leaves its file.
         await rm(storedPath(deps.uploadDir, id), { force: true });

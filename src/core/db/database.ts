@@ -46,6 +46,8 @@ export interface UploadsTable {
   queued_at: Timestamp | null;
   completed_at: Timestamp | null;
   last_progress_at: Generated<Date>;
+  /** The client's Idempotency-Key, while it still names this upload. */
+  idempotency_key: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface UploadBatchesTable {

@@ -94,6 +94,16 @@ const migrations: Record<string, Migration> = {
       await sql`alter table upload_rows alter column data type json using data::json`.execute(db);
     },
   },
+  "2026-12-03-005-idempotency-keys": {
+    async up(db: Kysely<unknown>) {
+      // A retried POST with the same key finds the upload its first attempt made; the unique
+      // index keeps two concurrent attempts of one key from both making one.
+      await sql`alter table uploads add column idempotency_key text`.execute(db);
+      await sql`
+        create unique index uploads_tenant_idempotency_key_idx on uploads (tenant, idempotency_key)
+        where idempotency_key is not null`.execute(db);
+    },
+  },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists

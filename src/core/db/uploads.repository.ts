@@ -54,22 +54,58 @@ const RECEIVING: UploadStatus[] = ["received", "validating"];
  */
 export const landingLockName = (id: string) => `sluice.landing.${id}`;
 
+/** How long an Idempotency-Key names the upload it was first sent with. */
+export const IDEMPOTENCY_KEY_HOURS = 24;
+
+export type Admission =
+  | { kind: "recorded" }
+  | { kind: "at-limit" }
+  /** The tenant sent this Idempotency-Key before: the upload it made, nothing recorded. */
+  | { kind: "existing"; upload: UploadRecord };
+
 /**
  * Records a new upload unless its tenant already has `limit` uploads in progress: received
- * or validating (while their bodies still arrive), queued or processing. Returns false,
- * recording nothing, when the tenant is at its limit.
+ * or validating (while their bodies still arrive), queued or processing; or unless the
+ * tenant's Idempotency-Key already names an upload. Records nothing in either case.
  */
 export async function insertUploadWithinLimit(
   db: Db,
-  upload: { id: string; tenant: string; filename: string | null },
+  upload: { id: string; tenant: string; filename: string | null; idempotencyKey?: string },
   limit: number,
-): Promise<boolean> {
-  return db.transaction().execute(async (tx) => {
+): Promise<Admission> {
+  const { idempotencyKey, ...values } = upload;
+  return db.transaction().execute(async (tx): Promise<Admission> => {
     // Two api processes counting at once would both see room for one more: the count and
-    // the insert of one tenant take turns, until the transaction ends.
+    // the insert of one tenant take turns, until the transaction ends. Two attempts with
+    // one Idempotency-Key take turns too, and the second finds the first's upload.
     await sql`select pg_advisory_xact_lock(hashtextextended(${`sluice.uploads.${upload.tenant}`}, 0))`.execute(
       tx,
     );
+    if (idempotencyKey !== undefined) {
+      const earlier = (await tx
+        .selectFrom("uploads")
+        .selectAll()
+        .select(
+          sql<boolean>`created_at < now() - make_interval(hours => ${IDEMPOTENCY_KEY_HOURS}) or status = 'rejected' or (status in ('received', 'validating') and last_progress_at < now() - make_interval(secs => ${ABANDONED_INTAKE_SECONDS}))`.as(
+            "lapsed",
+          ),
+        )
+        .where("tenant", "=", upload.tenant)
+        .where("idempotency_key", "=", idempotencyKey)
+        .executeTakeFirst()) as (UploadRecord & { lapsed: boolean }) | undefined;
+      if (earlier && !earlier.lapsed) {
+        const { lapsed: _lapsed, ...record } = earlier;
+        return { kind: "existing", upload: record };
+      }
+      // An expired key, or one whose attempt was rejected or died with its api, names nothing.
+      if (earlier) {
+        await tx
+          .updateTable("uploads")
+          .set({ idempotency_key: null })
+          .where("id", "=", earlier.id)
+          .execute();
+      }
+    }
     const { active } = await tx
       .selectFrom("uploads")
       .select((eb) => eb.fn.countAll<number>().as("active"))
@@ -88,12 +124,12 @@ export async function insertUploadWithinLimit(
         ]),
       )
       .executeTakeFirstOrThrow();
-    if (Number(active) >= limit) return false;
+    if (Number(active) >= limit) return { kind: "at-limit" };
     await tx
       .insertInto("uploads")
-      .values({ ...upload, status: "received" })
+      .values({ ...values, idempotency_key: idempotencyKey ?? null, status: "received" })
       .execute();
-    return true;
+    return { kind: "recorded" };
   });
 }
 
@@ -145,6 +181,8 @@ export async function markRejected(
       status: "rejected",
       bytes,
       ...problemColumns(problem),
+      // A rejected attempt frees its Idempotency-Key: a retry with it is a new attempt.
+      idempotency_key: null,
       updated_at: sql`now()`,
     })
     .where("id", "=", id)
@@ -246,6 +284,7 @@ export async function rejectAbandoned(db: Db, seconds: number): Promise<string[]
         code: "Interrupted",
         message: "the api stopped while receiving the body; send the file again",
       }),
+      idempotency_key: null,
       updated_at: sql`now()`,
     })
     .where("status", "in", RECEIVING)
