@@ -6,6 +6,7 @@ import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
+import { redrive } from "../core/redrive.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
@@ -92,6 +93,7 @@ export function createApi(
       max: config.limits.maxProgressStreams,
       perTenant: tenantShare(config.limits.maxProgressStreams, tenants),
     },
+    redrive: (uploadId) => redrive({ db, broker, status, namespace: config.namespace }, uploadId),
     log,
     unanswered: runtime.unanswered,
   });

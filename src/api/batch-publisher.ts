@@ -43,6 +43,11 @@ export type BatchPublisher = Readonly<{
   /** Publishes in the background until done, cancelled or stopped. */
   start(publication: Publication): void;
   cancel(id: string): void;
+  /**
+   * Publishes the rest of an upload that takes batches again (re-driven) and whose stored
+   * batches are here; false when there is nothing to publish from this api.
+   */
+  resume(id: string): Promise<boolean>;
   /** Picks up the uploads whose publishing an earlier run left unfinished. */
   resumeUnfinished(): Promise<number>;
   /** Stops publishing; stored progress lets the next start resume. */
@@ -233,6 +238,12 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     }
   }
 
+  const stored = (id: string) =>
+    access(storedPath(options.uploadDir, id)).then(
+      () => true,
+      () => false,
+    );
+
   function start(publication: Publication): void {
     if (running.has(publication.id)) return;
     const abort = new AbortController();
@@ -251,15 +262,21 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       if (run) run.abort.abort(CANCELLED);
       else void rm(storedPath(options.uploadDir, id), { force: true }).catch(() => undefined);
     },
+    async resume(id) {
+      const upload = await findUpload(db, id);
+      if (!upload || !["queued", "processing"].includes(upload.status)) return false;
+      if (upload.batches_total === null || upload.batches_published >= upload.batches_total) {
+        return false;
+      }
+      if (!(await stored(id))) return false;
+      start({ id, batchesTotal: upload.batches_total });
+      return true;
+    },
     async resumeUnfinished() {
       let resumed = 0;
       const unpublished = await findUnpublished(db);
       for (const upload of unpublished) {
-        const present = await access(storedPath(options.uploadDir, upload.id)).then(
-          () => true,
-          () => false,
-        );
-        if (!present || upload.batches_total === null) continue;
+        if (!(await stored(upload.id)) || upload.batches_total === null) continue;
         start({ id: upload.id, batchesTotal: upload.batches_total });
         resumed++;
       }

@@ -1,6 +1,7 @@
 // The uploads HTTP API.
 import { Readable } from "node:stream";
 import Router from "@koa/router";
+import type { RedriveResult } from "../core/broker/dead-letters.ts";
 import type { Db } from "../core/db/database.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
@@ -31,6 +32,8 @@ export type UploadsRoutesDeps = Readonly<{
   bodyLimits: BodyLimits;
   /** Progress streams this process keeps open, in all and per tenant. */
   progressLimits: Readonly<{ max: number; perTenant: number }>;
+  /** Moves an upload's dead-lettered batches back to the work queue, reopening it. */
+  redrive: (uploadId: string) => Promise<RedriveResult>;
 }>;
 
 /** Often enough that proxies with a one-minute idle timeout keep the stream open. */
@@ -190,6 +193,30 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     deps.publisher.cancel(view.id);
     deps.metrics.uploadsFinished.inc({ status: "cancelled" });
     ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
+  });
+
+  router.post("/uploads/:id/redrive", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const view = await owned(ctx.params.id as string, tenant);
+    if (!["failed", "queued", "processing"].includes(view.status)) {
+      throw new AppError(
+        "Conflict",
+        409,
+        `upload ${view.id} is ${view.status}; only a failed upload's batches can be re-driven`,
+      );
+    }
+    const moved = (await deps.redrive(view.id)).moved.get(view.id) ?? 0;
+    if (moved === 0 && view.status === "failed") {
+      throw new AppError(
+        "NothingToRedrive",
+        409,
+        `no dead-lettered batch of upload ${view.id} waits; send the file again`,
+      );
+    }
+    // Publishing stops when an upload fails while it waits for landing; it goes on here.
+    await deps.publisher.resume(view.id);
+    const current = (await deps.status.refresh(view.id)) as UploadView;
+    ctx.body = { ...present(current), redriven: { batches: moved } };
   });
 
   router.get("/uploads/:id/events", async (ctx) => {

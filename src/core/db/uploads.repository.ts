@@ -389,3 +389,36 @@ export async function findUnpublished(db: Db): Promise<UploadRecord[]> {
     .orderBy("created_at")
     .execute()) as UploadRecord[];
 }
+
+/**
+ * Lets a failed upload take batches again, for a re-drive of its dead letters: `processing`,
+ * or `completed` when every batch has landed meanwhile. True when the upload takes batches
+ * (reopened now or already queued or processing); false for one that is finished otherwise.
+ */
+export async function reopenFailed(db: Db, id: string): Promise<boolean> {
+  return db.transaction().execute(async (tx) => {
+    const upload = await tx
+      .selectFrom("uploads")
+      .select(["status"])
+      .where("id", "=", id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (!upload) return false;
+    if (upload.status === "queued" || upload.status === "processing") return true;
+    if (upload.status !== "failed") return false;
+    await tx
+      .updateTable("uploads")
+      .set({
+        status: sql`case when batches_landed >= batches_total then 'completed' else 'processing' end`,
+        completed_at: sql`case when batches_landed >= batches_total then now() else completed_at end`,
+        error_code: null,
+        error_message: null,
+        error_details: null,
+        updated_at: sql`now()`,
+        last_progress_at: sql`now()`,
+      })
+      .where("id", "=", id)
+      .execute();
+    return true;
+  });
+}
