@@ -26,8 +26,9 @@ const LIMITS = {
   MAX_FIELD_BYTES: "2048",
   MAX_UPLOAD_BYTES: "262144",
   BATCH_SIZE: "7",
-  // Accepted uploads pile up unconsumed, all of the one open tenant.
+  // Accepted uploads pile up unconsumed, all of the one open tenant, every batch published.
   MAX_ACTIVE_UPLOADS_PER_TENANT: "100000",
+  MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000",
 };
 const ERROR_CODE = /^[A-Z][A-Za-z]+$/;
 
