@@ -221,3 +221,22 @@ test("an upload that fails while its publishing waits publishes the rest once re
     await own.cleanup();
   }
 });
+
+test("a purged upload's dead letters stay dead: a re-drive brings nothing back", async () => {
+  const id = await uploadFailing("acme", "p4");
+  await waitFor("its batch to be dead-lettered", async () => (await deadLetters()) === 1);
+  const purged = await getJson(`${stack.url}/uploads/${id}/data`, {
+    method: "DELETE",
+    headers: auth("acme"),
+  });
+  assert.equal(purged.status, 200, JSON.stringify(purged.body));
+  await env.sql.query("delete from poison");
+
+  const answer = await redrive("acme", id);
+  assert.equal(answer.status, 409);
+  assert.equal(answer.body.error.code, "NothingToRedrive");
+  assert.equal(await deadLetters(), 1);
+  assert.deepEqual(await landedRows(id), []);
+  const { body } = await getJson(`${stack.url}/uploads/${id}`, { headers: auth("acme") });
+  assert.equal(body.status, "failed");
+});

@@ -1,19 +1,23 @@
 // Assembles the api from a runtime: the upload service, the publisher and the Koa app.
 import { once } from "node:events";
+import { rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type Koa from "koa";
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
+import { runPurge } from "../core/purge.ts";
 import { redrive } from "../core/redrive.ts";
 import type { Runtime } from "../core/runtime.ts";
+import { createS3 } from "../core/storage/s3.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
 import { createIntakeParser, type IntakeParser } from "./intake-parser.ts";
 import { tenantShare } from "./places.ts";
 import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
+import { storedPath } from "./upload-intake.ts";
 import { createUploadSlots } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
 
@@ -34,6 +38,7 @@ export function createApi(
   faults: Faults = NO_FAULTS,
 ): Api {
   const { db, status, broker, redis } = runtime;
+  const s3 = createS3(config.s3, config.timeouts);
   // A connection in subscriber mode can run no other command, hence one of its own.
   // Subscriptions may wait for the connection: ioredis makes them once it is up, and again
   // after every reconnect.
@@ -94,6 +99,11 @@ export function createApi(
       perTenant: tenantShare(config.limits.maxProgressStreams, tenants),
     },
     redrive: (uploadId) => redrive({ db, broker, status, namespace: config.namespace }, uploadId),
+    purge: async (uploadId) => {
+      await runPurge({ db, s3, bucket: config.s3.bucket }, uploadId);
+      // A failed upload's batches never published wait here; the controller cannot reach them.
+      await rm(storedPath(config.uploadDir, uploadId), { force: true });
+    },
     log,
     unanswered: runtime.unanswered,
   });

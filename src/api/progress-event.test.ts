@@ -29,6 +29,7 @@ function view(overrides: Partial<UploadView> = {}): UploadView {
     queuedAt: new Date(QUEUED_AT).toISOString(),
     completedAt: null,
     lastProgressAt: "2026-11-28T10:00:10.000Z",
+    purgedAt: null,
     ...overrides,
   };
 }

@@ -5,6 +5,7 @@ import type { RedriveResult } from "../core/broker/dead-letters.ts";
 import type { Db } from "../core/db/database.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
+import { requestPurge } from "../core/purge.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { toUploadView, type UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
@@ -34,6 +35,8 @@ export type UploadsRoutesDeps = Readonly<{
   progressLimits: Readonly<{ max: number; perTenant: number }>;
   /** Moves an upload's dead-lettered batches back to the work queue, reopening it. */
   redrive: (uploadId: string) => Promise<RedriveResult>;
+  /** Deletes the data of an upload whose purge is recorded (core/purge.ts). */
+  purge: (uploadId: string) => Promise<void>;
 }>;
 
 /** Often enough that proxies with a one-minute idle timeout keep the stream open. */
@@ -192,6 +195,23 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     deps.uploads.cancelIntake(view.id);
     deps.publisher.cancel(view.id);
     deps.metrics.uploadsFinished.inc({ status: "cancelled" });
+    ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
+  });
+
+  router.delete("/uploads/:id/data", async (ctx) => {
+    const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    const view = await owned(ctx.params.id as string, tenant);
+    const request = await requestPurge(deps.db, view.id);
+    if (request.kind === "unknown") throw new AppError("NotFound", 404, `no upload ${view.id}`);
+    if (request.kind === "in-progress") {
+      throw new AppError(
+        "Conflict",
+        409,
+        `upload ${view.id} is ${request.status}; cancel it first (DELETE /uploads/${view.id})`,
+      );
+    }
+    // Recorded first: a purge cut short here finishes on the next request or controller pass.
+    await deps.purge(view.id);
     ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
   });
 

@@ -17,8 +17,10 @@ import {
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ControllerMetrics } from "../core/metrics.ts";
+import { purgeDue } from "../core/purge.ts";
 import type { Runtime } from "../core/runtime.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
+import { createS3 } from "../core/storage/s3.ts";
 import { createKubeReporter, type KubeReporter } from "./kube-reporter.ts";
 import { contextNamespace, kubeClients } from "./kubernetes.ts";
 import { createLeaderElector, type LeaderElector } from "./leader-election.ts";
@@ -42,6 +44,8 @@ export type ControllerDeps = Readonly<{
   queues: () => Promise<QueueStat[]>;
   stuckAfterSeconds: number;
   intervalSeconds: number;
+  /** Finishes requested purges and, with RETENTION_DAYS, purges expired uploads. */
+  purgeDue: () => Promise<string[]>;
   /** Absent without a cluster: every replica checks, and reports through status, logs and metrics. */
   kube: Readonly<{ elector: LeaderElector; reporter: KubeReporter }> | undefined;
   metrics: ControllerMetrics;
@@ -137,6 +141,15 @@ export function runController(deps: ControllerDeps): Controller {
     const unfinished = await countUnfinished(db);
     for (const state of UNFINISHED_STATUSES)
       metrics.uploadsInProgress.set({ status: state }, unfinished.get(state) ?? 0);
+
+    const purged = await deps.purgeDue().catch((err: Error) => {
+      log.error({ err: err.message }, "could not purge; the next pass tries again");
+      return [];
+    });
+    for (const uploadId of purged) {
+      log.info({ uploadId }, "upload data purged");
+      await status.refresh(uploadId).catch(() => undefined);
+    }
   }
 
   let leading = false;
@@ -196,6 +209,7 @@ export function startController(
   kubeConfig: KubeConfig | undefined,
 ): Controller {
   const queues = () => readQueueStats(runtime.broker, config.namespace);
+  const s3 = createS3(config.s3, config.timeouts);
   metrics.watchQueues(queues);
   let kube: ControllerDeps["kube"];
   if (kubeConfig) {
@@ -234,6 +248,8 @@ export function startController(
     queues,
     stuckAfterSeconds: config.stuckAfterSeconds,
     intervalSeconds: config.controller.intervalSeconds,
+    purgeDue: () =>
+      purgeDue({ db: runtime.db, s3, bucket: config.s3.bucket }, config.retentionDays),
     kube,
     metrics,
     log,

@@ -89,6 +89,7 @@ const schema = z.object({
   AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
   API_KEYS: apiKeys.optional(),
   AUTH_DISABLED: flag.default(false),
+  RETENTION_DAYS: positiveInt.optional(),
   STUCK_AFTER_SECONDS: positiveInt.default(120),
   CONTROLLER_INTERVAL_SECONDS: positiveInt.default(15),
   WORKER_DEPLOYMENT: z
@@ -149,6 +150,8 @@ export type Config = Readonly<{
   }>;
   /** Key to tenant; undefined when authentication is off. */
   apiKeys: ReadonlyMap<string, string> | undefined;
+  /** Finished uploads' data is purged this many days after they arrived; unset keeps it. */
+  retentionDays: number | undefined;
   stuckAfterSeconds: number;
   controller: Readonly<{
     intervalSeconds: number;
@@ -262,6 +265,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
           : undefined,
     }),
     apiKeys: env.AUTH_DISABLED ? undefined : env.API_KEYS,
+    retentionDays: env.RETENTION_DAYS,
     stuckAfterSeconds: env.STUCK_AFTER_SECONDS,
     controller: Object.freeze({
       intervalSeconds: env.CONTROLLER_INTERVAL_SECONDS,

@@ -24,6 +24,8 @@ export type UploadView = {
   queuedAt: string | null;
   completedAt: string | null;
   lastProgressAt: string;
+  /** When its rows, row errors and S3 objects were deleted; the record stays. */
+  purgedAt: string | null;
 };
 
 const iso = (value: Date | string | null): string | null =>
@@ -59,5 +61,6 @@ export function toUploadView(r: UploadRecord): UploadView {
     queuedAt: iso(r.queued_at),
     completedAt: iso(r.completed_at),
     lastProgressAt: iso(r.last_progress_at) as string,
+    purgedAt: iso(r.purged_at),
   };
 }

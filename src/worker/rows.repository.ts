@@ -77,22 +77,26 @@ export async function landBatch(
       `begin;
        set local statement_timeout = ${Math.trunc(statementTimeoutMs)};
        select pg_advisory_xact_lock_shared(hashtextextended(${client.escapeLiteral(landingLockName(batch.uploadId))}, 0));
-       with upload as (select status from uploads where id = ${id}),
+       with upload as (
+         select status, purge_requested_at is not null as purged from uploads where id = ${id}),
        claim as (
          insert into upload_batches (upload_id, seq, rows, row_errors)
          select ${id}, ${Math.trunc(batch.seq)}, ${Math.trunc(batch.rows)}, ${Math.trunc(batch.rowErrors)}
-         from upload where status not in (${CLOSED.map((c) => `'${c}'`).join(", ")})
+         from upload where status not in (${CLOSED.map((c) => `'${c}'`).join(", ")}) and not purged
          on conflict do nothing returning seq)
-       select (select status from upload) as status, exists (select from claim) as claimed`,
+       select (select status from upload) as status, (select purged from upload) as purged,
+         exists (select from claim) as claimed`,
     );
-    const { status, claimed } = statementResult<{
+    const { status, purged, claimed } = statementResult<{
       status: UploadStatus | null;
+      purged: boolean | null;
       claimed: boolean;
-    }>(opened, 3).rows[0] ?? { status: null, claimed: false };
-    if (!status || CLOSED.includes(status) || !claimed) {
+    }>(opened, 3).rows[0] ?? { status: null, purged: null, claimed: false };
+    if (!status || purged || CLOSED.includes(status) || !claimed) {
       await client.query("rollback");
       if (!status) return { kind: "unknown-upload" } as const;
-      if (CLOSED.includes(status)) return { kind: "skipped", status } as const;
+      // A purged upload's data is gone for good: a batch still retrying lands nothing.
+      if (purged || CLOSED.includes(status)) return { kind: "skipped", status } as const;
       return { kind: "duplicate" } as const;
     }
 

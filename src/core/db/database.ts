@@ -48,6 +48,10 @@ export interface UploadsTable {
   last_progress_at: Generated<Date>;
   /** The client's Idempotency-Key, while it still names this upload. */
   idempotency_key: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Set when the upload's data was asked to be deleted; it takes no batch from then on. */
+  purge_requested_at: Timestamp | null;
+  /** Set once its rows, row errors and S3 objects are gone. */
+  purged_at: Timestamp | null;
 }
 
 export interface UploadBatchesTable {

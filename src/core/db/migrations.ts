@@ -104,6 +104,16 @@ const migrations: Record<string, Migration> = {
         where idempotency_key is not null`.execute(db);
     },
   },
+  "2026-12-03-006-purges": {
+    async up(db: Kysely<unknown>) {
+      // A purge is recorded when asked for and when done, so one cut short finishes later.
+      await sql`alter table uploads add column purge_requested_at timestamptz`.execute(db);
+      await sql`alter table uploads add column purged_at timestamptz`.execute(db);
+      await sql`
+        create index uploads_purge_unfinished_idx on uploads (id)
+        where purge_requested_at is not null and purged_at is null`.execute(db);
+    },
+  },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists

@@ -399,11 +399,11 @@ export async function reopenFailed(db: Db, id: string): Promise<boolean> {
   return db.transaction().execute(async (tx) => {
     const upload = await tx
       .selectFrom("uploads")
-      .select(["status"])
+      .select(["status", "purge_requested_at"])
       .where("id", "=", id)
       .forUpdate()
       .executeTakeFirst();
-    if (!upload) return false;
+    if (!upload || upload.purge_requested_at !== null) return false;
     if (upload.status === "queued" || upload.status === "processing") return true;
     if (upload.status !== "failed") return false;
     await tx
