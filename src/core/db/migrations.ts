@@ -112,6 +112,10 @@ const migrations: Record<string, Migration> = {
       await sql`
         create index uploads_purge_unfinished_idx on uploads (id)
         where purge_requested_at is not null and purged_at is null`.execute(db);
+      // The controller's retention pass reads the oldest uploads not purged at every interval.
+      await sql`create index uploads_unpurged_created_idx on uploads (created_at) where purged_at is null`.execute(
+        db,
+      );
     },
   },
 };
