@@ -55,8 +55,12 @@ export async function waitForQuiet(cluster: Cluster, ids: string[]): Promise<Que
   await waitFor("the queues and the workers to be idle", async () => {
     states = queueStates(namespace);
     const queuesIdle = states.every((q) => q.unacked === 0 && (q.name === dead || q.ready === 0));
+    // A scrape that fails (a keep-alive connection the server closed as it was reused) is no
+    // answer: not quiet yet, ask again.
     const inHand = await Promise.all(
-      cluster.workerOpsUrls().map((url) => metricSample(url, "sluice_worker_batches_in_flight")),
+      cluster
+        .workerOpsUrls()
+        .map((url) => metricSample(url, "sluice_worker_batches_in_flight").catch(() => undefined)),
     );
     const unpublished = await cluster.query(
       "select count(*)::int as n from uploads where id = any($1::uuid[]) and status = 'completed' and batches_published <> batches_total",
