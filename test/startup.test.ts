@@ -5,6 +5,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { CreateBucketCommand } from "@aws-sdk/client-s3";
+import pg from "pg";
 import { startProgram } from "./support/program.ts";
 import { type TestEnv, testEnv } from "./support/stack.ts";
 import { startBlackHole } from "./support/tcp-proxy.ts";
@@ -124,5 +126,40 @@ for (const [service, variable, url] of [
     } finally {
       await hole.close();
     }
+  });
+}
+
+for (const [program, started] of [
+  ["worker", "worker running"],
+  ["controller", "controller running"],
+] as const) {
+  test(`production without API_KEYS: the ${program}, which serves no uploads, starts`, async () => {
+    // Production creates neither the database nor the bucket.
+    const admin = new pg.Client({
+      connectionString: "postgres://postgres@127.0.0.1:5432/postgres",
+    });
+    await admin.connect();
+    const database = new URL(env.env.DATABASE_URL as string).pathname.slice(1);
+    await admin.query(`create database "${database}"`).catch((err: { code?: string }) => {
+      if (err.code !== "42P04") throw err;
+    });
+    await admin.end();
+    await env.s3
+      .send(new CreateBucketCommand({ Bucket: env.config.s3.bucket }))
+      .catch((err: { name?: string }) => {
+        if (!/^BucketAlready/.test(err.name ?? "")) throw err;
+      });
+    const running = startProgram(`src/${program}/main.ts`, {
+      ...env.env,
+      NODE_ENV: "production",
+      LOG_LEVEL: "info",
+      API_KEYS: "",
+    });
+    try {
+      await running.line(`"${started}"`, (line) => line.includes(`"msg":"${started}"`));
+    } finally {
+      await running.stop();
+    }
+    assert.doesNotMatch([...running.stdout, ...running.stderr].join("\n"), /API_KEYS/);
   });
 }

@@ -129,3 +129,9 @@ test(".env.example lists every variable, each with a value the configuration acc
   assert.deepEqual(listed.map(([name]) => name).sort(), [...CONFIG_VARIABLES].sort());
   assert.doesNotThrow(() => loadConfig(Object.fromEntries(listed)));
 });
+
+test("programs that serve no uploads run in production without API_KEYS", () => {
+  assert.equal(loadConfig(PRODUCTION, { needsApiKeys: false }).apiKeys, undefined);
+  const keys = loadConfig({ ...PRODUCTION, API_KEYS: "acme:k1" }, { needsApiKeys: false });
+  assert.equal(keys.apiKeys?.get("k1"), "acme");
+});

@@ -208,7 +208,15 @@ function parseVariables(present: Record<string, string | undefined>) {
   return { env: values as Partial<Env>, problems };
 }
 
-export function loadConfig(source: Record<string, string | undefined>): Config {
+export type LoadOptions = Readonly<{
+  /** False for programs that serve no uploads (worker, controller): they never read keys. */
+  needsApiKeys?: boolean;
+}>;
+
+export function loadConfig(
+  source: Record<string, string | undefined>,
+  options: LoadOptions = {},
+): Config {
   // An empty variable means "not set", as in most shells' .env handling.
   const present = Object.fromEntries(
     CONFIG_VARIABLES.map((name) => [name, source[name] === "" ? undefined : source[name]]),
@@ -224,7 +232,13 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
     problems.push("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together");
   }
-  if (production && present.API_KEYS === undefined && valid.AUTH_DISABLED === false) {
+  const needsApiKeys = options.needsApiKeys ?? true;
+  if (
+    needsApiKeys &&
+    production &&
+    present.API_KEYS === undefined &&
+    valid.AUTH_DISABLED === false
+  ) {
     problems.push("API_KEYS is missing (set AUTH_DISABLED=true to run without authentication)");
   }
   if (problems.length > 0) throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);

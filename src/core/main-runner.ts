@@ -14,12 +14,15 @@ export type MainContext = Readonly<{
   faults: Faults;
 }>;
 
+/** Programs that serve no uploads, and so never read API_KEYS. Any other program needs keys. */
+const WITHOUT_UPLOADS = new Set(["worker", "controller", "migrate"]);
+
 export function runMain(program: string, start: (context: MainContext) => Promise<void>): void {
   if (existsSync(".env")) process.loadEnvFile(".env");
   let config: Config;
   let faults: Faults;
   try {
-    config = loadConfig(process.env);
+    config = loadConfig(process.env, { needsApiKeys: !WITHOUT_UPLOADS.has(program) });
     faults = parseFaults(process.env.SLUICE_FAULT, config.env);
   } catch (err) {
     console.error(`sluice ${program}: ${(err as Error).message}`);
