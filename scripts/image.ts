@@ -133,18 +133,19 @@ export async function ensureDocker(): Promise<void> {
   );
   const containerd = startDaemon("containerd", "containerd", ["--config", config]);
   await waitFor("containerd", () => existsSync(CONTAINERD_SOCKET));
-  // vfs works on any filesystem; without iptables and a bridge, containers and build
-  // steps use the host's network (--network host).
+  // dockerd picks its storage driver: overlay2 where the kernel and filesystem allow it,
+  // vfs (a full copy per layer, slow) otherwise. Without iptables and a bridge, containers
+  // and build steps use the host's network (--network host).
   const dockerd = startDaemon("dockerd", "dockerd", [
     `--containerd=${CONTAINERD_SOCKET}`,
-    "--storage-driver=vfs",
     "--iptables=false",
     "--bridge=none",
   ]);
   await waitFor("dockerd", () => succeeds(DOCKER, ["info"]));
+  const driver = execFileSync(DOCKER, ["info", "-f", "{{.Driver}}"], { encoding: "utf8" }).trim();
   console.log(
-    `started dockerd (pid ${dockerd}) and its containerd (pid ${containerd}); ` +
-      "stop both with: npm run image:stop",
+    `started dockerd (pid ${dockerd}, storage driver ${driver}) and its containerd ` +
+      `(pid ${containerd}); stop both with: npm run image:stop`,
   );
 }
 
