@@ -68,6 +68,8 @@ export type BatchCutter = Readonly<{
   end(): SpooledBatch[];
   /** Batches cut so far. */
   count(): number;
+  /** UTF-16 units of JSON held for the batch in the making. */
+  size(): number;
 }>;
 
 /**
@@ -125,5 +127,6 @@ export function createBatchCutter(uploadId: string, batchSize: number): BatchCut
       return take();
     },
     count: () => seq,
+    size: () => (open && encoder ? encoder.size() : 0),
   };
 }

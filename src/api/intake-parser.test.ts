@@ -3,6 +3,7 @@ import { access, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { AppError } from "./app-error.ts";
 import { readSpool } from "./batch-spool.ts";
 import { CsvFormatError } from "./csv/csv-reader.ts";
 import { createIntakeParser } from "./intake-parser.ts";
@@ -88,27 +89,69 @@ test("closing the parser fails an upload still arriving, plainly", async () => {
   await assert.rejects(session.end(), /the api is stopping/);
 });
 
-test("a thread out of memory fails the uploads in hand, and the next upload gets a new one", async () => {
+test("one upload holding more than the thread's heap can take is refused as Busy, and the thread goes on", async () => {
   const own = createIntakeParser();
   const path = join(dir, "huge");
-  // Limits no configuration should have: one field of 128 MiB is beyond the thread's heap.
+  // Limits no configuration has, and a chunk no request body delivers: 160 MiB of one field.
   const session = own.open({
     id: "huge",
     path,
     batchSize: 1_000,
     csv: { ...csv, maxFieldBytes: 1 << 30, maxRowBytes: 1 << 30 },
   });
-  const piece = Buffer.from("x".repeat(1 << 16));
   const failure = (async () => {
     await session.push(Buffer.from("id\n"));
-    // push moves a chunk that owns its memory: each push gets its own.
-    for (let i = 0; i < 2_048; i++) await session.push(Buffer.from(piece));
+    await session.push(Buffer.alloc(160 << 20, 0x78));
     return session.end();
   })();
-  await assert.rejects(failure, /the parsing thread stopped/);
+  await assert.rejects(failure, (err: unknown) => err instanceof AppError && err.code === "Busy");
+  assert.equal(await exists(path), false);
 
   const next = own.open({ id: "next", path: join(dir, "next"), batchSize: 2, csv });
   await next.push(Buffer.from("id\n1\n2\n3\n"));
   assert.equal((await next.end()).summary.rows, 3);
+  await own.close();
+});
+
+test("uploads holding more than the thread's heap can take fail one by one as Busy; the thread and the others go on", async () => {
+  const own = createIntakeParser();
+  const wide = { maxColumns: 64, maxFieldBytes: 1 << 17, maxRowBytes: 1 << 20 };
+  const header = Buffer.from(`${Array.from({ length: 50 }, (_, c) => `c${c}`).join(",")}\n`);
+  const row = `${Array.from({ length: 50 }, () => "v".repeat(100)).join(",")}\n`;
+  // About 1 MB of rows each: a batch in the making that none of them completes yet.
+  const rows = Buffer.from(row.repeat(190));
+  const count = 80;
+  const sessions = Array.from({ length: count }, (_, i) =>
+    own.open({ id: `wide-${i}`, path: join(dir, `wide-${i}`), batchSize: 1_000, csv: wide }),
+  );
+  const pushed = await Promise.allSettled(
+    sessions.map(async (session) => {
+      await session.push(Buffer.from(header));
+      for (let at = 0; at < rows.length; at += 65_536) {
+        await session.push(Buffer.from(rows.subarray(at, at + 65_536)));
+      }
+    }),
+  );
+  const ended = await Promise.allSettled(
+    sessions.map((session, i) =>
+      pushed[i]?.status === "fulfilled" ? session.end() : Promise.reject(pushed[i]?.reason),
+    ),
+  );
+  const failures = ended.flatMap((e) => (e.status === "rejected" ? [e.reason] : []));
+  const landed = ended.filter((e) => e.status === "fulfilled").length;
+  assert.ok(failures.length > 0, "some uploads were refused");
+  for (const failure of failures) {
+    assert.ok(failure instanceof AppError, String(failure));
+    assert.equal(failure.code, "Busy");
+    assert.equal(failure.status, 503);
+  }
+  assert.ok(landed > 0, "the others landed");
+  for (const outcome of ended) {
+    if (outcome.status === "fulfilled") assert.equal(outcome.value.summary.rows, 190);
+  }
+  // The thread still serves.
+  const next = own.open({ id: "after", path: join(dir, "after"), batchSize: 2, csv });
+  await next.push(Buffer.from("id\n1\n"));
+  assert.equal((await next.end()).summary.rows, 1);
   await own.close();
 });

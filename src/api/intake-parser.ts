@@ -2,6 +2,7 @@
 // a bounded number of chunks on their way, and the thread's verdict as a promise.
 import { extname } from "node:path";
 import { Worker } from "node:worker_threads";
+import { AppError } from "./app-error.ts";
 import {
   CsvFormatError,
   type CsvFormatErrorCode,
@@ -28,6 +29,7 @@ export type FromThread =
       id: string;
       error:
         | { kind: "csv"; code: CsvFormatErrorCode; message: string; details: CsvFormatErrorDetails }
+        | { kind: "busy"; message: string }
         | { kind: "other"; message: string; code?: string };
     };
 
@@ -72,6 +74,9 @@ type Pending = {
 
 function errorOf(error: Extract<FromThread, { op: "failed" }>["error"]): Error {
   if (error.kind === "csv") return new CsvFormatError(error.code, error.message, error.details);
+  if (error.kind === "busy") {
+    return new AppError("Busy", 503, error.message, { headers: { "retry-after": "5" } });
+  }
   return Object.assign(new Error(error.message), { code: error.code });
 }
 
@@ -97,10 +102,11 @@ export function createIntakeParser(): IntakeParser {
     if (thread) return thread;
     // The thread holds one batch in the making per upload: at most BATCH_TEXT_LIMIT of JSON
     // and one row of MAX_ROW_BYTES, so a few megabytes however wide the rows; the heap has
-    // room for many such uploads at once. These limits hold only when the process runs
-    // without V8 heap flags (npm start, the tests): V8's flags are process-wide and win, so
-    // node-options.ts's bound the thread too. A thread that fails anyway fails the uploads in
-    // hand, not the process; the next upload starts another.
+    // room for many such uploads at once, and refuses the one that would take half of it
+    // (intake-thread.ts). These limits hold only when the process runs without V8 heap flags
+    // (npm start, the tests): V8's flags are process-wide and win, so node-options.ts's bound
+    // the thread too. A thread that fails anyway fails the uploads in hand, not the process;
+    // the next upload starts another.
     const worker = new Worker(THREAD_URL, {
       execArgv: [],
       resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 64 },

@@ -2,6 +2,7 @@
 // batches (batch-spool.ts), so that parsing and encoding one chunk overlaps with receiving
 // and hashing the next on the main thread. One thread serves every upload of the process.
 import { closeSync, openSync, rmSync, writeSync } from "node:fs";
+import { getHeapStatistics } from "node:v8";
 import { parentPort } from "node:worker_threads";
 import { createBatchCutter, frameOf, type SpooledBatch } from "./batch-spool.ts";
 import { CsvFormatError, createCsvReader } from "./csv/csv-reader.ts";
@@ -12,7 +13,18 @@ type Session = {
   fd: number;
   reader: ReturnType<typeof createCsvReader>;
   cutter: ReturnType<typeof createBatchCutter>;
+  /** Bytes of heap its text holds between chunks, at most: two per UTF-16 unit. */
+  held: number;
 };
+
+/**
+ * What the uploads together may hold between chunks: half the heap, the rest being room for
+ * the chunk at work and for garbage. Each upload holds one batch in the making and one record
+ * (BATCH_TEXT_LIMIT, MAX_ROW_BYTES), so this is reached only by many wide uploads at once;
+ * the one that would pass it is refused as Busy, rather than the heap running out under all.
+ */
+const HELD_BUDGET = getHeapStatistics().heap_size_limit / 2;
+let heldTotal = 0;
 
 const port = parentPort;
 if (!port) throw new Error("intake-thread.ts runs as a worker thread");
@@ -32,6 +44,7 @@ function close(id: string, keep: boolean): void {
   const session = sessions.get(id);
   sessions.delete(id);
   if (!session) return;
+  heldTotal -= session.held;
   closeSync(session.fd);
   if (!keep) rmSync(session.path, { force: true });
 }
@@ -42,7 +55,9 @@ function fail(id: string, err: unknown): void {
   } catch {
     // The failure being reported matters more than a file that would not close.
   }
-  if (err instanceof CsvFormatError) {
+  if (err instanceof BusyError) {
+    send({ op: "failed", id, error: { kind: "busy", message: err.message } });
+  } else if (err instanceof CsvFormatError) {
     send({
       op: "failed",
       id,
@@ -54,6 +69,18 @@ function fail(id: string, err: unknown): void {
   }
 }
 
+class BusyError extends Error {}
+
+/** Counts what the session holds now, and refuses it if all together hold too much. */
+function account(session: Session): void {
+  const held = 2 * (session.cutter.size() + session.reader.heldChars());
+  heldTotal += held - session.held;
+  session.held = held;
+  if (heldTotal > HELD_BUDGET) {
+    throw new BusyError("the api holds too much of the uploads it parses now; try again shortly");
+  }
+}
+
 port.on("message", (message: ToThread) => {
   const { id } = message;
   try {
@@ -62,7 +89,7 @@ port.on("message", (message: ToThread) => {
         const cutter = createBatchCutter(id, message.batchSize);
         const fd = openSync(message.path, "wx");
         const reader = createCsvReader(message.csv, cutter.sink);
-        sessions.set(id, { path: message.path, fd, cutter, reader });
+        sessions.set(id, { path: message.path, fd, cutter, reader, held: 0 });
         break;
       }
       case "chunk": {
@@ -70,6 +97,7 @@ port.on("message", (message: ToThread) => {
         if (!session) return;
         session.reader.push(message.chunk);
         store(session.fd, session.cutter.take());
+        account(session);
         send({ op: "parsed", id });
         break;
       }

@@ -72,6 +72,8 @@ export type CsvReader = {
    */
   push(chunk: Uint8Array): void;
   end(): CsvSummary;
+  /** UTF-16 units of text held between pushes: the header line or the record in progress. */
+  heldChars(): number;
 };
 
 // Control characters (C0, DEL, C1) and a byte order mark have no place in a column name.
@@ -294,6 +296,7 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
   }
 
   return {
+    heldChars: () => (tokenizer ? tokenizer.heldChars() : scanner.heldChars() + headLength),
     push(chunk) {
       guarded(() => {
         bytes += chunk.length;

@@ -132,6 +132,11 @@ export class HeaderLineScanner {
     return text;
   }
 
+  /** UTF-16 units held until the header line ends. */
+  heldChars(): number {
+    return this.#base - this.#headerStart;
+  }
+
   position(): { line: number; column: number } {
     return { line: this.#line, column: this.#base - this.#lineStart + 1 };
   }

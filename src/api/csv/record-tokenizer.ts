@@ -83,6 +83,11 @@ export class RecordTokenizer {
     this.recordLine = options.firstLine;
   }
 
+  /** UTF-16 units held for the record in progress, its stored values and current field. */
+  heldChars(): number {
+    return this.#rowChars + this.#field.length;
+  }
+
   /** Where the next character would be: for errors found between two pieces of text. */
   position(): { line: number; column: number } {
     return { line: this.#line, column: this.#base - this.#lineStart + 1 };
