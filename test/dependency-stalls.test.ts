@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
+import { freePort, startProgram } from "./support/program.ts";
 import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
@@ -156,4 +157,41 @@ test("once every service answers again, the api serves again", async () => {
   assert.equal(accepted.status, 202, accepted.text);
   assert.equal((await call("GET", `/uploads/${accepted.body.id}`)).status, 200);
   assert.equal((await call("GET", `/uploads/${uploadId}/errors`)).status, 200);
+});
+
+test("publishing to a RabbitMQ that stops answering gives up and resumes once it answers", async () => {
+  const broker = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
+  const port = await freePort();
+  const program = startProgram("src/api/main.ts", {
+    ...env.env,
+    LOG_LEVEL: "info",
+    PORT: String(port),
+    RABBITMQ_URL: broker.via("amqp://guest:guest@127.0.0.1:5672"),
+    CONNECT_TIMEOUT_MS: "1000",
+    COMMAND_TIMEOUT_MS: "1000",
+  });
+  try {
+    await program.line("the api to listen", (line) => line.includes('"api listening"'));
+    broker.stall();
+    const accepted = await fetch(`http://127.0.0.1:${port}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: "id,name\n1,a\n",
+    });
+    assert.equal(accepted.status, 202);
+    const { id } = (await accepted.json()) as { id: string };
+    const mine = (line: string) => line.includes(`"uploadId":"${id}"`);
+    await program.line(
+      "publishing to give up on the silent RabbitMQ",
+      (line) => mine(line) && line.includes('"publishing interrupted; resuming"'),
+    );
+    await broker.restore();
+    await program.line(
+      "publishing to finish",
+      (line) => mine(line) && line.includes('"all batches published"'),
+    );
+  } finally {
+    await program.stop();
+    await broker.close();
+  }
 });
