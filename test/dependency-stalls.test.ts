@@ -25,8 +25,8 @@ before(async () => {
     DATABASE_URL: postgres.via(env.env.DATABASE_URL as string),
     REDIS_URL: redis.via("redis://127.0.0.1:6379"),
     RABBITMQ_URL: rabbitmq.via("amqp://guest:guest@127.0.0.1:5672"),
-    CONNECT_TIMEOUT_MS: "1000",
-    COMMAND_TIMEOUT_MS: "1000",
+    CONNECT_TIMEOUT_MS: "2000",
+    COMMAND_TIMEOUT_MS: "2000",
   });
   api = await startInProcess({ ...env, config }, { worker: false });
   // One row with a field too few, so that the upload has a row error to list.
@@ -160,15 +160,17 @@ test("once every service answers again, the api serves again", async () => {
 });
 
 test("publishing to a RabbitMQ that stops answering gives up and resumes once it answers", async () => {
+  // A database, queues and upload folder of its own: nothing else is waiting to be published.
+  const own = await testEnv();
   const broker = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
   const port = await freePort();
   const program = startProgram("src/api/main.ts", {
-    ...env.env,
+    ...own.env,
     LOG_LEVEL: "info",
     PORT: String(port),
     RABBITMQ_URL: broker.via("amqp://guest:guest@127.0.0.1:5672"),
-    CONNECT_TIMEOUT_MS: "1000",
-    COMMAND_TIMEOUT_MS: "1000",
+    CONNECT_TIMEOUT_MS: "2000",
+    COMMAND_TIMEOUT_MS: "2000",
   });
   try {
     await program.line("the api to listen", (line) => line.includes('"api listening"'));
@@ -193,5 +195,6 @@ test("publishing to a RabbitMQ that stops answering gives up and resumes once it
   } finally {
     await program.stop();
     await broker.close();
+    await own.cleanup();
   }
 });

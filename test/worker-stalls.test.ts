@@ -20,9 +20,6 @@ for (const [service, variable] of [
 ] as const) {
   test(`${service} stops answering mid-batch: the batch is retried, then every row lands once`, async () => {
     const env = await testEnv({
-      CONNECT_TIMEOUT_MS: "1000",
-      COMMAND_TIMEOUT_MS: "1000",
-      DB_STATEMENT_TIMEOUT_MS: "1000",
       // Enough attempts that the batch is still retrying when the service is back.
       MAX_ATTEMPTS: "10",
     });
@@ -32,7 +29,13 @@ for (const [service, variable] of [
     const proxy = await startTcpProxy({ host: hostname, port: Number(port) });
     // The api talks to the services directly; only the worker goes through the proxy.
     const api = await startInProcess(env, { worker: false });
-    const config = loadConfig({ ...env.env, [variable]: proxy.via(url) });
+    // The worker waits a second for an answer; the api keeps the default patience.
+    const config = loadConfig({
+      ...env.env,
+      [variable]: proxy.via(url),
+      COMMAND_TIMEOUT_MS: "1000",
+      DB_STATEMENT_TIMEOUT_MS: "1000",
+    });
     const log = createLogger("test-worker", "silent");
     const runtime = await openRuntime(config, log);
     const metrics = createMetrics("worker");

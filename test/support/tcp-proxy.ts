@@ -50,7 +50,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       const upstream = createConnection(target);
       track(upstream);
       client.on("close", () => upstream.destroy());
-      upstream.on("close", () => client.destroy());
+      // Once stalled, the service closing its side (for the missed heartbeats, say) must not
+      // reach the client: a black hole tells the client nothing at all.
+      upstream.on("close", () => {
+        if (!stalled) client.destroy();
+      });
       client.pipe(upstream);
       upstream.pipe(client);
     });
