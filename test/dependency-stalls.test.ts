@@ -3,8 +3,14 @@
 // service that did not answer, and readiness names it too. Once the service answers
 // again, so does the api.
 import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
+import amqp from "amqplib";
+import { connectBroker } from "../src/core/broker/broker.ts";
+import { publishConfirmed } from "../src/core/broker/confirm.ts";
 import { loadConfig } from "../src/core/config.ts";
+import { DependencyTimeoutError } from "../src/core/dependencies.ts";
+import { createLogger } from "../src/core/logger.ts";
 import { freePort, startProgram } from "./support/program.ts";
 import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
@@ -159,7 +165,7 @@ test("once every service answers again, the api serves again", async () => {
   assert.equal((await call("GET", `/uploads/${uploadId}/errors`)).status, 200);
 });
 
-test("publishing to a RabbitMQ that stops answering gives up and resumes once it answers", async () => {
+test("an api whose RabbitMQ stops answering drops the connection, and publishes once it answers", async () => {
   // A database, queues and upload folder of its own: nothing else is waiting to be published.
   const own = await testEnv();
   const broker = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
@@ -182,19 +188,70 @@ test("publishing to a RabbitMQ that stops answering gives up and resumes once it
     });
     assert.equal(accepted.status, 202);
     const { id } = (await accepted.json()) as { id: string };
-    const mine = (line: string) => line.includes(`"uploadId":"${id}"`);
-    await program.line(
-      "publishing to give up on the silent RabbitMQ",
-      (line) => mine(line) && line.includes('"publishing interrupted; resuming"'),
+    // Publishing waits for a connection that answers, whether it had started on the silent
+    // one (its confirm or channel then fails) or not.
+    await program.line("the silent connection to be given up", (line) =>
+      line.includes('"RabbitMQ connection lost; reconnecting"'),
     );
     await broker.restore();
     await program.line(
       "publishing to finish",
-      (line) => mine(line) && line.includes('"all batches published"'),
+      (line) => line.includes(`"uploadId":"${id}"`) && line.includes('"all batches published"'),
     );
+  } catch (err) {
+    // What the api said, to tell a slow machine from an api that held on.
+    throw new Error(`${(err as Error).message}\n${program.stdout.join("\n")}`, { cause: err });
   } finally {
     await program.stop();
     await broker.close();
     await own.cleanup();
+  }
+});
+
+test("a publish that RabbitMQ never confirms fails, naming RabbitMQ, even without heartbeats", async () => {
+  const proxy = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
+  const queue = `test-confirm-${randomUUID()}`;
+  const log = createLogger("test", "silent");
+  // Heartbeats off: only the wait for the confirm can end.
+  const url = `${proxy.via("amqp://guest:guest@127.0.0.1:5672")}?heartbeat=0`;
+  const broker = await connectBroker(
+    url,
+    { namespace: queue, maxAttempts: 1, retryBaseMs: 1000 },
+    { connectMs: 2000, commandMs: 1000 },
+    log,
+  );
+  try {
+    const model = await broker.connected();
+    const channel = await model.createConfirmChannel();
+    channel.on("error", () => undefined);
+    await channel.assertQueue(queue, { autoDelete: true });
+    proxy.stall();
+    const failed = await publishConfirmed(
+      channel,
+      queue,
+      Buffer.from("{}"),
+      {},
+      broker.confirmWithin,
+    ).then(
+      () => assert.fail("confirmed through a black hole"),
+      (err: unknown) => err,
+    );
+    assert.ok(failed instanceof DependencyTimeoutError, String(failed));
+    assert.equal(failed.dependency, "RabbitMQ");
+    assert.match(
+      failed.message,
+      /^RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/?\?heartbeat=0 did not confirm a message within 1000 ms$/,
+    );
+  } finally {
+    // Closed once it has reconnected: a close sent as the reset arrives may never end.
+    const reconnected = new Promise((resolve) => broker.connection.once("connect", resolve));
+    await proxy.restore();
+    await reconnected;
+    await broker.close();
+    await proxy.close();
+    const cleanup = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
+    const channel = await cleanup.createChannel();
+    await channel.deleteQueue(queue);
+    await cleanup.close();
   }
 });
