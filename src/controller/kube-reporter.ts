@@ -42,8 +42,11 @@ export function createKubeReporter(options: KubeReporterOptions): KubeReporter {
       // With the uid, the Event follows this Deployment and not a later one of the same name.
       return { ...reference, uid: deployment.metadata?.uid };
     } catch (err) {
-      // No Deployment of that name (check WORKER_DEPLOYMENT): the Event still says what it is about.
-      if (statusOf(err) === 404) return reference;
+      // No Deployment of that name (check WORKER_DEPLOYMENT), or one the Role does not let
+      // the controller read, which under the chart's Role is any other name (403): the
+      // Event still says what it is about, and the report is not lost.
+      const status = statusOf(err);
+      if (status === 404 || status === 403) return reference;
       throw err;
     }
   }

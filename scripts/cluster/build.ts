@@ -1,0 +1,94 @@
+// Builds the cluster's programs from their Go modules into the cache, once per version.
+// Usage: node scripts/cluster/build.ts   (cluster:up calls it too)
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CACHE_DIR, GO_ENV, KUBERNETES_BIN } from "./paths.ts";
+import { KUBERNETES_PROGRAMS, VERSIONS } from "./versions.ts";
+
+function go(args: string[], cwd: string): string {
+  const result = spawnSync("go", args, {
+    cwd,
+    env: { ...process.env, ...GO_ENV },
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  if (result.status !== 0) throw new Error(`go ${args.join(" ")} failed (exit ${result.status})`);
+  return result.stdout;
+}
+
+/**
+ * k8s.io/kubernetes points its staging modules (k8s.io/api, client-go, ...) at
+ * ./staging with version v0.0.0; outside its repository each must be replaced by the
+ * release published with it.
+ */
+function stagingModules(): string[] {
+  const info = JSON.parse(
+    go(["mod", "download", "-json", `k8s.io/kubernetes@v${VERSIONS.kubernetes}`], CACHE_DIR),
+  ) as { GoMod: string };
+  const modules = [
+    ...readFileSync(info.GoMod, "utf8").matchAll(/^\s*(k8s\.io\/\S+) => \.\/staging/gm),
+  ].map((m) => m[1] as string);
+  if (modules.length === 0) throw new Error(`no staging modules in ${info.GoMod}`);
+  return modules;
+}
+
+// The version the programs report (kubectl version, the Node's kubeletVersion).
+function versionFlags(): string {
+  const [major, minor] = VERSIONS.kubernetes.split(".");
+  const flags = ["-s", "-w"];
+  for (const pkg of ["k8s.io/component-base/version", "k8s.io/client-go/pkg/version"]) {
+    flags.push(
+      `-X ${pkg}.gitVersion=v${VERSIONS.kubernetes}`,
+      `-X ${pkg}.gitMajor=${major}`,
+      `-X ${pkg}.gitMinor=${minor}`,
+      `-X ${pkg}.gitTreeState=clean`,
+      `-X ${pkg}.buildDate=1970-01-01T00:00:00Z`,
+    );
+  }
+  return flags.join(" ");
+}
+
+export function ensureKubernetes(): string {
+  if (KUBERNETES_PROGRAMS.every((p) => existsSync(join(KUBERNETES_BIN, p)))) return KUBERNETES_BIN;
+  const home = dirname(KUBERNETES_BIN);
+  const src = join(home, "src");
+  mkdirSync(src, { recursive: true });
+  console.log(`building Kubernetes ${VERSIONS.kubernetes} into ${KUBERNETES_BIN} (once)`);
+  const replaces = stagingModules()
+    .map((m) => `\t${m} => ${m} v${VERSIONS.kubernetesStaging}`)
+    .join("\n");
+  writeFileSync(
+    join(src, "go.mod"),
+    `module sluice.local/cluster\n\ngo 1.25\n\nrequire k8s.io/kubernetes v${VERSIONS.kubernetes}\n\nreplace (\n${replaces}\n)\n`,
+  );
+  const imports = KUBERNETES_PROGRAMS.map((p) => `\t_ "k8s.io/kubernetes/cmd/${p}"`).join("\n");
+  writeFileSync(
+    join(src, "tools.go"),
+    `//go:build tools\n\npackage tools\n\nimport (\n${imports}\n)\n`,
+  );
+  go(["mod", "tidy"], src);
+  const partial = `${KUBERNETES_BIN}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  // One invocation: the programs share most packages, so each compiles once.
+  go(
+    [
+      "build",
+      "-trimpath",
+      `-ldflags=${versionFlags()}`,
+      "-o",
+      `${partial}/`,
+      ...KUBERNETES_PROGRAMS.map((p) => `k8s.io/kubernetes/cmd/${p}`),
+    ],
+    src,
+  );
+  rmSync(KUBERNETES_BIN, { recursive: true, force: true });
+  renameSync(partial, KUBERNETES_BIN);
+  return KUBERNETES_BIN;
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  ensureKubernetes();
+}

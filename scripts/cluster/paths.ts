@@ -1,0 +1,40 @@
+// Where the local cluster keeps its binaries (a cache shared by every checkout, keyed by
+// version) and its state (certificates, etcd's data, logs, process ids).
+import { join } from "node:path";
+import { VERSIONS } from "./versions.ts";
+
+export const CACHE_DIR = process.env.SLUICE_CLUSTER_CACHE ?? "/var/cache/sluice-cluster";
+export const STATE_DIR = process.env.SLUICE_CLUSTER_DIR ?? "/var/lib/sluice-cluster";
+
+export const KUBERNETES_BIN = join(CACHE_DIR, `kubernetes-${VERSIONS.kubernetes}`, "bin");
+export const GO_ENV = {
+  GOCACHE: join(CACHE_DIR, "go-build"),
+  GOMODCACHE: join(CACHE_DIR, "go-mod"),
+};
+
+export const PKI_DIR = join(STATE_DIR, "pki");
+export const LOG_DIR = join(STATE_DIR, "logs");
+export const RUN_DIR = join(STATE_DIR, "run");
+export const ADMIN_KUBECONFIG = join(STATE_DIR, "admin.kubeconfig");
+
+/**
+ * The node's addresses. The node's own address sits on the pods' bridge, so pods reach the
+ * API server and the cluster DNS directly through their gateway; Services get their own range.
+ */
+export const NETWORK = {
+  bridge: "sluice0",
+  nodeIp: "10.213.0.1",
+  podCidr: "10.213.0.0/24",
+  serviceCidr: "10.214.0.0/24",
+  kubernetesServiceIp: "10.214.0.1",
+  clusterDomain: "cluster.local",
+} as const;
+
+/** Ports on the node address, chosen away from the well-known ones other programs here use. */
+export const PORTS = {
+  etcdClient: 23790,
+  etcdPeer: 23800,
+  apiserver: 16443,
+  controllerManager: 20257,
+  scheduler: 20259,
+} as const;

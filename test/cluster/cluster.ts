@@ -1,0 +1,154 @@
+// The local cluster as the cluster tests see it: kubectl and helm against the kubeconfig
+// cluster:up wrote, a namespace per test file, and kubeconfigs for ServiceAccounts.
+import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import { writeKubeconfig } from "../../scripts/cluster/control-plane.ts";
+import { ADMIN_KUBECONFIG } from "../../scripts/cluster/paths.ts";
+import { helmPath, kubectlPath } from "../../scripts/helm.ts";
+
+export { ADMIN_KUBECONFIG };
+
+if (!existsSync(ADMIN_KUBECONFIG)) {
+  throw new Error(`no cluster: ${ADMIN_KUBECONFIG} is missing; run npm run cluster:up first`);
+}
+
+const scratch = mkdtempSync(join(tmpdir(), "sluice-cluster-test-"));
+const toolEnv = {
+  ...process.env,
+  KUBECONFIG: ADMIN_KUBECONFIG,
+  HELM_CACHE_HOME: join(scratch, "helm-cache"),
+  HELM_CONFIG_HOME: join(scratch, "helm-config"),
+  HELM_DATA_HOME: join(scratch, "helm-data"),
+};
+
+export type Run = { stdout: string; stderr: string; code: number };
+
+async function run(binary: string, args: readonly string[], input?: string): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = execFile(
+      binary,
+      args,
+      { env: toolEnv, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ stdout, stderr, code });
+      },
+    );
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** kubectl as the cluster's administrator; rejects unless it exits 0. */
+export async function kubectl(args: readonly string[], input?: string): Promise<string> {
+  const result = await run(kubectlPath(), args, input);
+  if (result.code !== 0) {
+    throw new Error(`kubectl ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** kubectl whatever its exit: for answers that are refusals. */
+export const kubectlResult = (args: readonly string[], input?: string) =>
+  run(kubectlPath(), args, input);
+
+export async function kubectlJson(args: readonly string[]): Promise<any> {
+  return JSON.parse(await kubectl([...args, "-o", "json"]));
+}
+
+export async function helm(args: readonly string[]): Promise<string> {
+  const result = await run(helmPath(), args);
+  if (result.code !== 0) {
+    throw new Error(`helm ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** A namespace of its own for a test file, deleted (without waiting) when it is done. */
+export async function createNamespace(prefix: string): Promise<string> {
+  const name = `${prefix}-${randomUUID().slice(0, 8)}`;
+  await kubectl(["create", "namespace", name]);
+  return name;
+}
+
+export async function deleteNamespace(name: string): Promise<void> {
+  await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+}
+
+/**
+ * A kubeconfig that authenticates as a ServiceAccount with a token the API server issued
+ * for it (TokenRequest), as a pod's projected token does, so RBAC judges every request.
+ */
+export async function serviceAccountKubeconfig(
+  namespace: string,
+  serviceAccount: string,
+): Promise<{ file: string; kubeConfig: KubeConfig }> {
+  const token = (
+    await kubectl(["create", "token", serviceAccount, "--namespace", namespace, "--duration=1h"])
+  ).trim();
+  const file = writeKubeconfig(
+    join(scratch, `${namespace}-${serviceAccount}.kubeconfig`),
+    { token },
+    namespace,
+  );
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(file);
+  return { file, kubeConfig };
+}
+
+/** A kubeconfig file for the cluster's administrator pointed at another API server address. */
+export function kubeconfigAt(server: string): KubeConfig {
+  const file = join(scratch, `elsewhere-${randomUUID()}.kubeconfig`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "Config",
+      clusters: [{ name: "gone", cluster: { server, "insecure-skip-tls-verify": true } }],
+      users: [{ name: "nobody", user: { token: "none" } }],
+      contexts: [{ name: "gone", context: { cluster: "gone", user: "nobody" } }],
+      "current-context": "gone",
+    }),
+  );
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(file);
+  return kubeConfig;
+}
+
+export const CHART = join(import.meta.dirname, "..", "..", "charts", "sluice");
+export const RELEASE = "sluice";
+
+/**
+ * Installs charts/sluice as docs/kubernetes.md tells users: a namespace enforcing the
+ * "restricted" Pod Security Standard, the credentials in a Secret of one's own, then
+ * `helm install` naming it.
+ */
+export async function installChart(
+  namespace: string,
+  credentials: Readonly<Record<string, string>>,
+  set: readonly string[] = [],
+): Promise<void> {
+  await kubectl(["label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"]);
+  await kubectl([
+    "--namespace",
+    namespace,
+    "create",
+    "secret",
+    "generic",
+    "sluice-credentials",
+    ...Object.entries(credentials).map(([key, value]) => `--from-literal=${key}=${value}`),
+  ]);
+  await helm([
+    "install",
+    RELEASE,
+    CHART,
+    "--namespace",
+    namespace,
+    "--set",
+    "secret.existingSecret=sluice-credentials",
+    ...set.flatMap((value) => ["--set", value]),
+  ]);
+}

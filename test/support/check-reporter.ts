@@ -1,0 +1,57 @@
+// A node:test reporter printing one line per check: its name, pass or fail, and its figure
+// (what the test gave t.diagnostic), with the failure's message under a failed check.
+// Usage: node --test --test-reporter=./test/support/check-reporter.ts ...
+import type { TestEvent } from "node:test/reporters";
+
+type Located = { file?: string; line?: number; column?: number };
+const where = (data: Located) => `${data.file}:${data.line}:${data.column}`;
+
+type Result = { at: string; name: string; ok: boolean; figures: string[]; error?: unknown };
+
+function render(result: Result): string {
+  const figure = result.figures.join("; ") || "-";
+  let text = `${result.name}  ${result.ok ? "pass" : "FAIL"}  ${figure}\n`;
+  if (!result.ok) {
+    const error = result.error as Error | undefined;
+    const cause = (error?.cause as Error | undefined) ?? error;
+    text += `    ${String(cause?.message ?? cause)
+      .split("\n")
+      .join("\n    ")}\n`;
+  }
+  return text;
+}
+
+export default async function* checkReporter(
+  source: AsyncIterable<TestEvent>,
+): AsyncGenerator<string> {
+  let passed = 0;
+  let failed = 0;
+  // A test's diagnostics arrive just after its result, so each line waits for them.
+  let pending: Result | undefined;
+  for await (const event of source) {
+    if (event.type === "test:diagnostic" && pending && where(event.data) === pending.at) {
+      pending.figures.push(event.data.message);
+      continue;
+    }
+    if (pending) yield render(pending);
+    pending = undefined;
+    if (event.type === "test:pass" || event.type === "test:fail") {
+      const { data } = event;
+      if (data.details.type === "suite") continue;
+      const ok = event.type === "test:pass";
+      if (ok) passed++;
+      else failed++;
+      pending = {
+        at: where(data),
+        name: data.name,
+        ok,
+        figures: [],
+        error: (data.details as { error?: unknown }).error,
+      };
+    } else if (event.type === "test:stderr") {
+      yield event.data.message;
+    }
+  }
+  if (pending) yield render(pending);
+  yield `${passed} passed, ${failed} failed\n`;
+}
