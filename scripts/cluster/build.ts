@@ -4,13 +4,13 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CACHE_DIR, GO_ENV, KUBERNETES_BIN } from "./paths.ts";
+import { CACHE_DIR, COREDNS_BIN, GO_ENV, KUBERNETES_BIN, PAUSE_BIN } from "./paths.ts";
 import { KUBERNETES_PROGRAMS, VERSIONS } from "./versions.ts";
 
-function go(args: string[], cwd: string): string {
+function go(args: string[], cwd: string, env: Record<string, string> = {}): string {
   const result = spawnSync("go", args, {
     cwd,
-    env: { ...process.env, ...GO_ENV },
+    env: { ...process.env, ...GO_ENV, ...env },
     encoding: "utf8",
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -89,6 +89,55 @@ export function ensureKubernetes(): string {
   return KUBERNETES_BIN;
 }
 
+/** CoreDNS, from its own module so its dependencies are the ones it was released with. */
+export function ensureCoreDns(): string {
+  if (existsSync(COREDNS_BIN)) return COREDNS_BIN;
+  const src = join(dirname(dirname(COREDNS_BIN)), "src");
+  mkdirSync(src, { recursive: true });
+  console.log(`building CoreDNS ${VERSIONS.coredns} into ${COREDNS_BIN} (once)`);
+  writeFileSync(
+    join(src, "go.mod"),
+    `module sluice.local/coredns\n\ngo 1.25\n\nrequire github.com/coredns/coredns v${VERSIONS.coredns}\n`,
+  );
+  writeFileSync(
+    join(src, "tools.go"),
+    `//go:build tools\n\npackage tools\n\nimport _ "github.com/coredns/coredns"\n`,
+  );
+  go(["mod", "tidy"], src);
+  go(
+    [
+      "build",
+      "-trimpath",
+      "-ldflags=-s -w",
+      "-o",
+      `${COREDNS_BIN}.partial`,
+      "github.com/coredns/coredns",
+    ],
+    src,
+  );
+  renameSync(`${COREDNS_BIN}.partial`, COREDNS_BIN);
+  return COREDNS_BIN;
+}
+
+/** The pod sandbox's process (pause/pause.go), static, for the sandbox image. */
+export function ensurePause(): string {
+  if (existsSync(PAUSE_BIN)) return PAUSE_BIN;
+  const src = join(dirname(PAUSE_BIN), "src");
+  mkdirSync(src, { recursive: true });
+  writeFileSync(join(src, "go.mod"), "module sluice.local/pause\n\ngo 1.25\n");
+  writeFileSync(
+    join(src, "pause.go"),
+    readFileSync(join(dirname(fileURLToPath(import.meta.url)), "pause", "pause.go")),
+  );
+  go(["build", "-trimpath", "-ldflags=-s -w", "-o", `${PAUSE_BIN}.partial`, "."], src, {
+    CGO_ENABLED: "0",
+  });
+  renameSync(`${PAUSE_BIN}.partial`, PAUSE_BIN);
+  return PAUSE_BIN;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   ensureKubernetes();
+  ensureCoreDns();
+  ensurePause();
 }

@@ -7,6 +7,9 @@ export const CACHE_DIR = process.env.SLUICE_CLUSTER_CACHE ?? "/var/cache/sluice-
 export const STATE_DIR = process.env.SLUICE_CLUSTER_DIR ?? "/var/lib/sluice-cluster";
 
 export const KUBERNETES_BIN = join(CACHE_DIR, `kubernetes-${VERSIONS.kubernetes}`, "bin");
+export const COREDNS_BIN = join(CACHE_DIR, `coredns-${VERSIONS.coredns}`, "bin", "coredns");
+// Built from scripts/cluster/pause; the version names the source's revision.
+export const PAUSE_BIN = join(CACHE_DIR, `pause-${VERSIONS.pause}`, "pause");
 export const GO_ENV = {
   GOCACHE: join(CACHE_DIR, "go-build"),
   GOMODCACHE: join(CACHE_DIR, "go-mod"),
@@ -15,6 +18,10 @@ export const GO_ENV = {
 export const PKI_DIR = join(STATE_DIR, "pki");
 export const LOG_DIR = join(STATE_DIR, "logs");
 export const RUN_DIR = join(STATE_DIR, "run");
+export const CONTAINERD_STATE = "/run/sluice-cluster/containerd";
+export const CONTAINERD_SOCKET = join(CONTAINERD_STATE, "containerd.sock");
+export const KUBELET_DIR = join(STATE_DIR, "kubelet");
+export const CNI_CONF_DIR = join(STATE_DIR, "cni", "net.d");
 export const ADMIN_KUBECONFIG = join(STATE_DIR, "admin.kubeconfig");
 
 /**
@@ -37,4 +44,10 @@ export const PORTS = {
   apiserver: 16443,
   controllerManager: 20257,
   scheduler: 20259,
+  kubelet: 20250,
+  kubeletHealthz: 20248,
+  proxyHealthz: 20256,
+  proxyMetrics: 20249,
+  corednsHealth: 20280,
+  corednsReady: 20281,
 } as const;

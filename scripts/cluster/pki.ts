@@ -84,6 +84,8 @@ function leaf(cert: Leaf): void {
   ]);
 }
 
+export const NODE_NAME = "sluice-node";
+
 /** Makes whatever is missing; existing keys are kept, so a restart keeps its tokens valid. */
 export function ensurePki(): void {
   mkdirSync(PKI_DIR, { recursive: true, mode: 0o700 });
@@ -113,6 +115,14 @@ export function ensurePki(): void {
   leaf({ name: "admin", cn: "sluice-admin", groups: ["system:masters"] });
   leaf({ name: "controller-manager", cn: "system:kube-controller-manager" });
   leaf({ name: "scheduler", cn: "system:kube-scheduler" });
+  leaf({ name: "kubelet-client", cn: `system:node:${NODE_NAME}`, groups: ["system:nodes"] });
+  leaf({
+    name: "kubelet",
+    cn: NODE_NAME,
+    sans: [`DNS:${NODE_NAME}`, "DNS:localhost", "IP:127.0.0.1", `IP:${NETWORK.nodeIp}`],
+  });
+  leaf({ name: "kube-proxy", cn: "system:kube-proxy" });
+  leaf({ name: "coredns", cn: "system:sluice-coredns" });
   if (!existsSync(join(PKI_DIR, "sa.key"))) {
     key("sa.key");
     openssl(["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);

@@ -1,6 +1,8 @@
 // Starts the local single-node cluster and prints where its kubeconfig is.
 // Usage: npm run cluster:up   (npm run cluster:down stops everything it started)
-import { ensureKubernetes } from "./build.ts";
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { ensureCoreDns, ensureKubernetes, ensurePause } from "./build.ts";
 import {
   ensureBridge,
   startApiServer,
@@ -10,9 +12,18 @@ import {
   writeAdminKubeconfig,
 } from "./control-plane.ts";
 import { clusterDown } from "./down.ts";
+import {
+  importSandboxImage,
+  startContainerd,
+  startCoreDns,
+  startKubelet,
+  startKubeProxy,
+  writeCniConfig,
+} from "./node.ts";
 import { ADMIN_KUBECONFIG } from "./paths.ts";
 import { ensurePki } from "./pki.ts";
 import { runningPid } from "./processes.ts";
+import { DEBIAN_PACKAGES } from "./versions.ts";
 
 const started = Date.now();
 const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
@@ -22,8 +33,21 @@ if (runningPid("kube-apiserver") !== undefined) {
   process.exit(0);
 }
 
+// What Debian's packages bring; a missing one fails here, named, rather than halfway up.
+const missing = ["etcd", "containerd", "runc", "iptables", "conntrack", "openssl", "go"].filter(
+  (command) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status !== 0,
+);
+if (missing.length > 0 || !existsSync("/usr/lib/cni/bridge")) {
+  console.error(
+    `missing ${missing.length > 0 ? missing : ["CNI plugins"].join(", ")}: apt-get install ${DEBIAN_PACKAGES.join(" ")}, and Go`,
+  );
+  process.exit(1);
+}
+
 try {
   ensureKubernetes();
+  ensureCoreDns();
+  ensurePause();
   console.log(`binaries ready (${elapsed()})`);
   ensurePki();
   ensureBridge();
@@ -33,6 +57,14 @@ try {
   console.log(`api server ready (${elapsed()})`);
   await startControllerManager();
   await startScheduler();
+  console.log(`control plane ready (${elapsed()})`);
+  writeCniConfig();
+  await startContainerd();
+  importSandboxImage();
+  await startKubelet();
+  await startKubeProxy();
+  await startCoreDns();
+  console.log(`node ready (${elapsed()})`);
 } catch (err) {
   console.error((err as Error).message);
   await clusterDown();

@@ -1,17 +1,30 @@
-// Every version the local cluster uses, in one place. Kubernetes is built from its Go
-// modules; the rest comes from Debian's packages.
+// Every version the local cluster uses, in one place. Kubernetes and CoreDNS are built from
+// their Go modules; the rest comes from Debian's packages.
 export const VERSIONS = {
   kubernetes: "1.35.4",
   // The staging modules (k8s.io/api, client-go, ...) released with that Kubernetes.
   kubernetesStaging: "0.35.4",
+  coredns: "1.14.7",
+  // The sandbox image made from scripts/cluster/pause.
+  pause: "1",
 } as const;
 
 /** Debian packages the cluster runs, as bookworm ships them. */
-export const DEBIAN_PACKAGES = ["etcd-server", "openssl"] as const;
+export const DEBIAN_PACKAGES = [
+  "etcd-server",
+  "containerd",
+  "runc",
+  "containernetworking-plugins",
+  "iptables",
+  "conntrack",
+  "openssl",
+] as const;
 
 /** The Kubernetes programs built from k8s.io/kubernetes/cmd/<name>. */
 export const KUBERNETES_PROGRAMS = [
   "kube-apiserver",
   "kube-controller-manager",
   "kube-scheduler",
+  "kubelet",
+  "kube-proxy",
 ] as const;

@@ -288,10 +288,19 @@ describe("the controller program as its ServiceAccount", () => {
     );
 
     const started = Date.now();
-    controller = spawnProgram("controller", env.env);
-    const [stuck] = await waitFor("an UploadStuck Event", async () => {
-      const found = await events("UploadStuck", id);
-      return found.length > 0 && found;
+    controller = spawnProgram("controller", { ...env.env, LOG_LEVEL: "info" });
+    const output: string[] = [];
+    controller.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+    controller.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
+    const [stuck] = await waitFor(
+      "an UploadStuck Event",
+      async () => {
+        const found = await events("UploadStuck", id);
+        return found.length > 0 && found;
+      },
+      180_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; the controller printed:\n${output.join("").slice(-3000)}`);
     });
     const stuckAfter = seconds(started);
     const uid = (await kubectlJson([...ns(), "get", "deployment", `${RELEASE}-worker`])).metadata
@@ -309,10 +318,14 @@ describe("the controller program as its ServiceAccount", () => {
 
     const recoveringFrom = Date.now();
     worker = spawnProgram("worker", env.env);
-    const [recovered] = await waitFor("an UploadRecovered Event", async () => {
-      const found = await events("UploadRecovered", id);
-      return found.length > 0 && found;
-    });
+    const [recovered] = await waitFor(
+      "an UploadRecovered Event",
+      async () => {
+        const found = await events("UploadRecovered", id);
+        return found.length > 0 && found;
+      },
+      180_000,
+    );
     assert.equal(recovered.type, "Normal");
     assert.match(recovered.message, new RegExp(`Upload ${id} is moving again`));
     assert.equal((await events("UploadStuck", id)).length, 1, "one Event per stuck episode");

@@ -1,13 +1,16 @@
 // The local cluster as the cluster tests see it: kubectl and helm against the kubeconfig
 // cluster:up wrote, a namespace per test file, and kubeconfigs for ServiceAccounts.
-import { execFile } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { writeKubeconfig } from "../../scripts/cluster/control-plane.ts";
-import { ADMIN_KUBECONFIG } from "../../scripts/cluster/paths.ts";
+import { ctr, importImage } from "../../scripts/cluster/node.ts";
+import { ADMIN_KUBECONFIG, NETWORK } from "../../scripts/cluster/paths.ts";
 import { helmPath, kubectlPath } from "../../scripts/helm.ts";
 
 export { ADMIN_KUBECONFIG };
@@ -151,4 +154,86 @@ export async function installChart(
     "secret.existingSecret=sluice-credentials",
     ...set.flatMap((value) => ["--set", value]),
   ]);
+}
+
+/**
+ * A TCP forwarder on the node address to a service on this machine's loopback: how pods
+ * reach the PostgreSQL, Redis, RabbitMQ and S3 that run outside the cluster.
+ */
+export async function forwardFromNode(target: {
+  host: string;
+  port: number;
+}): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection(target);
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on("close", () => sockets.delete(socket));
+      socket.on("error", () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  server.listen(0, NETWORK.nodeIp);
+  await once(server, "listening");
+  return {
+    port: (server.address() as AddressInfo).port,
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+/**
+ * A Service of the namespace whose endpoint is a port on the node: the in-cluster name of a
+ * service that runs outside the cluster.
+ */
+export async function serviceOutside(
+  namespace: string,
+  name: string,
+  port: number,
+  nodePort: number,
+): Promise<void> {
+  await kubectl(
+    ["--namespace", namespace, "apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "v1",
+          kind: "Service",
+          metadata: { name },
+          spec: { ports: [{ name: "tcp", port, targetPort: nodePort, protocol: "TCP" }] },
+        },
+        {
+          apiVersion: "discovery.k8s.io/v1",
+          kind: "EndpointSlice",
+          metadata: { name, labels: { "kubernetes.io/service-name": name } },
+          addressType: "IPv4",
+          ports: [{ name: "tcp", port: nodePort, protocol: "TCP" }],
+          endpoints: [{ addresses: [NETWORK.nodeIp], conditions: { ready: true } }],
+        },
+      ],
+    }),
+  );
+}
+
+const ctrImages = () => ctr(["images", "ls", "-q"]).split("\n");
+
+/** The Sluice image in the cluster's containerd, from the local Docker engine if need be. */
+export async function ensureSluiceImage(reference: string): Promise<string | undefined> {
+  const present = ctrImages().includes(`docker.io/library/${reference}`);
+  if (present) return undefined;
+  const saved = spawnSync("docker", ["image", "inspect", reference], { stdio: "ignore" });
+  if (saved.status !== 0) return `no image ${reference}: build it with npm run image:build`;
+  const archive = join(scratch, "sluice-image.tar");
+  const save = spawnSync("docker", ["save", reference, "-o", archive], { encoding: "utf8" });
+  if (save.status !== 0) throw new Error(`docker save ${reference}: ${save.stderr}`);
+  importImage(archive);
+  return undefined;
 }

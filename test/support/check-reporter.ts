@@ -6,9 +6,18 @@ import type { TestEvent } from "node:test/reporters";
 type Located = { file?: string; line?: number; column?: number };
 const where = (data: Located) => `${data.file}:${data.line}:${data.column}`;
 
-type Result = { at: string; name: string; ok: boolean; figures: string[]; error?: unknown };
+type Result = {
+  at: string;
+  name: string;
+  ok: boolean;
+  /** The reason a skipped check gave. */
+  skip?: string;
+  figures: string[];
+  error?: unknown;
+};
 
 function render(result: Result): string {
+  if (result.skip !== undefined) return `${result.name}  skip  ${result.skip}\n`;
   const figure = result.figures.join("; ") || "-";
   let text = `${result.name}  ${result.ok ? "pass" : "FAIL"}  ${figure}\n`;
   if (!result.ok) {
@@ -26,6 +35,7 @@ export default async function* checkReporter(
 ): AsyncGenerator<string> {
   let passed = 0;
   let failed = 0;
+  let skipped = 0;
   // A test's diagnostics arrive just after its result, so each line waits for them.
   let pending: Result | undefined;
   for await (const event of source) {
@@ -39,12 +49,15 @@ export default async function* checkReporter(
       const { data } = event;
       if (data.details.type === "suite") continue;
       const ok = event.type === "test:pass";
-      if (ok) passed++;
+      if (data.skip !== undefined) skipped++;
+      else if (ok) passed++;
       else failed++;
       pending = {
         at: where(data),
         name: data.name,
         ok,
+        skip:
+          data.skip === undefined ? undefined : String(data.skip === true ? "skipped" : data.skip),
         figures: [],
         error: (data.details as { error?: unknown }).error,
       };
@@ -53,5 +66,5 @@ export default async function* checkReporter(
     }
   }
   if (pending) yield render(pending);
-  yield `${passed} passed, ${failed} failed\n`;
+  yield `${passed} passed, ${failed} failed, ${skipped} skipped\n`;
 }
