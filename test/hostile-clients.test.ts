@@ -3,7 +3,9 @@
 // senders that keep going for longer than any request timeout. None may crash the process,
 // keep a place, a file or an unfinished upload record, or hold back another tenant.
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { readdir } from "node:fs/promises";
+import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
 import {
@@ -409,6 +411,30 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
 });
 
 describe("limits and protocol", () => {
+  test("a body sent to a route that reads none cannot hold the connection open", async () => {
+    for (const path of ["/healthz", "/uploads", "/nowhere"]) {
+      const socket = connect(Number(new URL(api.url).port), "127.0.0.1");
+      let received = "";
+      socket.on("data", (chunk) => {
+        received += chunk.toString("latin1");
+      });
+      socket.on("error", () => undefined);
+      const closed = once(socket, "close");
+      socket.write(
+        `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key("alice")}\r\n` +
+          "Content-Length: 1000000\r\n\r\nid,name\n",
+      );
+      // The client goes on sending, slowly, for as long as the connection stays open.
+      const trickle = setInterval(() => socket.write("x"), 100);
+      try {
+        await closed;
+      } finally {
+        clearInterval(trickle);
+      }
+      assert.match(received, /^HTTP\/1\.1 [0-9]{3} /, `${path}: answered before the close`);
+    }
+  });
+
   test("MAX_UPLOAD_BYTES counts the whole body, not only the file part", async () => {
     const body = Buffer.concat([
       multipartBody("id\n1\n").subarray(0, -4),

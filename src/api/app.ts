@@ -53,6 +53,15 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(async (ctx, next) => {
     ctx.set(SECURITY_HEADERS);
+    // Only an upload reads its body, bounded by idleness and size. Node drains any other
+    // request's body after the answer, for as long as the client sends it, since no request
+    // timeout bounds bodies: the connection is closed with the answer instead.
+    const { headers } = ctx.req;
+    const hasBody =
+      headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
+    if (hasBody && !(ctx.method === "POST" && ctx.path === "/uploads")) {
+      ctx.set("Connection", "close");
+    }
     try {
       await next();
       if (ctx.status === 404 && ctx.body === undefined) {
