@@ -6,7 +6,14 @@ import { readdir } from "node:fs/promises";
 import { type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
-import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import {
+  callApi,
+  type InProcess,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
 let env: TestEnv;
@@ -32,20 +39,7 @@ after(async () => {
   await env?.cleanup();
 });
 
-async function call(method: string, path: string, body?: string) {
-  const response = await fetch(`${api.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "text/csv" },
-    body,
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    body: JSON.parse(text),
-  };
-}
+const call = (method: string, path: string, body?: string) => callApi(api.url, method, path, body);
 
 /** A refused connection does not say whose it was; a dropped one does, and is named. */
 function assertUnavailable(answer: Awaited<ReturnType<typeof call>>, service: string) {

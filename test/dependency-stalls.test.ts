@@ -12,7 +12,14 @@ import { loadConfig } from "../src/core/config.ts";
 import { DependencyTimeoutError } from "../src/core/dependencies.ts";
 import { createLogger } from "../src/core/logger.ts";
 import { freePort, startProgram } from "./support/program.ts";
-import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import {
+  callApi,
+  type InProcess,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
 let env: TestEnv;
@@ -48,21 +55,7 @@ after(async () => {
   await env?.cleanup();
 });
 
-async function call(method: string, path: string, body?: string) {
-  const response = await fetch(`${api.url}${path}`, {
-    method,
-    headers: body === undefined ? {} : { "content-type": "text/csv" },
-    body,
-  });
-  const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, headers: response.headers, text, body: json };
-}
+const call = (method: string, path: string, body?: string) => callApi(api.url, method, path, body);
 
 function assertUnavailable(answer: Awaited<ReturnType<typeof call>>, service: string) {
   assert.equal(answer.status, 503, answer.text);

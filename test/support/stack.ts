@@ -274,6 +274,23 @@ export async function getJson(
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
+/** One call to the api, with a CSV body when given: status, headers, text and parsed JSON. */
+export async function callApi(base: string, method: string, path: string, body?: string) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "text/csv" },
+    body,
+  });
+  const text = await response.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, body: json };
+}
+
 export async function listBatchObjects(test: TestEnv, uploadId: string): Promise<string[]> {
   const keys: string[] = [];
   // Version 1 listings: s3rver's version 2 page tokens need a cipher Node 24 no longer has.
