@@ -47,10 +47,16 @@ export type Rendered = KubeObject & {
 
 /** `helm template` with the given values files and --set flags, parsed into objects. */
 export async function render(
-  options: { files?: string[]; set?: string[]; chart?: string; release?: string } = {},
+  options: {
+    files?: string[];
+    set?: string[];
+    chart?: string;
+    release?: string;
+    namespace?: string;
+  } = {},
 ): Promise<Rendered[]> {
   const args = ["template", options.release ?? "sluice", options.chart ?? chartDir];
-  args.push("--namespace", "sluice");
+  args.push("--namespace", options.namespace ?? "sluice");
   for (const file of options.files ?? []) args.push("--values", file);
   for (const value of options.set ?? []) args.push("--set", value);
   const { stdout } = await helm(args);

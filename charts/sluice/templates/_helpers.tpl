@@ -47,9 +47,18 @@ app.kubernetes.io/part-of: sluice
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/*
+SLUICE_NAMESPACE, the prefix of the release's queues, Redis keys and controller Lease:
+"<namespace>-<release>" unless set, so that releases sharing a broker or a Redis never
+consume each other's batches. Release names may hold dots, which the code refuses.
+*/}}
+{{- define "sluice.namespace" -}}
+{{- default (printf "%s-%s" .Release.Namespace .Release.Name | replace "." "-") .Values.config.SLUICE_NAMESPACE }}
+{{- end }}
+
 {{/* The queue the worker consumes, as src/core/broker/queue-names.ts builds it. */}}
 {{- define "sluice.batchesQueue" -}}
-{{- printf "%s.batches" .Values.config.SLUICE_NAMESPACE }}
+{{- printf "%s.batches" (include "sluice.namespace" .) }}
 {{- end }}
 
 {{/*
