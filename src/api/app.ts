@@ -3,6 +3,7 @@ import Koa from "koa";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { AppError } from "./app-error.ts";
+import openapi from "./openapi.json" with { type: "json" };
 import { unavailableAnswer } from "./unavailable.ts";
 import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
 
@@ -22,7 +23,8 @@ const SECURITY_HEADERS = {
   "Cache-Control": "no-store",
 };
 
-const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
+/** The paths answered without a route of the uploads router, and without a key. */
+export const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics", "/openapi.json"]);
 
 /** The route pattern, never the path itself: a path holds an upload id. */
 function routeOf(ctx: Koa.Context): string {
@@ -105,6 +107,8 @@ export function createApp(deps: AppDeps): Koa {
     } else if (ctx.path === "/metrics") {
       ctx.type = deps.metrics.registry.contentType;
       ctx.body = await deps.metrics.registry.metrics();
+    } else if (ctx.path === "/openapi.json") {
+      ctx.body = openapi;
     } else {
       return next();
     }
