@@ -165,6 +165,135 @@ group("worker scaling", () => {
     assert.equal(objects.filter((o) => o.kind === "Secret").length, 0);
   });
 
+  type Trigger = { metadata: Record<string, string>; authenticationRef: { name: string } };
+  type AuthRef = { parameter: string; name: string; key: string };
+  const kedaObjects = async (set: string[]) => {
+    const objects = await render({ set: ["worker.scaling=keda", ...set] });
+    const scaled = find(objects, "ScaledObject", "sluice-worker");
+    const [trigger] = (scaled.spec as { triggers: Trigger[] }).triggers;
+    assert.ok(trigger);
+    const auth = find(objects, "TriggerAuthentication", trigger.authenticationRef.name);
+    const spec = auth.spec as { secretTargetRef?: AuthRef[]; configMapTargetRef?: AuthRef[] };
+    return { objects, scaled, trigger, secretRefs: spec.secretTargetRef ?? [], spec };
+  };
+  const refused = (set: string[], message: RegExp) =>
+    assert.rejects(
+      helm([
+        "template",
+        "sluice",
+        chartDir,
+        "--namespace",
+        "sluice",
+        ...["worker.scaling=keda", ...set].flatMap((v) => ["--set", v]),
+      ]),
+      message,
+    );
+
+  test("keda: a broker URL naming a bare Service is refused, since KEDA resolves it from its own namespace", async () => {
+    await refused(
+      ["secret.env.RABBITMQ_URL=amqp://sluice:secret@rabbitmq:5672"],
+      /KEDA runs in its own namespace.*rabbitmq\.sluice\.svc\.cluster\.local/,
+    );
+    await refused(
+      ["worker.keda.host=amqp://rabbitmq:5672"],
+      /worker\.keda\.host: KEDA runs in its own namespace/,
+    );
+    const { secretRefs } = await kedaObjects([
+      "secret.env.RABBITMQ_URL=amqp://sluice:secret@rabbitmq.sluice.svc.cluster.local:5672",
+    ]);
+    assert.deepEqual(secretRefs, [
+      { parameter: "host", name: "sluice-credentials", key: "RABBITMQ_URL" },
+    ]);
+  });
+
+  test("keda: the broker from worker.keda.host, credentials from a Secret's keys", async () => {
+    const { trigger, secretRefs } = await kedaObjects([
+      "worker.keda.host=amqps://mq.example.com:5671/sluice",
+      "worker.keda.secretName=broker-keda",
+      "worker.keda.usernameKey=user",
+      "worker.keda.passwordKey=pass",
+    ]);
+    assert.equal(trigger.metadata.host, "amqps://mq.example.com:5671/sluice");
+    assert.deepEqual(secretRefs, [
+      { parameter: "username", name: "broker-keda", key: "user" },
+      { parameter: "password", name: "broker-keda", key: "pass" },
+    ]);
+    await refused(
+      ["worker.keda.host=amqp://sluice:secret@mq.example.com:5672"],
+      /worker\.keda\.host carries credentials/,
+    );
+    await refused(["worker.keda.usernameKey=user"], /usernameKey and worker\.keda\.passwordKey/);
+  });
+
+  test("keda: protocol http reads the management API, which counts unacknowledged batches", async () => {
+    const { trigger, secretRefs } = await kedaObjects([
+      "worker.keda.protocol=http",
+      "worker.keda.host=http://rabbitmq.sluice.svc.cluster.local:15672/",
+      "worker.keda.usernameKey=RABBITMQ_USER",
+      "worker.keda.passwordKey=RABBITMQ_PASSWORD",
+    ]);
+    assert.equal(trigger.metadata.protocol, "http");
+    assert.equal(trigger.metadata.mode, "QueueLength");
+    assert.equal(trigger.metadata.host, "http://rabbitmq.sluice.svc.cluster.local:15672/");
+    assert.equal(trigger.metadata.excludeUnacknowledged, undefined);
+    assert.deepEqual(
+      secretRefs.map((r) => r.parameter),
+      ["username", "password"],
+    );
+    // The default amqp protocol says so, rather than leaving it to the URL's scheme.
+    assert.equal((await kedaObjects([])).trigger.metadata.protocol, "amqp");
+    await refused(["worker.keda.protocol=http"], /protocol=http reads the management API/);
+    await refused(
+      ["worker.keda.protocol=http", "worker.keda.host=amqp://rabbitmq.sluice.svc:5672"],
+      /takes a http or https URL, not amqp/,
+    );
+  });
+
+  test("keda: TLS with the CA, client certificate and key from the Secret", async () => {
+    const { objects, trigger, secretRefs, spec } = await kedaObjects([
+      "worker.keda.hostKey=KEDA_RABBITMQ_URL",
+      "worker.keda.secretName=broker-keda",
+      "worker.keda.tls.enabled=true",
+      "worker.keda.tls.caKey=ca.crt",
+      "worker.keda.tls.certKey=tls.crt",
+      "worker.keda.tls.keyKey=tls.key",
+    ]);
+    assert.deepEqual(secretRefs, [
+      { parameter: "host", name: "broker-keda", key: "KEDA_RABBITMQ_URL" },
+      { parameter: "ca", name: "broker-keda", key: "ca.crt" },
+      { parameter: "cert", name: "broker-keda", key: "tls.crt" },
+      { parameter: "key", name: "broker-keda", key: "tls.key" },
+    ]);
+    // KEDA reads `tls` from authentication parameters only.
+    const [tlsRef] = spec.configMapTargetRef ?? [];
+    assert.equal(tlsRef?.parameter, "tls");
+    const configMap = find(objects, "ConfigMap", tlsRef?.name ?? "");
+    assert.equal((configMap.data as Record<string, string>)[tlsRef?.key ?? ""], "enable");
+    assert.equal(trigger.metadata.unsafeSsl, undefined);
+    await refused(
+      ["worker.keda.tls.enabled=true", "worker.keda.tls.certKey=tls.crt"],
+      /certKey and worker\.keda\.tls\.keyKey go together/,
+    );
+  });
+
+  test("keda: fallback and the HorizontalPodAutoscaler's behavior", async () => {
+    const { scaled } = await kedaObjects([
+      "worker.keda.fallback.failureThreshold=3",
+      "worker.keda.fallback.replicas=4",
+      "worker.keda.behavior.scaleDown.stabilizationWindowSeconds=600",
+    ]);
+    const spec = scaled.spec as Record<string, any>;
+    assert.deepEqual(spec.fallback, { failureThreshold: 3, replicas: 4 });
+    assert.deepEqual(spec.advanced, {
+      horizontalPodAutoscalerConfig: {
+        behavior: { scaleDown: { stabilizationWindowSeconds: 600 } },
+      },
+    });
+    const plain = (await kedaObjects([])).scaled.spec as Record<string, unknown>;
+    assert.equal(plain.fallback, undefined);
+    assert.equal(plain.advanced, undefined);
+  });
+
   test("hpa: no replica count, a CPU HorizontalPodAutoscaler", async () => {
     const objects = await render({ set: ["worker.scaling=hpa", "worker.hpa.maxReplicas=9"] });
     assert.equal("replicas" in deploymentSpec(worker(objects)), false);
@@ -412,6 +541,68 @@ group("network policy", () => {
       assert.deepEqual(spec.policyTypes, ["Ingress", "Egress"]);
       assert.deepEqual(spec.ingress[0]?.ports, [{ port: "http", protocol: "TCP" }]);
     }
+  });
+
+  type EgressRule = { ports: { port: number; protocol: string }[]; to?: object[] };
+  const egressOf = async (set: string[]) => {
+    const objects = await render({
+      set: ["networkPolicy.enabled=true", "networkPolicy.restrictEgress=true", ...set],
+    });
+    return Object.fromEntries(
+      PROGRAMS.map((program) => [
+        program,
+        (find(objects, "NetworkPolicy", `sluice-${program}`).spec as { egress: EgressRule[] })
+          .egress,
+      ]),
+    ) as Record<(typeof PROGRAMS)[number], EgressRule[]>;
+  };
+  const ports = (rules: EgressRule[]) =>
+    rules.flatMap((rule) => rule.ports.map((p) => `${p.port}/${p.protocol}`));
+
+  test("restricted egress lets each program reach what it uses: DNS, PostgreSQL, Redis, RabbitMQ, S3, and the controller the API server", async () => {
+    const egress = await egressOf([]);
+    const services = ["53/UDP", "53/TCP", "5432/TCP", "6379/TCP", "5672/TCP", "443/TCP"];
+    assert.deepEqual(ports(egress.api), services);
+    assert.deepEqual(ports(egress.worker), services);
+    assert.deepEqual(ports(egress.controller), [...services, "443/TCP", "6443/TCP"]);
+    for (const rule of egress.api) assert.equal(rule.to, undefined, "any destination by default");
+  });
+
+  test("restricted egress: each service's ports and peers are configurable, null drops one, egress adds rules", async () => {
+    const egress = await egressOf([
+      "networkPolicy.egressTo.kubernetesApi.ports[0].port=16443",
+      "networkPolicy.egressTo.kubernetesApi.ports[0].protocol=TCP",
+      "networkPolicy.egressTo.s3.ports[0].port=4566",
+      "networkPolicy.egressTo.s3.ports[0].protocol=TCP",
+      "networkPolicy.egressTo.redis=null",
+      "networkPolicy.egressTo.postgresql.to[0].ipBlock.cidr=10.1.2.0/24",
+      "networkPolicy.egress[0].ports[0].port=8200",
+    ]);
+    assert.deepEqual(ports(egress.controller), [
+      "53/UDP",
+      "53/TCP",
+      "5432/TCP",
+      "5672/TCP",
+      "4566/TCP",
+      "16443/TCP",
+      "8200/undefined",
+    ]);
+    assert.deepEqual(egress.worker[1]?.to, [{ ipBlock: { cidr: "10.1.2.0/24" } }]);
+    assert.ok(!ports(egress.worker).includes("16443/TCP"), "the API server is the controller's");
+    await assert.rejects(
+      helm([
+        "template",
+        "sluice",
+        chartDir,
+        ...["networkPolicy.enabled=true", "networkPolicy.restrictEgress=true"].flatMap((v) => [
+          "--set",
+          v,
+        ]),
+        "--set-json",
+        "networkPolicy.egressTo.s3.ports=[]",
+      ]),
+      /ports|minItems|minimum/,
+    );
   });
 });
 
