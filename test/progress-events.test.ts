@@ -6,6 +6,7 @@ import { after, before, describe, test } from "node:test";
 import type { ProgressEvent } from "../src/api/progress-event.ts";
 import { createProgressHub } from "../src/api/progress-hub.ts";
 import { openProgressStream } from "../src/api/progress-stream.ts";
+import { readSse, type SseMessage } from "../src/cli/sse.ts";
 import {
   insertUploadWithinLimit,
   markCancelled,
@@ -17,7 +18,6 @@ import { createMetrics } from "../src/core/metrics.ts";
 import { openRuntime, type Runtime } from "../src/core/runtime.ts";
 import { startWorker } from "../src/worker/worker.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
-import { readSse, type SseMessage } from "./support/sse.ts";
 import {
   getJson,
   type InProcess,

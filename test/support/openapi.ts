@@ -7,7 +7,7 @@ import addFormats from "ajv-formats";
 import type Koa from "koa";
 import { OPS_PATHS } from "../../src/api/app.ts";
 import spec from "../../src/api/openapi.json" with { type: "json" };
-import { readSse } from "./sse.ts";
+import { readSse } from "../../src/cli/sse.ts";
 
 export { spec };
 
