@@ -2,6 +2,7 @@
 // (what the test gave t.diagnostic), with the failure's message under a failed check.
 // Usage: node --test --test-reporter=./test/support/check-reporter.ts ...
 import type { TestEvent } from "node:test/reporters";
+import { missing, observe, type Tallies } from "./file-tallies.ts";
 
 type Located = { file?: string; line?: number; column?: number };
 const where = (data: Located) => `${data.file}:${data.line}:${data.column}`;
@@ -38,7 +39,9 @@ export default async function* checkReporter(
   let skipped = 0;
   // A test's diagnostics arrive just after its result, so each line waits for them.
   let pending: Result | undefined;
+  const tallies: Tallies = new Map();
   for await (const event of source) {
+    observe(event, tallies);
     if (event.type === "test:diagnostic" && pending && where(event.data) === pending.at) {
       pending.figures.push(event.data.message);
       continue;
@@ -67,4 +70,10 @@ export default async function* checkReporter(
   }
   if (pending) yield render(pending);
   yield `${passed} passed, ${failed} failed, ${skipped} skipped\n`;
+  const problems = missing(tallies);
+  if (problems.length === 0) return;
+  // The runner sets the exit code only on a failure; this makes the lost results one.
+  process.exitCode = 1;
+  yield `FAIL  the results of ${problems.length} test file(s) did not all arrive:\n`;
+  for (const problem of problems) yield `    ${problem}\n`;
 }
