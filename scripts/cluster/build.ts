@@ -4,7 +4,14 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CACHE_DIR, COREDNS_BIN, GO_ENV, KUBERNETES_BIN, PAUSE_BIN } from "./paths.ts";
+import {
+  CACHE_DIR,
+  COREDNS_BIN,
+  GO_ENV,
+  KUBE_ROUTER_BIN,
+  KUBERNETES_BIN,
+  PAUSE_BIN,
+} from "./paths.ts";
 import { KUBERNETES_PROGRAMS, VERSIONS } from "./versions.ts";
 
 function go(args: string[], cwd: string, env: Record<string, string> = {}): string {
@@ -119,6 +126,39 @@ export function ensureCoreDns(): string {
   return COREDNS_BIN;
 }
 
+/**
+ * A released module's own directory: built there, its go.mod's replace and exclude
+ * directives and its go.sum apply as they did for the release.
+ */
+function moduleDir(module: string, version: string): string {
+  const info = JSON.parse(go(["mod", "download", "-json", `${module}@v${version}`], CACHE_DIR)) as {
+    Dir: string;
+  };
+  return info.Dir;
+}
+
+/** kube-router, of which the cluster runs the network policy controller alone. */
+export function ensureKubeRouter(): string {
+  if (existsSync(KUBE_ROUTER_BIN)) return KUBE_ROUTER_BIN;
+  console.log(`building kube-router ${VERSIONS.kubeRouter} into ${KUBE_ROUTER_BIN} (once)`);
+  const src = moduleDir("github.com/cloudnativelabs/kube-router/v2", VERSIONS.kubeRouter);
+  mkdirSync(dirname(KUBE_ROUTER_BIN), { recursive: true });
+  go(
+    [
+      "build",
+      "-trimpath",
+      `-ldflags=-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=v${VERSIONS.kubeRouter}`,
+      "-o",
+      `${KUBE_ROUTER_BIN}.partial`,
+      "./cmd/kube-router",
+    ],
+    src,
+    { CGO_ENABLED: "0" },
+  );
+  renameSync(`${KUBE_ROUTER_BIN}.partial`, KUBE_ROUTER_BIN);
+  return KUBE_ROUTER_BIN;
+}
+
 /** The pod sandbox's process (pause/pause.go), static, for the sandbox image. */
 export function ensurePause(): string {
   if (existsSync(PAUSE_BIN)) return PAUSE_BIN;
@@ -140,4 +180,5 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   ensureKubernetes();
   ensureCoreDns();
   ensurePause();
+  ensureKubeRouter();
 }

@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { stopKubeRouter } from "./network-policy.ts";
 import { stopNode } from "./node.ts";
 import { NETWORK, STATE_DIR } from "./paths.ts";
 import { stopProcess } from "./processes.ts";
@@ -12,6 +13,7 @@ import { stopProcess } from "./processes.ts";
 const PROGRAMS = ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
 
 export async function clusterDown(): Promise<void> {
+  if (await stopKubeRouter()) console.log("stopped kube-router");
   await stopNode();
   for (const name of PROGRAMS) {
     if (await stopProcess(name)) console.log(`stopped ${name}`);

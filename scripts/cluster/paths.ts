@@ -8,6 +8,12 @@ export const STATE_DIR = process.env.SLUICE_CLUSTER_DIR ?? "/var/lib/sluice-clus
 
 export const KUBERNETES_BIN = join(CACHE_DIR, `kubernetes-${VERSIONS.kubernetes}`, "bin");
 export const COREDNS_BIN = join(CACHE_DIR, `coredns-${VERSIONS.coredns}`, "bin", "coredns");
+export const KUBE_ROUTER_BIN = join(
+  CACHE_DIR,
+  `kube-router-${VERSIONS.kubeRouter}`,
+  "bin",
+  "kube-router",
+);
 // Built from scripts/cluster/pause; the version names the source's revision.
 export const PAUSE_BIN = join(CACHE_DIR, `pause-${VERSIONS.pause}`, "pause");
 export const GO_ENV = {
@@ -50,4 +56,5 @@ export const PORTS = {
   proxyMetrics: 20249,
   corednsHealth: 20280,
   corednsReady: 20281,
+  kubeRouterHealth: 20244,
 } as const;

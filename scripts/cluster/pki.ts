@@ -123,6 +123,7 @@ export function ensurePki(): void {
   });
   leaf({ name: "kube-proxy", cn: "system:kube-proxy" });
   leaf({ name: "coredns", cn: "system:sluice-coredns" });
+  leaf({ name: "kube-router", cn: "system:sluice-kube-router" });
   if (!existsSync(join(PKI_DIR, "sa.key"))) {
     key("sa.key");
     openssl(["pkey", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);

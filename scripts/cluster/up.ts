@@ -2,7 +2,7 @@
 // Usage: npm run cluster:up   (npm run cluster:down stops everything it started)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { ensureCoreDns, ensureKubernetes, ensurePause } from "./build.ts";
+import { ensureCoreDns, ensureKubeRouter, ensureKubernetes, ensurePause } from "./build.ts";
 import {
   ensureBridge,
   startApiServer,
@@ -12,6 +12,7 @@ import {
   writeAdminKubeconfig,
 } from "./control-plane.ts";
 import { clusterDown } from "./down.ts";
+import { startKubeRouter } from "./network-policy.ts";
 import {
   importSandboxImage,
   startContainerd,
@@ -34,7 +35,16 @@ if (runningPid("kube-apiserver") !== undefined) {
 }
 
 // What Debian's packages bring; a missing one fails here, named, rather than halfway up.
-const missing = ["etcd", "containerd", "runc", "iptables", "conntrack", "openssl", "go"].filter(
+const missing = [
+  "etcd",
+  "containerd",
+  "runc",
+  "iptables",
+  "ipset",
+  "conntrack",
+  "openssl",
+  "go",
+].filter(
   (command) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status !== 0,
 );
 if (missing.length > 0 || !existsSync("/usr/lib/cni/bridge")) {
@@ -48,6 +58,7 @@ try {
   ensureKubernetes();
   ensureCoreDns();
   ensurePause();
+  ensureKubeRouter();
   console.log(`binaries ready (${elapsed()})`);
   ensurePki();
   ensureBridge();
@@ -63,6 +74,7 @@ try {
   importSandboxImage();
   await startKubelet();
   await startKubeProxy();
+  await startKubeRouter();
   await startCoreDns();
   console.log(`node ready (${elapsed()})`);
 } catch (err) {

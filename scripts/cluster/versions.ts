@@ -1,10 +1,12 @@
-// Every version the local cluster uses, in one place. Kubernetes and CoreDNS are built from
-// their Go modules; the rest comes from Debian's packages.
+// Every version the local cluster uses, in one place. Kubernetes, CoreDNS and kube-router
+// are built from their Go modules; the rest comes from Debian's packages.
 export const VERSIONS = {
   kubernetes: "1.35.4",
   // The staging modules (k8s.io/api, client-go, ...) released with that Kubernetes.
   kubernetesStaging: "0.35.4",
   coredns: "1.14.7",
+  // Its network policy controller alone (github.com/cloudnativelabs/kube-router/v2).
+  kubeRouter: "2.1.0",
   // The sandbox image made from scripts/cluster/pause.
   pause: "1",
 } as const;
@@ -18,6 +20,8 @@ export const DEBIAN_PACKAGES = [
   "iptables",
   "conntrack",
   "openssl",
+  // kube-router keeps the pods selected by NetworkPolicies in ip sets.
+  "ipset",
 ] as const;
 
 /** The Kubernetes programs built from k8s.io/kubernetes/cmd/<name>. */

@@ -1,0 +1,194 @@
+// Sluice from the image in a namespace of its own, as docs/kubernetes.md installs it, with
+// this machine's PostgreSQL, Redis, RabbitMQ and S3 behind Services of the namespace: what
+// the cluster checks that run Sluice's pods share.
+import { readFileSync } from "node:fs";
+import pg from "pg";
+import { ensureBucket } from "../../src/core/storage/s3.ts";
+import { sampleCsv } from "../support/csv-samples.ts";
+import { getJson, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
+import {
+  ensureSluiceImage,
+  forwardFromNode,
+  installChart,
+  kubectl,
+  kubectlJson,
+  kubectlResult,
+  RELEASE,
+  serviceOutside,
+} from "./cluster.ts";
+
+const { version } = JSON.parse(
+  readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+);
+export const IMAGE = { repository: "sluice", tag: version as string };
+export const PROGRAMS = ["api", "worker", "controller"] as const;
+export type Program = (typeof PROGRAMS)[number];
+export const API_KEY = "k3y";
+
+/** Why the image checks cannot run here (no image), or undefined; in CI a failure instead. */
+export async function missingImage(): Promise<string | undefined> {
+  const missing = await ensureSluiceImage(`${IMAGE.repository}:${IMAGE.tag}`);
+  // CI builds the image before these checks: there a missing image is a failure, not a skip.
+  if (missing && process.env.CI) throw new Error(missing);
+  return missing;
+}
+
+export type ServiceName = "postgresql" | "redis" | "rabbitmq" | "s3";
+
+export type Outside = Readonly<{
+  env: TestEnv;
+  /** The port on the node each Service's endpoint is: what a NetworkPolicy sees. */
+  nodePorts: Readonly<Record<ServiceName, number>>;
+  close(): Promise<void>;
+}>;
+
+/**
+ * A database and bucket of their own (production creates neither; an operator does), and
+ * each service as a Service of the namespace whose endpoint is a forwarder on the node.
+ */
+export async function servicesOutside(namespace: string): Promise<Outside> {
+  const env = await testEnv();
+  const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
+  await admin.connect();
+  await admin.query(`create database "${databaseName(env)}"`);
+  await admin.end();
+  await ensureBucket(env.s3, env.config.s3.bucket);
+  const s3Port = Number(new URL(env.env.AWS_ENDPOINT as string).port);
+  const forwards: Array<{ close(): Promise<void> }> = [];
+  const nodePorts = {} as Record<ServiceName, number>;
+  for (const [name, port, target] of [
+    ["postgresql", 5432, 5432],
+    ["redis", 6379, 6379],
+    ["rabbitmq", 5672, 5672],
+    ["s3", 80, s3Port],
+  ] as const) {
+    const forward = await forwardFromNode({ host: "127.0.0.1", port: target });
+    forwards.push(forward);
+    nodePorts[name] = forward.port;
+    await serviceOutside(namespace, name, port, forward.port);
+  }
+  return {
+    env,
+    nodePorts,
+    async close() {
+      for (const forward of forwards) await forward.close();
+      await env.cleanup();
+    },
+  };
+}
+
+const databaseName = (env: TestEnv) => new URL(env.env.DATABASE_URL as string).pathname.slice(1);
+
+/**
+ * helm install of the chart from the image against those Services; `credentials` and
+ * `set` add to or override the defaults.
+ */
+export async function installSluice(
+  namespace: string,
+  outside: Outside,
+  options: { credentials?: Record<string, string>; set?: readonly string[] } = {},
+): Promise<void> {
+  const { env } = outside;
+  await installChart(
+    namespace,
+    {
+      DATABASE_URL: `postgres://postgres@postgresql:5432/${databaseName(env)}`,
+      REDIS_URL: "redis://redis:6379",
+      RABBITMQ_URL: "amqp://guest:guest@rabbitmq:5672",
+      AWS_ACCESS_KEY_ID: "test",
+      AWS_SECRET_ACCESS_KEY: "test",
+      API_KEYS: `acme:${API_KEY}`,
+      ...options.credentials,
+    },
+    [
+      `image.repository=${IMAGE.repository}`,
+      `image.tag=${IMAGE.tag}`,
+      "image.pullPolicy=Never",
+      `config.SLUICE_NAMESPACE=${env.config.namespace}`,
+      `config.S3_BUCKET=${env.config.s3.bucket}`,
+      "config.AWS_ENDPOINT=http://s3",
+      "config.STUCK_AFTER_SECONDS=5",
+      "config.CONTROLLER_INTERVAL_SECONDS=1",
+      ...(options.set ?? []),
+    ],
+  );
+}
+
+/** The program's pods that are not being deleted. */
+export async function podsOf(namespace: string, program: Program): Promise<any[]> {
+  const found = await kubectlJson([
+    "--namespace",
+    namespace,
+    "get",
+    "pods",
+    "-l",
+    `app.kubernetes.io/component=${program}`,
+  ]);
+  return found.items.filter((p: any) => !p.metadata.deletionTimestamp);
+}
+
+/** Waits for the program's Deployment to roll out; on failure, with what its pod printed. */
+export async function rolledOut(namespace: string, program: Program): Promise<void> {
+  const ns = ["--namespace", namespace];
+  await kubectl([...ns, "rollout", "status", `deployment/${RELEASE}-${program}`, "--timeout=180s"])
+    // What the programs printed says why they are not Ready.
+    .catch(async (err: Error) => {
+      const [pod] = await podsOf(namespace, program);
+      if (!pod) throw err;
+      const logs = await kubectlResult([
+        ...ns,
+        "logs",
+        pod.metadata.name,
+        "--previous",
+        "--tail=20",
+      ]);
+      const now = await kubectlResult([...ns, "logs", pod.metadata.name, "--tail=20"]);
+      throw new Error(`${err.message}\n${logs.stdout}${logs.stderr}\n${now.stdout}`);
+    });
+}
+
+/** The api's Service address, as a client inside the cluster or on the node reaches it. */
+export async function apiUrl(namespace: string): Promise<string> {
+  const service = await kubectlJson(["--namespace", namespace, "get", "service", `${RELEASE}-api`]);
+  return `http://${service.spec.clusterIP}:${service.spec.ports[0].port}`;
+}
+
+/**
+ * Uploads `rows` generated rows through the api and waits for the upload to end; checks
+ * that every row landed exactly once and returns the upload's id.
+ */
+export async function uploadLands(
+  url: string,
+  outside: Outside,
+  rows: number,
+  timeoutMs = 300_000,
+): Promise<string> {
+  const accepted = await getJson(`${url}/uploads`, {
+    method: "POST",
+    headers: { "content-type": "text/csv", authorization: `Bearer ${API_KEY}` },
+    body: sampleCsv(rows).csv,
+  });
+  if (accepted.status !== 202) {
+    throw new Error(`upload refused: ${accepted.status} ${JSON.stringify(accepted.body)}`);
+  }
+  const id = accepted.body.id as string;
+  const done = await waitFor(
+    "the upload to complete",
+    async () => {
+      const view = await getJson(`${url}/uploads/${id}`, {
+        headers: { authorization: `Bearer ${API_KEY}` },
+      });
+      return ["completed", "failed"].includes(view.body.status) && view.body;
+    },
+    timeoutMs,
+  );
+  if (done.status !== "completed") throw new Error(`upload ${id} ended ${JSON.stringify(done)}`);
+  const { rows: counted } = await outside.env.sql.query(
+    "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",
+    [id],
+  );
+  if (counted[0].n !== rows || counted[0].distinct_rows !== rows) {
+    throw new Error(`upload ${id}: ${JSON.stringify(counted[0])} rows landed, ${rows} sent`);
+  }
+  return id;
+}
