@@ -176,3 +176,26 @@ test("every answer, success or error, is as the description says", async () => {
   );
   assert.deepEqual(missed, []);
 });
+
+test("a method a described path does not list gets 405 MethodNotAllowed, with Allow", async () => {
+  const failures: string[] = [];
+  for (const [template, item] of Object.entries(spec.paths as Record<string, object>)) {
+    const path = template.replace("{id}", UNKNOWN);
+    const listed = Object.keys(item)
+      .filter((k) => k !== "parameters")
+      .map((m) => m.toUpperCase());
+    const response = await fetch(`${api.url}${path}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    const body = await response.text();
+    const allow = (response.headers.get("allow") ?? "").split(/,\s*/).filter(Boolean).sort();
+    const expected = [...listed, ...(listed.includes("GET") ? ["HEAD"] : [])].sort();
+    if (response.status !== 405 || JSON.parse(body).error.code !== "MethodNotAllowed") {
+      failures.push(`PUT ${template}: ${response.status} ${body}`);
+    } else if (allow.join() !== expected.join()) {
+      failures.push(`PUT ${template}: Allow "${allow.join(", ")}", not ${expected.join(", ")}`);
+    }
+  }
+  assert.deepEqual(failures, []);
+});

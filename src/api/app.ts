@@ -96,7 +96,12 @@ export function createApp(deps: AppDeps): Koa {
   });
 
   app.use(async (ctx, next) => {
-    if (ctx.method !== "GET") return next();
+    if (ctx.method !== "GET" && ctx.method !== "HEAD") {
+      if (!OPS_PATHS.has(ctx.path)) return next();
+      throw new AppError("MethodNotAllowed", 405, `${ctx.method} is not allowed on ${ctx.path}`, {
+        headers: { allow: "HEAD, GET" },
+      });
+    }
     if (ctx.path === "/healthz") {
       ctx.body = { status: "ok" };
     } else if (ctx.path === "/readyz") {

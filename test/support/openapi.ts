@@ -118,7 +118,10 @@ export async function mismatches(method: string, path: string, answer: Answer): 
     );
     return problems;
   }
-  const validate = validatorAt(`${at}${pointer("content", type, "schema")}`);
+  const schemaAt = `${at}${pointer("content", type, "schema")}`;
+  if (type === "text/event-stream")
+    return [...problems, ...(await eventMismatches(what, schemaAt, answer.text))];
+  const validate = validatorAt(schemaAt);
   let body: unknown = answer.text;
   if (type === "application/json") {
     try {
@@ -130,23 +133,29 @@ export async function mismatches(method: string, path: string, answer: Answer): 
   if (!validate(body)) {
     problems.push(`${what}: body ${ajv.errorsText(validate.errors)}: ${answer.text.slice(0, 500)}`);
   }
-  if (type === "text/event-stream") problems.push(...(await eventMismatches(what, answer.text)));
   return problems;
 }
 
-const validateEvent = validatorAt(pointer("components", "schemas", "ProgressEvent"));
-
-/** Each `progress` event's data is a ProgressEvent; comments are heartbeats. */
-async function eventMismatches(what: string, text: string): Promise<string[]> {
+/**
+ * Each event, as {event, id, data}, validates against the stream's schema, and its data
+ * against the schema the data's contentSchema names; comments are heartbeats.
+ */
+async function eventMismatches(what: string, schemaAt: string, text: string): Promise<string[]> {
+  const validateEvent = validatorAt(schemaAt);
+  const validateData = validatorAt(`${schemaAt}/properties/data/contentSchema`);
   const problems: string[] = [];
   async function* chunks() {
     yield new TextEncoder().encode(text);
   }
   for await (const message of readSse(chunks())) {
     if (message.comment !== undefined && message.data === "") continue;
-    if (message.event !== "progress") problems.push(`${what}: event "${message.event}"`);
-    if (!validateEvent(JSON.parse(message.data))) {
-      problems.push(`${what}: event data ${ajv.errorsText(validateEvent.errors)}: ${message.data}`);
+    const event = { event: message.event, id: message.id, data: message.data };
+    if (!validateEvent(event)) {
+      problems.push(
+        `${what}: event ${ajv.errorsText(validateEvent.errors)}: ${JSON.stringify(event)}`,
+      );
+    } else if (!validateData(JSON.parse(message.data))) {
+      problems.push(`${what}: event data ${ajv.errorsText(validateData.errors)}: ${message.data}`);
     }
   }
   return problems;
