@@ -1,6 +1,6 @@
 // The chart's NetworkPolicies enforced by the cluster's policy controller (kube-router):
-// with egress restricted to what each program uses an upload still lands, and the api
-// admits only the pods its policy names.
+// with egress restricted to what each program uses an upload still lands and the api cannot
+// reach the API server, and the api admits only the pods its policy names.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { NETWORK, PORTS } from "../../scripts/cluster/paths.ts";
@@ -13,6 +13,7 @@ import {
   missingImage,
   type Outside,
   PROGRAMS,
+  podsOf,
   rolledOut,
   servicesOutside,
   uploadLands,
@@ -62,6 +63,32 @@ describe("NetworkPolicy", { skip }, () => {
     await uploadLands(url, outside, ROWS);
     t.diagnostic(
       `${policies.items.length} policies, egress to ports ${Object.values(nodePorts).join(", ")} and ${PORTS.apiserver}; ${ROWS} rows landed via ${url}`,
+    );
+  });
+
+  test("egress: the api may not reach the API server, which the controller may", async (t) => {
+    // A TCP connection to the API server on the node: what the kubernetesApi rule admits.
+    const script = `const s=require("net").connect({host:${JSON.stringify(NETWORK.nodeIp)},port:${PORTS.apiserver}});s.setTimeout(10000,()=>{console.log("timeout");s.destroy()});s.on("connect",()=>{console.log("connected");s.destroy()});s.on("error",e=>console.log(e.code))`;
+    const from = async (program: "api" | "controller") => {
+      const [pod] = await podsOf(namespace, program);
+      const out = await kubectl([
+        "--namespace",
+        namespace,
+        "exec",
+        pod.metadata.name,
+        "--",
+        "node",
+        "-e",
+        script,
+      ]);
+      return out.trim();
+    };
+    const controller = await from("controller");
+    const api = await from("api");
+    assert.equal(controller, "connected", "the controller's policy admits the API server");
+    assert.match(api, /^(ECONNREFUSED|EHOSTUNREACH|timeout)$/, "the api's policy does not");
+    t.diagnostic(
+      `${NETWORK.nodeIp}:${PORTS.apiserver} from the controller: ${controller}, from the api: ${api}`,
     );
   });
 
