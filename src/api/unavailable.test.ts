@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { createServer } from "node:net";
+import { createConnection, createServer, type Socket } from "node:net";
 import { test } from "node:test";
 import amqp from "amqplib";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { DependencyTimeoutError } from "../core/dependencies.ts";
+import { watchedClient } from "../core/db/watched-client.ts";
+import { DependencyLostError, DependencyTimeoutError } from "../core/dependencies.ts";
+import { watchRedis } from "../core/watched-redis.ts";
 import { isDependencyUnavailable, unavailableAnswer } from "./unavailable.ts";
 
 /** A loopback port that refuses connections. */
@@ -43,10 +45,15 @@ test("each client's own error for a service that refuses connections is a depend
   queuing.disconnect();
 
   // Commands refused at once while there is no connection, as Sluice's client does.
-  const failingFast = new Redis({ host: "127.0.0.1", port, enableOfflineQueue: false });
+  const failingFast = watchRedis(
+    new Redis({ host: "127.0.0.1", port, enableOfflineQueue: false }),
+    `redis://127.0.0.1:${port}`,
+    1000,
+  );
   failingFast.on("error", () => undefined);
   const offlineError = await failure(() => failingFast.get("x"));
-  assert.ok(isDependencyUnavailable(offlineError), String(offlineError));
+  assert.ok(offlineError instanceof DependencyLostError, String(offlineError));
+  assert.equal(unavailableAnswer(offlineError)?.message, "Redis is unreachable; retry");
   failingFast.disconnect();
 });
 
@@ -76,7 +83,59 @@ test("PostgreSQL's shutdown, start-up and connection errors are dependency failu
   for (const code of ["57P01", "57P02", "57P03", "53300", "08006", "08001", "08P01"]) {
     assert.ok(isDependencyUnavailable(Object.assign(new Error("pg"), { code })), code);
   }
-  assert.ok(isDependencyUnavailable(new Error("Connection terminated unexpectedly")));
+});
+
+/** A loopback port in front of PostgreSQL whose connections the test can end cleanly. */
+async function closingProxy(): Promise<{ port: number; endAll(): void; close(): void }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port: 5432 });
+    sockets.add(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  }).listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return {
+    port: (server.address() as { port: number }).port,
+    // A FIN and no error: pg learns only that the connection ended.
+    endAll: () => {
+      for (const socket of sockets) socket.end();
+    },
+    close: () => server.close(),
+  };
+}
+
+test("a PostgreSQL connection that ends under a query, and the queries after, fail naming PostgreSQL", async () => {
+  const proxy = await closingProxy();
+  const url = `postgres://postgres@127.0.0.1:${proxy.port}/postgres`;
+  const client = new (watchedClient(url, { connectMs: 5000, answerMs: undefined }))({
+    connectionString: url,
+  });
+  client.on("error", () => undefined);
+  try {
+    await client.connect();
+    const running = failure(() => client.query("select pg_sleep(30)"));
+    proxy.endAll();
+    const ended = await running;
+    assert.ok(ended instanceof DependencyLostError, String(ended));
+    assert.equal(unavailableAnswer(ended)?.message, "PostgreSQL is unreachable; retry");
+    const after = await failure(() => client.query("select 1"));
+    assert.ok(after instanceof DependencyLostError, String(after));
+    assert.equal(unavailableAnswer(after)?.message, "PostgreSQL is unreachable; retry");
+  } finally {
+    proxy.close();
+  }
+});
+
+test("an error of the api's own that happens to read like a client's is a fault, not a 503", () => {
+  for (const message of [
+    "Connection terminated unexpectedly",
+    "Client has encountered a connection error and is not queryable",
+    "Stream isn't writeable and enableOfflineQueue options is false",
+  ]) {
+    assert.equal(unavailableAnswer(new Error(message)), undefined, message);
+  }
 });
 
 test("a dependency failure wrapped in another error still counts", () => {

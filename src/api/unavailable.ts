@@ -4,7 +4,11 @@
 // which it was, and never its address or credentials (the log has those).
 import amqp from "amqplib";
 import pg from "pg";
-import { type Dependency, DependencyTimeoutError } from "../core/dependencies.ts";
+import {
+  type Dependency,
+  DependencyLostError,
+  DependencyTimeoutError,
+} from "../core/dependencies.ts";
 import { AppError } from "./app-error.ts";
 
 // admin_shutdown, crash_shutdown, cannot_connect_now (starting up or in recovery), and
@@ -23,33 +27,28 @@ const NETWORK_CODES = new Set([
   "ENOTFOUND",
   "EAI_AGAIN",
 ]);
-// The clients' errors that carry neither a code nor a class of their own.
-const CONNECTION_MESSAGES = new Map<string, Dependency>([
-  // pg, for a connection dropped while in use
-  ["Connection terminated unexpectedly", "PostgreSQL"],
-  // pg, for a query on a client whose connection already failed (a rollback after a reset)
-  ["Client has encountered a connection error and is not queryable", "PostgreSQL"],
-  // ioredis, for a command sent while it has no connection
-  ["Stream isn't writeable and enableOfflineQueue options is false", "Redis"],
-]);
 const CONNECTION_ERROR_NAMES = new Map<string, Dependency>([
   // ioredis reconnects by itself, and fails a command once its reconnection attempts are
-  // spent, or when the connection it was sent on is dropped for saying nothing.
+  // spent, or when the connection it was sent on is dropped (one dropped for saying nothing
+  // fails its commands with a DependencyTimeoutError instead: core/watched-redis.ts).
   ["MaxRetriesPerRequestError", "Redis"],
 ]);
 
-type ErrorLike = { code?: unknown; name?: unknown; message?: unknown; cause?: unknown };
+type ErrorLike = { code?: unknown; name?: unknown; cause?: unknown };
 
 /** A dependency failure, and which service it was when the error says so. */
 export type Unavailable = Readonly<{ dependency: Dependency | undefined; silent: boolean }>;
 
 function classify(err: object): Unavailable | undefined {
   if (err instanceof DependencyTimeoutError) return { dependency: err.dependency, silent: true };
+  // pg's and ioredis's errors for a lost or missing connection say so in their message alone;
+  // Sluice's watched clients name them (core/db/watched-client.ts, core/watched-redis.ts).
+  if (err instanceof DependencyLostError) return { dependency: err.dependency, silent: false };
   // amqplib: a channel or connection closed under the operation.
   if (err instanceof amqp.IllegalOperationError) {
     return { dependency: "RabbitMQ", silent: false };
   }
-  const { code, name, message } = err as ErrorLike;
+  const { code, name } = err as ErrorLike;
   // query_canceled: Sluice cancels nothing itself, so this is a statement timeout.
   if (code === STATEMENT_TIMEOUT && err instanceof pg.DatabaseError) {
     return { dependency: "PostgreSQL", silent: true };
@@ -65,8 +64,6 @@ function classify(err: object): Unavailable | undefined {
   }
   const named = typeof name === "string" ? CONNECTION_ERROR_NAMES.get(name) : undefined;
   if (named) return { dependency: named, silent: false };
-  const said = typeof message === "string" ? CONNECTION_MESSAGES.get(message) : undefined;
-  if (said) return { dependency: said, silent: false };
   return undefined;
 }
 

@@ -66,6 +66,22 @@ export function withinDeadline<T>(
   });
 }
 
+/**
+ * A dependency's connection that was lost, or was not there, under an operation: the client's
+ * own error, which often says so only in its message, is the cause.
+ */
+export class DependencyLostError extends Error {
+  override name = "DependencyLostError";
+  /** Node's code for a connection reset, which is what this amounts to. */
+  readonly code = "ECONNRESET";
+  readonly dependency: Dependency;
+
+  constructor(dependency: Dependency, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.dependency = dependency;
+  }
+}
+
 export type Check = Readonly<{ dependency: Dependency; answers: () => Promise<unknown> }>;
 
 /** The dependencies whose check failed or took longer than `ms`, all checked at once. */

@@ -16,6 +16,7 @@ import {
 } from "./dependencies.ts";
 import type { Logger } from "./logger.ts";
 import { bucketExists, createS3, ensureBucket, s3Endpoint } from "./storage/s3.ts";
+import { watchRedis } from "./watched-redis.ts";
 
 export class DependencyError extends Error {
   override name = "DependencyError";
@@ -139,10 +140,6 @@ export async function openRedis(config: Config, log: Logger): Promise<Redis> {
   const redis = new Redis(config.redisUrl, {
     lazyConnect: true,
     connectTimeout: connectMs,
-    // A connection that owes replies and receives nothing for this long is dropped, failing
-    // its commands, and replaced: a Redis that keeps the connection open and stops answering
-    // would otherwise hold them for ever.
-    socketTimeout: commandMs,
     // A command that was sent when the connection dropped fails then, rather than being sent
     // again after the reconnection; its caller retries (a 503 with Retry-After, a batch retry).
     maxRetriesPerRequest: 0,
@@ -151,6 +148,10 @@ export async function openRedis(config: Config, log: Logger): Promise<Redis> {
     // stale view is written over a newer one once Redis is back.
     enableOfflineQueue: false,
   });
+  // A connection that owes replies and receives nothing for commandMs is dropped, failing its
+  // commands, and replaced: a Redis that keeps the connection open and stops answering would
+  // otherwise hold them for ever.
+  watchRedis(redis, config.redisUrl, commandMs);
   // The first connection must succeed; after that ioredis reconnects by itself. The
   // listener goes on first, so a refused connection is reported here rather than printed
   // by ioredis as an unhandled error.

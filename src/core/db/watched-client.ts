@@ -2,10 +2,12 @@
 // nothing. pg would wait for ever, and so would every query queued behind that one; pg's own
 // query_timeout leaves the connection busy and in the pool. Here the connection is destroyed
 // with an error that names the server, which fails the query, frees the pool's slot and
-// tells the caller which dependency is at fault.
+// tells the caller which dependency is at fault. A query that fails because the connection
+// was lost (pg says so only in its message) fails with a DependencyLostError naming
+// PostgreSQL, its cause pg's own error.
 import type { Socket } from "node:net";
 import pg from "pg";
-import { DependencyTimeoutError, withinDeadline } from "../dependencies.ts";
+import { DependencyLostError, DependencyTimeoutError, withinDeadline } from "../dependencies.ts";
 
 export type Patience = Readonly<{
   /** To connect and answer the start-up handshake. */
@@ -20,12 +22,17 @@ type Watched = { [SET_EXTRA_MS]?: (extraMs: number) => void };
 
 function watch(client: pg.Client, url: string, patience: Patience): void {
   const internals = client as unknown as {
-    connection: { stream: Socket; on(event: "message", listener: () => void): void };
+    connection: {
+      stream: Socket;
+      on(event: "message" | "end" | "error", listener: () => void): void;
+    };
     /** True between the server's ReadyForQuery and the next query sent. */
     readyForQuery: boolean;
   };
   let connected = false;
   let ended = false;
+  /** Set once the connection failed or ended other than by end(): no query can succeed. */
+  let lost = false;
   let limit = patience.connectMs as number | undefined;
   let timer: NodeJS.Timeout | undefined;
 
@@ -53,6 +60,13 @@ function watch(client: pg.Client, url: string, patience: Patience): void {
   };
 
   internals.connection.on("message", () => timer?.refresh());
+  // Heard before pg fails the queries in flight, which it does a tick later.
+  internals.connection.on("error", () => {
+    lost = true;
+  });
+  internals.connection.on("end", () => {
+    if (!ending) lost = true;
+  });
   client.once("connect", () => {
     connected = true;
     restart(patience.answerMs);
@@ -65,8 +79,18 @@ function watch(client: pg.Client, url: string, patience: Patience): void {
     if (connected && patience.answerMs !== undefined) restart(patience.answerMs + extraMs);
   };
 
+  /** pg's error for a query that failed with the connection, said to be that. */
+  const named = (err: unknown) =>
+    lost && !(err instanceof DependencyTimeoutError) && !(err instanceof pg.DatabaseError)
+      ? new DependencyLostError("PostgreSQL", "the connection to PostgreSQL was lost", {
+          cause: err,
+        })
+      : err;
+
+  let ending = false;
   const connect = client.connect.bind(client) as (...args: unknown[]) => unknown;
   const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const end = client.end.bind(client) as (...args: unknown[]) => unknown;
   Object.assign(client, {
     connect: (...args: unknown[]) => {
       expect();
@@ -74,7 +98,21 @@ function watch(client: pg.Client, url: string, patience: Patience): void {
     },
     query: (...args: unknown[]) => {
       expect();
-      return query(...args);
+      const last = args.length - 1;
+      const callback = args[last];
+      if (typeof callback === "function") {
+        args[last] = (err: unknown, ...rest: unknown[]) => callback(err && named(err), ...rest);
+        return query(...args);
+      }
+      const result = query(...args);
+      // A promise for the result; a submittable (a COPY stream) reports on itself instead.
+      return result instanceof Promise
+        ? result.catch((err: unknown) => Promise.reject(named(err)))
+        : result;
+    },
+    end: (...args: unknown[]) => {
+      ending = true;
+      return end(...args);
     },
   });
 }
