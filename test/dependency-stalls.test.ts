@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 import amqp from "amqplib";
+import { readSse } from "../src/cli/sse.ts";
 import { connectBroker } from "../src/core/broker/broker.ts";
 import { publishConfirmed } from "../src/core/broker/confirm.ts";
 import { loadConfig } from "../src/core/config.ts";
@@ -247,5 +248,49 @@ test("a publish that RabbitMQ never confirms fails, naming RabbitMQ, even withou
     const channel = await cleanup.createChannel();
     await channel.deleteQueue(queue);
     await cleanup.close();
+  }
+});
+
+test("an open progress stream ends when Redis stops answering, and a new one is 503 until it answers", async () => {
+  const own = await testEnv();
+  const proxy = await startTcpProxy({ host: "127.0.0.1", port: 6379 });
+  const config = loadConfig({
+    ...own.env,
+    REDIS_URL: proxy.via("redis://127.0.0.1:6379"),
+    CONNECT_TIMEOUT_MS: "2000",
+    COMMAND_TIMEOUT_MS: "2000",
+  });
+  // No worker: the upload stays queued, so its stream has no final event to end on.
+  const stack = await startInProcess({ ...own, config }, { worker: false });
+  try {
+    const accepted = await callApi(stack.url, "POST", "/uploads", "id,name\n1,a\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    const response = await fetch(`${stack.url}/uploads/${accepted.body.id}/events`);
+    assert.equal(response.status, 200);
+    const events = readSse(response.body as AsyncIterable<Uint8Array>);
+    assert.ok((await events.next()).value?.data, "the current state first");
+    proxy.stall();
+    // Only the subscriber's connection is in use, idle; nothing else asks Redis anything.
+    const ended = (async () => {
+      for await (const _ of events) {
+        // heartbeats
+      }
+      return "ended" as const;
+    })();
+    const limit = new Promise<"open">((resolve) => setTimeout(resolve, 60_000, "open").unref());
+    assert.equal(await Promise.race([ended, limit]), "ended", "the stream outlived Redis");
+    const again = await callApi(stack.url, "GET", `/uploads/${accepted.body.id}/events`);
+    assert.equal(again.status, 503, again.text);
+    assert.equal(again.body.error.details?.service, "Redis", again.text);
+    await proxy.restore();
+    await waitFor("a progress stream once Redis answers", async () => {
+      const next = await fetch(`${stack.url}/uploads/${accepted.body.id}/events`);
+      await next.body?.cancel();
+      return next.status === 200;
+    });
+  } finally {
+    await stack.stop();
+    await proxy.close();
+    await own.cleanup();
   }
 });

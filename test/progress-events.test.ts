@@ -51,6 +51,7 @@ describe("a progress stream", () => {
       runtime.redis.duplicate({ enableOfflineQueue: true }),
       runtime.status.channel,
       log,
+      { pingMs: 1000, subscribeMs: 5000 },
     );
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0001";
     await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: "a.csv" }, 100);
@@ -122,6 +123,7 @@ describe("a progress stream", () => {
       runtime.redis.duplicate({ enableOfflineQueue: true }),
       runtime.status.channel,
       log,
+      { pingMs: 1000, subscribeMs: 5000 },
     );
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0002";
     await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: null }, 100);
@@ -152,6 +154,7 @@ describe("a progress stream", () => {
       runtime.redis.duplicate({ enableOfflineQueue: true }),
       runtime.status.channel,
       log,
+      { pingMs: 1000, subscribeMs: 5000 },
     );
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0003";
     await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: null }, 100);

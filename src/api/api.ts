@@ -11,6 +11,7 @@ import { runPurge } from "../core/purge.ts";
 import { redrive } from "../core/redrive.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { createS3 } from "../core/storage/s3.ts";
+import { watchRedis } from "../core/watched-redis.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
 import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
@@ -40,12 +41,18 @@ export function createApi(
   const { db, status, broker, redis } = runtime;
   const s3 = createS3(config.s3, config.timeouts);
   // A connection in subscriber mode can run no other command, hence one of its own.
-  // Subscriptions may wait for the connection: ioredis makes them once it is up, and again
-  // after every reconnect.
+  // Subscriptions may wait for the connection, which ioredis makes once it is up; after a
+  // reconnect the hub's listeners subscribe again themselves (progress-hub.ts).
+  const { commandMs } = config.timeouts;
   const progress = createProgressHub(
-    redis.duplicate({ enableOfflineQueue: true }),
+    watchRedis(
+      redis.duplicate({ enableOfflineQueue: true, autoResubscribe: false }),
+      config.redisUrl,
+      commandMs,
+    ),
     status.channel,
     log,
+    { pingMs: commandMs, subscribeMs: commandMs },
   );
   const publisher = createBatchPublisher({
     broker,

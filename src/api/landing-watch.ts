@@ -67,7 +67,10 @@ export function watchLanding(
     progress
       .listen(id, {
         view: (view: UploadView) => learn(view.batches.landed, view.status),
-        closed: () => undefined,
+        // The hub's connection went (or the hub closed): the next wait listens again.
+        closed: () => {
+          listening = undefined;
+        },
       })
       .catch(() => undefined);
   let closed = false;

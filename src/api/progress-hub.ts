@@ -1,6 +1,11 @@
 // One Redis subscriber connection per api process, fanning each upload's view changes out
 // to every stream that follows that upload.
 import type { Redis } from "ioredis";
+import {
+  DependencyLostError,
+  DependencyTimeoutError,
+  withinDeadline,
+} from "../core/dependencies.ts";
 import type { Logger } from "../core/logger.ts";
 import type { UploadView } from "../core/upload-view.ts";
 
@@ -17,15 +22,54 @@ export type ProgressHub = Readonly<{
   close(): Promise<void>;
 }>;
 
+export type HubPatience = Readonly<{
+  /** How often an idle subscribed connection is asked to answer (PING). */
+  pingMs: number;
+  /** How long a subscription may take to be confirmed. */
+  subscribeMs: number;
+}>;
+
 type Channel = { listeners: Set<ProgressListener>; subscribed: Promise<unknown> };
 
+/**
+ * `subscriber` must fail the commands a silent Redis owes (core/watched-redis.ts) and must not
+ * resubscribe by itself: when its connection goes, every listener is told it is closed (a
+ * stream ends, and its client reconnects to the current state), because what was published
+ * meanwhile was not heard; a listener arriving before it is back is refused.
+ */
 export function createProgressHub(
   subscriber: Redis,
   channelOf: (uploadId: string) => string,
   log: Logger,
+  patience: HubPatience,
 ): ProgressHub {
   const channels = new Map<string, Channel>();
   let closing = false;
+  /** The connection went and has not been ready since. */
+  let lost = false;
+
+  const closeAll = () => {
+    const all = [...channels.values()].flatMap((channel) => [...channel.listeners]);
+    channels.clear();
+    for (const listener of all) listener.closed();
+  };
+  subscriber.on("close", () => {
+    if (closing) return;
+    lost = true;
+    if (channels.size > 0) log.warn("Redis subscriber connection lost; progress streams closed");
+    closeAll();
+  });
+  subscriber.on("ready", () => {
+    lost = false;
+  });
+  // A subscribed connection receives only what is published; a Redis gone silent would leave
+  // it, and every stream on it, waiting for ever. A PING it owes is bounded like any command.
+  const pinger = setInterval(() => {
+    if (channels.size > 0 && subscriber.status === "ready") {
+      subscriber.ping().catch(() => undefined);
+    }
+  }, patience.pingMs);
+  pinger.unref();
 
   subscriber.on("error", (err: Error) => log.warn({ err: err.message }, "Redis subscriber error"));
   subscriber.on("message", (name: string, message: string) => {
@@ -43,11 +87,22 @@ export function createProgressHub(
   return {
     async listen(uploadId, listener) {
       if (closing) throw new Error("the progress hub is closed");
+      if (lost) throw new DependencyLostError("Redis", "the Redis subscriber connection is down");
       const name = channelOf(uploadId);
       let channel = channels.get(name);
       if (!channel) {
+        const { subscribeMs } = patience;
         // Every later listener of the channel waits for this same confirmation.
-        channel = { listeners: new Set(), subscribed: subscriber.subscribe(name) };
+        const subscribed = withinDeadline(
+          subscriber.subscribe(name),
+          subscribeMs,
+          () =>
+            new DependencyTimeoutError(
+              "Redis",
+              `Redis did not confirm a subscription within ${subscribeMs} ms`,
+            ),
+        );
+        channel = { listeners: new Set(), subscribed };
         channels.set(name, channel);
       }
       channel.listeners.add(listener);
@@ -71,9 +126,8 @@ export function createProgressHub(
     listeners: () => [...channels.values()].reduce((sum, c) => sum + c.listeners.size, 0),
     async close() {
       closing = true;
-      const all = [...channels.values()].flatMap((channel) => [...channel.listeners]);
-      channels.clear();
-      for (const listener of all) listener.closed();
+      clearInterval(pinger);
+      closeAll();
       subscriber.disconnect();
     },
   };
