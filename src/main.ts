@@ -8,7 +8,7 @@ import { findKubeConfig } from "./controller/kubernetes.ts";
 import { createLogger } from "./core/logger.ts";
 import { runMain } from "./core/main-runner.ts";
 import { createMetrics } from "./core/metrics.ts";
-import { startOpsServer } from "./core/ops-server.ts";
+import { brokerReadiness, startOpsServer } from "./core/ops-server.ts";
 import { openRuntime } from "./core/runtime.ts";
 import { startLocalS3 } from "./core/storage/local-s3.ts";
 import { startWorker } from "./worker/worker.ts";
@@ -26,8 +26,10 @@ runMain("sluice", async ({ config, log, shutdown, faults }) => {
   const workerMetrics = createMetrics("worker");
   const consumer = await startWorker(config, runtime, workerMetrics, workerLog, faults);
   shutdown.add("drain", "consumer", consumer.stop);
-  const workerOps = await startOpsServer(config.ports.worker, workerMetrics.registry, async () =>
-    runtime.broker.isConnected(),
+  const workerOps = await startOpsServer(
+    config.ports.worker,
+    workerMetrics.registry,
+    consumer.unanswered,
   );
   shutdown.add("close", "worker ops server", workerOps.close);
 
@@ -39,7 +41,7 @@ runMain("sluice", async ({ config, log, shutdown, faults }) => {
   const controllerOps = await startOpsServer(
     config.ports.controller,
     controllerMetrics.registry,
-    async () => runtime.broker.isConnected(),
+    brokerReadiness(runtime.broker),
   );
   shutdown.add("close", "controller ops server", controllerOps.close);
 

@@ -8,8 +8,9 @@ import { createLogger } from "../src/core/logger.ts";
 import { createMetrics } from "../src/core/metrics.ts";
 import { openRuntime } from "../src/core/runtime.ts";
 import { startWorker } from "../src/worker/worker.ts";
+import { freePort, startProgram } from "./support/program.ts";
 import { getJson, listBatchObjects, startInProcess, testEnv, waitFor } from "./support/stack.ts";
-import { startTcpProxy } from "./support/tcp-proxy.ts";
+import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
 const ROWS = 2_500;
 
@@ -80,3 +81,56 @@ for (const [service, variable] of [
     }
   });
 }
+
+test("the worker's /readyz names each service a batch needs that stops answering; /healthz stays 200", async () => {
+  const env = await testEnv();
+  const targets = {
+    PostgreSQL: ["DATABASE_URL", env.env.DATABASE_URL],
+    Redis: ["REDIS_URL", "redis://127.0.0.1:6379"],
+    S3: ["AWS_ENDPOINT", env.env.AWS_ENDPOINT],
+  } as const;
+  const proxies = new Map<string, TcpProxy>();
+  const via: Record<string, string> = {};
+  for (const [service, [variable, url]] of Object.entries(targets)) {
+    assert.ok(url);
+    const { hostname, port } = new URL(url);
+    const proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+    proxies.set(service, proxy);
+    via[variable] = proxy.via(url);
+  }
+  const port = await freePort();
+  const worker = startProgram("src/worker/main.ts", {
+    ...env.env,
+    ...via,
+    LOG_LEVEL: "info",
+    WORKER_PORT: String(port),
+    COMMAND_TIMEOUT_MS: "2000",
+  });
+  const probe = async (path: string) => {
+    const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: response.status, body: await response.json() };
+  };
+  try {
+    await worker.line("the worker to run", (line) => line.includes('"worker running"'));
+    assert.deepEqual(await probe("/readyz"), { status: 200, body: { status: "ready" } });
+    for (const [service, proxy] of proxies) {
+      proxy.stall();
+      assert.deepEqual(await probe("/readyz"), {
+        status: 503,
+        body: { status: "not ready", unavailable: [service] },
+      });
+      assert.equal((await probe("/healthz")).status, 200);
+      await proxy.restore();
+      await waitFor(
+        `the worker to be ready once ${service} answers`,
+        async () => (await probe("/readyz")).status === 200,
+      );
+    }
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${worker.stdout.join("\n")}`, { cause: err });
+  } finally {
+    await worker.stop();
+    for (const proxy of proxies.values()) await proxy.close();
+    await env.cleanup();
+  }
+});

@@ -1,7 +1,7 @@
 import { homedir } from "node:os";
 import { runMain } from "../core/main-runner.ts";
 import { createMetrics } from "../core/metrics.ts";
-import { startOpsServer } from "../core/ops-server.ts";
+import { brokerReadiness, startOpsServer } from "../core/ops-server.ts";
 import { openRuntime } from "../core/runtime.ts";
 import { startController } from "./controller.ts";
 import { findKubeConfig } from "./kubernetes.ts";
@@ -18,8 +18,10 @@ runMain("controller", async ({ config, log, shutdown }) => {
     findKubeConfig(process.env, homedir()),
   );
   shutdown.add("drain", "controller", controller.stop);
-  const ops = await startOpsServer(config.ports.controller, metrics.registry, async () =>
-    runtime.broker.isConnected(),
+  const ops = await startOpsServer(
+    config.ports.controller,
+    metrics.registry,
+    brokerReadiness(runtime.broker),
   );
   shutdown.add("close", "ops server", ops.close);
   log.info({ port: config.ports.controller }, "controller running");

@@ -1,13 +1,24 @@
 // The small HTTP server of the programs that have no API of their own: health and metrics.
 import { createServer, type Server } from "node:http";
 import type { Registry } from "prom-client";
+import type { Broker } from "./broker/broker.ts";
+import type { Dependency } from "./dependencies.ts";
 
 export type OpsServer = Readonly<{ server: Server; close(): Promise<void> }>;
 
+/** The controller's readiness: only whether its RabbitMQ connection is up. */
+export const brokerReadiness =
+  (broker: Pick<Broker, "isConnected">) => async (): Promise<Dependency[]> =>
+    broker.isConnected() ? [] : ["RabbitMQ"];
+
+/**
+ * /healthz says the process is alive; /readyz lists, as the api's does, the services that
+ * `unanswered` found silent or out of reach.
+ */
 export async function startOpsServer(
   port: number,
   registry: Registry,
-  ready: () => Promise<boolean>,
+  unanswered: () => Promise<Dependency[]>,
 ): Promise<OpsServer> {
   const server = createServer((req, res) => {
     const reply = (status: number, body: string, type = "application/json") => {
@@ -19,8 +30,11 @@ export async function startOpsServer(
       return reply(405, '{"error":{"code":"MethodNotAllowed","message":"GET only"}}');
     if (path === "/healthz") return reply(200, '{"status":"ok"}');
     if (path === "/readyz") {
-      ready().then(
-        (ok) => reply(ok ? 200 : 503, JSON.stringify({ status: ok ? "ready" : "not ready" })),
+      unanswered().then(
+        (unavailable) =>
+          unavailable.length === 0
+            ? reply(200, '{"status":"ready"}')
+            : reply(503, JSON.stringify({ status: "not ready", unavailable })),
         () => reply(503, '{"status":"not ready"}'),
       );
       return;

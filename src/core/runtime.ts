@@ -5,7 +5,7 @@ import type pg from "pg";
 import type { Broker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
-import { type Dependency, unanswered } from "./dependencies.ts";
+import { type Check, type Dependency, unanswered } from "./dependencies.ts";
 import type { Logger } from "./logger.ts";
 import { openBroker, openDatabase, openRedis } from "./services.ts";
 import { createStatusStore, type StatusStore } from "./status/status.store.ts";
@@ -17,13 +17,19 @@ export type Runtime = Readonly<{
   redis: Redis;
   broker: Broker;
   status: StatusStore;
-  /** The dependencies that do not answer right now; none when all is well. */
-  unanswered(): Promise<Dependency[]>;
+  /**
+   * The dependencies that do not answer right now, with those of `more` (a program's own,
+   * such as the worker's S3); none when all is well.
+   */
+  unanswered(more?: readonly Check[]): Promise<Dependency[]>;
   close(): Promise<void>;
 }>;
 
 /** Under the chart's three-second readiness probe timeout, so that the probe reads the answer. */
 const READINESS_MS = 2_000;
+
+/** How long a readiness check waits for each dependency. */
+export const readinessMs = (config: Config) => Math.min(config.timeouts.commandMs, READINESS_MS);
 
 export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
   const opened: Array<() => Promise<unknown>> = [];
@@ -43,14 +49,15 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
       redis,
       broker,
       status: createStatusStore(redis, db, config.namespace),
-      unanswered: () =>
+      unanswered: (more = []) =>
         unanswered(
           [
             { dependency: "PostgreSQL", answers: () => sql`select 1`.execute(db) },
             { dependency: "Redis", answers: () => redis.ping() },
             { dependency: "RabbitMQ", answers: () => broker.answers() },
+            ...more,
           ],
-          Math.min(config.timeouts.commandMs, READINESS_MS),
+          readinessMs(config),
         ),
       close: closeAll,
     };

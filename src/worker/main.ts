@@ -15,9 +15,7 @@ runMain("worker", async ({ config, log, shutdown, faults }) => {
   const metrics = createMetrics("worker");
   const consumer = await startWorker(config, runtime, metrics, log, faults);
   shutdown.add("drain", "consumer", consumer.stop);
-  const ops = await startOpsServer(config.ports.worker, metrics.registry, async () =>
-    runtime.broker.isConnected(),
-  );
+  const ops = await startOpsServer(config.ports.worker, metrics.registry, consumer.unanswered);
   shutdown.add("close", "ops server", ops.close);
   log.info({ port: config.ports.worker }, "worker running");
 });

@@ -1,12 +1,20 @@
 // Assembles the worker from a runtime: the S3 bucket and the batch consumer.
 
 import type { Config } from "../core/config.ts";
+import type { Dependency } from "../core/dependencies.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { WorkerMetrics } from "../core/metrics.ts";
-import type { Runtime } from "../core/runtime.ts";
+import { type Runtime, readinessMs } from "../core/runtime.ts";
 import { openStorage } from "../core/services.ts";
+import { bucketExists } from "../core/storage/s3.ts";
 import { type Consumer, startConsumer } from "./consumer.ts";
+
+export type Worker = Consumer &
+  Readonly<{
+    /** What the worker's /readyz lists: each service a batch needs that does not answer. */
+    unanswered(): Promise<Dependency[]>;
+  }>;
 
 export async function startWorker(
   config: Config,
@@ -14,9 +22,16 @@ export async function startWorker(
   metrics: WorkerMetrics,
   log: Logger,
   faults: Faults = NO_FAULTS,
-): Promise<Consumer> {
+): Promise<Worker> {
   const s3 = await openStorage(config);
-  return startConsumer({
+  const { bucket } = config.s3;
+  const s3Answers = async () => {
+    // Given up with the check, so that a silent S3 does not collect unanswered requests.
+    if (!(await bucketExists(s3, bucket, AbortSignal.timeout(readinessMs(config))))) {
+      throw new Error(`bucket ${bucket} does not exist`);
+    }
+  };
+  const consumer = await startConsumer({
     broker: runtime.broker,
     namespace: config.namespace,
     prefetch: config.worker.prefetch,
@@ -33,4 +48,8 @@ export async function startWorker(
       log,
     },
   });
+  return {
+    ...consumer,
+    unanswered: () => runtime.unanswered([{ dependency: "S3", answers: s3Answers }]),
+  };
 }

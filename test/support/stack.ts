@@ -20,7 +20,7 @@ import { type Config, loadConfig } from "../../src/core/config.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { createMetrics } from "../../src/core/metrics.ts";
 import { NODE_OPTIONS } from "../../src/core/node-options.ts";
-import { startOpsServer } from "../../src/core/ops-server.ts";
+import { brokerReadiness, startOpsServer } from "../../src/core/ops-server.ts";
 import { openRuntime, type Runtime } from "../../src/core/runtime.ts";
 import { startLocalS3 } from "../../src/core/storage/local-s3.ts";
 import { createS3 } from "../../src/core/storage/s3.ts";
@@ -160,7 +160,7 @@ export async function startInProcess(
       ? undefined
       : await startWorker(test.config, runtime, workerMetrics, log);
   const workerOps = consumer
-    ? await startOpsServer(0, workerMetrics.registry, async () => runtime.broker.isConnected())
+    ? await startOpsServer(0, workerMetrics.registry, consumer.unanswered)
     : undefined;
   const api = createApi(test.config, runtime, createMetrics("api"), log);
   const server = await listenApi(api, 0, "127.0.0.1");
@@ -196,7 +196,7 @@ export async function startControllerInProcess(
   const runtime = await openRuntime(test.config, log);
   const metrics = createMetrics("controller");
   const controller = startController(test.config, runtime, metrics, log, kubeConfig);
-  const ops = await startOpsServer(0, metrics.registry, async () => runtime.broker.isConnected());
+  const ops = await startOpsServer(0, metrics.registry, brokerReadiness(runtime.broker));
   return {
     url: urlOf(ops.server),
     async stop() {
