@@ -9,6 +9,8 @@ import amqp from "amqplib";
 import { readSse } from "../src/cli/sse.ts";
 import { connectBroker } from "../src/core/broker/broker.ts";
 import { publishConfirmed } from "../src/core/broker/confirm.ts";
+import { redriveDeadLetters } from "../src/core/broker/dead-letters.ts";
+import { queueNames } from "../src/core/broker/queue-names.ts";
 import { loadConfig } from "../src/core/config.ts";
 import { DependencyTimeoutError } from "../src/core/dependencies.ts";
 import { createLogger } from "../src/core/logger.ts";
@@ -292,5 +294,47 @@ test("an open progress stream ends when Redis stops answering, and a new one is 
     await stack.stop();
     await proxy.close();
     await own.cleanup();
+  }
+});
+
+test("a re-drive whose RabbitMQ stops answering fails, naming RabbitMQ, even without heartbeats", async () => {
+  const proxy = await startTcpProxy({ host: "127.0.0.1", port: 5672 });
+  const namespace = `test-redrive-${randomUUID()}`;
+  const log = createLogger("test", "silent");
+  // Heartbeats off: only the wait for each answer can end.
+  const url = `${proxy.via("amqp://guest:guest@127.0.0.1:5672")}?heartbeat=0`;
+  const broker = await connectBroker(
+    url,
+    { namespace, maxAttempts: 1, retryBaseMs: 1000 },
+    { connectMs: 2000, commandMs: 1000 },
+    log,
+  );
+  try {
+    proxy.stall();
+    const redriving = redriveDeadLetters(broker, namespace, { reopen: async () => true });
+    const limit = new Promise<"waiting">((resolve) =>
+      setTimeout(resolve, 60_000, "waiting").unref(),
+    );
+    const failed = await Promise.race([
+      redriving.then(
+        () => "done",
+        (err: unknown) => err,
+      ),
+      limit,
+    ]);
+    assert.ok(failed instanceof DependencyTimeoutError, String(failed));
+    assert.equal(failed.dependency, "RabbitMQ");
+  } finally {
+    const reconnected = new Promise((resolve) => broker.connection.once("connect", resolve));
+    await proxy.restore();
+    await reconnected;
+    await broker.close();
+    await proxy.close();
+    const cleanup = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
+    const channel = await cleanup.createChannel();
+    const names = queueNames(namespace);
+    for (const queue of [names.batches, names.dead, names.retry(1)])
+      await channel.deleteQueue(queue);
+    await cleanup.close();
   }
 });

@@ -86,6 +86,27 @@ async function landedRows(id: string): Promise<string[]> {
 const redrive = (tenant: keyof typeof KEYS, id: string) =>
   getJson(`${stack.url}/uploads/${id}/redrive`, { method: "POST", headers: auth(tenant) });
 
+/** `npm run redrive` with `env`, to its exit; what it printed. */
+async function redriveCli(env: Record<string, string>): Promise<string> {
+  const child = track(
+    spawn(process.execPath, [`${ROOT}src/core/redrive.main.ts`], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const [code] = await once(child, "exit");
+  assert.equal(code, 0, output);
+  return output;
+}
+
 test("POST /uploads/:id/redrive brings a fixed poison batch back; the upload completes, each row once", async () => {
   const first = await uploadFailing("acme", "p1");
   const second = await uploadFailing("globex", "p2");
@@ -129,22 +150,7 @@ test("npm run redrive moves every dead letter back and their uploads complete", 
   assert.equal(failed.length, 2);
   await env.sql.query("delete from poison");
 
-  const child = track(
-    spawn(process.execPath, [`${ROOT}src/core/redrive.main.ts`], {
-      cwd: ROOT,
-      env: { ...process.env, ...env.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  );
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const [code] = await once(child, "exit");
-  assert.equal(code, 0, output);
+  const output = await redriveCli(env.env);
   assert.match(output, /re-drove 2 batch\(es\) of 2 upload\(s\); 0 dead letter\(s\) left/);
 
   for (const upload of failed) {
@@ -161,66 +167,74 @@ test("npm run redrive moves every dead letter back and their uploads complete", 
   assert.equal(await deadLetters(), 0);
 });
 
-test("an upload that fails while its publishing waits publishes the rest once re-driven", async () => {
-  // One batch in flight at most: publishing waits on batch 1, which dead-letters.
-  const own = await testEnv({
-    BATCH_SIZE: "2",
-    MAX_ATTEMPTS: "2",
-    RETRY_BASE_MS: "100",
-    MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "1",
-  });
-  const api = await startInProcess(own);
-  try {
-    await own.sql.query(`
-      create function refuse_poison() returns trigger language plpgsql as $$
-      begin
-        if new.data ->> 'id' = 'poison' then raise exception 'row % is poison', new.row_number; end if;
-        return new;
-      end $$;
-      create trigger refuse_poison before insert on upload_rows for each row execute function refuse_poison();`);
-    const rows = ["poison", ...Array.from({ length: 9 }, (_, i) => String(i + 2))];
-    const accepted = await getJson(`${api.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: `id\n${rows.join("\n")}\n`,
+for (const by of ["POST /uploads/:id/redrive", "npm run redrive"] as const) {
+  test(`an upload that fails while its publishing waits publishes the rest once re-driven (${by})`, async () => {
+    // One batch in flight at most: publishing waits on batch 1, which dead-letters.
+    const own = await testEnv({
+      BATCH_SIZE: "2",
+      MAX_ATTEMPTS: "2",
+      RETRY_BASE_MS: "100",
+      MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "1",
     });
-    assert.equal(accepted.status, 202);
-    const id = accepted.body.id as string;
-    const failed = await waitFor("the upload to fail", async () => {
-      const { body } = await getJson(`${api.url}/uploads/${id}`);
-      return body.status === "failed" ? body : undefined;
-    });
-    assert.equal(failed.batches.landed, 0);
-    // Publishing stopped at the failure instead of waiting on it for good.
-    await api.api.publisher.idle();
-    const { rows: published } = await own.sql.query(
-      "select batches_published::int as n from uploads where id = $1",
-      [id],
-    );
-    assert.equal(published[0].n, 1);
+    const api = await startInProcess(own);
+    try {
+      await own.sql.query(`
+        create function refuse_poison() returns trigger language plpgsql as $$
+        begin
+          if new.data ->> 'id' = 'poison' then raise exception 'row % is poison', new.row_number; end if;
+          return new;
+        end $$;
+        create trigger refuse_poison before insert on upload_rows for each row execute function refuse_poison();`);
+      const rows = ["poison", ...Array.from({ length: 9 }, (_, i) => String(i + 2))];
+      const accepted = await getJson(`${api.url}/uploads`, {
+        method: "POST",
+        headers: { "content-type": "text/csv" },
+        body: `id\n${rows.join("\n")}\n`,
+      });
+      assert.equal(accepted.status, 202);
+      const id = accepted.body.id as string;
+      const failed = await waitFor("the upload to fail", async () => {
+        const { body } = await getJson(`${api.url}/uploads/${id}`);
+        return body.status === "failed" ? body : undefined;
+      });
+      assert.equal(failed.batches.landed, 0);
+      // Publishing stopped at the failure instead of waiting on it for good.
+      await api.api.publisher.idle();
+      const { rows: published } = await own.sql.query(
+        "select batches_published::int as n from uploads where id = $1",
+        [id],
+      );
+      assert.equal(published[0].n, 1);
 
-    await own.sql.query("drop trigger refuse_poison on upload_rows");
-    const answer = await getJson(`${api.url}/uploads/${id}/redrive`, { method: "POST" });
-    assert.equal(answer.status, 200, JSON.stringify(answer.body));
-    assert.equal(answer.body.redriven.batches, 1);
-    const done = await waitFor("the upload to complete", async () => {
-      const { body } = await getJson(`${api.url}/uploads/${id}`);
-      return body.status === "completed" ? body : undefined;
-    });
-    assert.equal(done.batches.published, 5);
-    const { rows: landed } = await own.sql.query(
-      "select data ->> 'id' as id from upload_rows where upload_id = $1 order by row_number",
-      [id],
-    );
-    assert.deepEqual(
-      landed.map((r) => r.id),
-      rows,
-    );
-  } finally {
-    await api.stop();
-    await own.cleanup();
-  }
-});
+      await own.sql.query("drop trigger refuse_poison on upload_rows");
+      if (by === "npm run redrive") {
+        const output = await redriveCli(own.env);
+        assert.match(output, /re-drove 1 batch\(es\) of 1 upload\(s\)/);
+        assert.match(output, /publishing the rest of 1 upload\(s\)/);
+      } else {
+        const answer = await getJson(`${api.url}/uploads/${id}/redrive`, { method: "POST" });
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        assert.equal(answer.body.redriven.batches, 1);
+      }
+      const done = await waitFor("the upload to complete", async () => {
+        const { body } = await getJson(`${api.url}/uploads/${id}`);
+        return body.status === "completed" ? body : undefined;
+      });
+      assert.equal(done.batches.published, 5);
+      const { rows: landed } = await own.sql.query(
+        "select data ->> 'id' as id from upload_rows where upload_id = $1 order by row_number",
+        [id],
+      );
+      assert.deepEqual(
+        landed.map((r) => r.id),
+        rows,
+      );
+    } finally {
+      await api.stop();
+      await own.cleanup();
+    }
+  });
+}
 
 test("a purged upload's dead letters stay dead: a re-drive brings nothing back", async () => {
   const id = await uploadFailing("acme", "p4");

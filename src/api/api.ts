@@ -8,7 +8,7 @@ import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { runPurge } from "../core/purge.ts";
-import { redrive } from "../core/redrive.ts";
+import { redriveUploads } from "../core/redrive.ts";
 import type { Runtime } from "../core/runtime.ts";
 import { createS3 } from "../core/storage/s3.ts";
 import { watchRedis } from "../core/watched-redis.ts";
@@ -31,15 +31,20 @@ export type Api = Readonly<{
   progress: ProgressHub;
 }>;
 
-export function createApi(
+export type Publishing = Readonly<{ progress: ProgressHub; publisher: BatchPublisher }>;
+
+/**
+ * What publishes stored batches: the publisher, and the progress hub on which it hears the
+ * workers land them. The api's, and `npm run redrive`'s for the batches a re-drive reopens.
+ */
+export function createPublishing(
   config: Config,
   runtime: Runtime,
   metrics: ApiMetrics,
   log: Logger,
   faults: Faults = NO_FAULTS,
-): Api {
+): Publishing {
   const { db, status, broker, redis } = runtime;
-  const s3 = createS3(config.s3, config.timeouts);
   // A connection in subscriber mode can run no other command, hence one of its own.
   // Subscriptions may wait for the connection, which ioredis makes once it is up; after a
   // reconnect the hub's listeners subscribe again themselves (progress-hub.ts).
@@ -66,6 +71,19 @@ export function createApi(
     faults,
     log,
   });
+  return { progress, publisher };
+}
+
+export function createApi(
+  config: Config,
+  runtime: Runtime,
+  metrics: ApiMetrics,
+  log: Logger,
+  faults: Faults = NO_FAULTS,
+): Api {
+  const { db, status, broker } = runtime;
+  const s3 = createS3(config.s3, config.timeouts);
+  const { progress, publisher } = createPublishing(config, runtime, metrics, log, faults);
   const parser = createIntakeParser();
   const uploads = createUploadsService({
     db,
@@ -105,7 +123,8 @@ export function createApi(
       max: config.limits.maxProgressStreams,
       perTenant: tenantShare(config.limits.maxProgressStreams, tenants),
     },
-    redrive: (uploadId) => redrive({ db, broker, status, namespace: config.namespace }, uploadId),
+    redrive: (uploadId) =>
+      redriveUploads({ db, broker, status, namespace: config.namespace, publisher }, uploadId),
     purge: async (uploadId) => {
       await runPurge({ db, s3, bucket: config.s3.bucket }, uploadId);
       // A failed upload's batches never published wait here; the controller cannot reach them.

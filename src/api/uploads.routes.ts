@@ -233,8 +233,8 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
         `no dead-lettered batch of upload ${view.id} waits; send the file again`,
       );
     }
-    // Publishing stops when an upload fails while it waits for landing; it goes on here.
-    await deps.publisher.resume(view.id);
+    // Publishing stopped when the upload failed while it waited for landing; the re-drive
+    // published the rest (core/redrive.ts).
     const current = (await deps.status.refresh(view.id)) as UploadView;
     ctx.body = { ...present(current), redriven: { batches: moved } };
   });

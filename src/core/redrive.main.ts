@@ -1,8 +1,12 @@
 // `npm run redrive -- [--upload ID]`: moves dead-lettered batches (all, or one upload's) back
-// to the work queue with their attempts reset, reopening their failed uploads, and exits.
+// to the work queue with their attempts reset, reopening their failed uploads, publishes the
+// batches those uploads had not sent yet when they are stored here, and exits.
 import { parseArgs } from "node:util";
+import { createPublishing } from "../api/api.ts";
+import { findUpload } from "./db/uploads.repository.ts";
 import { runMain } from "./main-runner.ts";
-import { redrive } from "./redrive.ts";
+import { createMetrics } from "./metrics.ts";
+import { redriveUploads } from "./redrive.ts";
 import { openRuntime } from "./runtime.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -15,7 +19,13 @@ runMain("redrive", async ({ config, log, shutdown }) => {
   }
   const runtime = await openRuntime(config, log);
   shutdown.add("close", "connections", runtime.close);
-  const result = await redrive({ ...runtime, namespace: config.namespace }, values.upload);
+  const { progress, publisher } = createPublishing(config, runtime, createMetrics("api"), log);
+  shutdown.add("close", "progress", progress.close);
+  shutdown.add("drain", "publishing", publisher.stop);
+  const result = await redriveUploads(
+    { ...runtime, namespace: config.namespace, publisher },
+    values.upload,
+  );
   let batches = 0;
   for (const [uploadId, moved] of result.moved) {
     batches += moved;
@@ -24,6 +34,20 @@ runMain("redrive", async ({ config, log, shutdown }) => {
   console.log(
     `re-drove ${batches} batch(es) of ${result.moved.size} upload(s); ${result.left} dead letter(s) left in ${config.namespace}.batches.dead`,
   );
+  // An upload that failed while its publishing waited has the rest stored by the api that
+  // received it; published here when this is that api's UPLOAD_DIR.
+  if (result.publishing.length > 0) {
+    console.log(`publishing the rest of ${result.publishing.length} upload(s)`);
+    await publisher.idle();
+  }
+  for (const uploadId of result.moved.keys()) {
+    const upload = await findUpload(runtime.db, uploadId);
+    if (upload?.batches_total != null && upload.batches_published < upload.batches_total) {
+      console.log(
+        `upload ${uploadId}: ${upload.batches_total - upload.batches_published} batch(es) not published; their api publishes them at its next start, or run this where its UPLOAD_DIR is`,
+      );
+    }
+  }
   await shutdown.run("done");
   process.exit(0);
 });

@@ -1,5 +1,7 @@
-// Re-drive of dead-lettered batches: their uploads reopened, their attempts reset. Shared by
-// the api's POST /uploads/:id/redrive and `npm run redrive`.
+// Re-drive of dead-lettered batches: their uploads reopened, their attempts reset, and the
+// batches their publishing had not sent yet published. Shared by the api's
+// POST /uploads/:id/redrive and `npm run redrive`.
+import type { BatchPublisher } from "../api/batch-publisher.ts";
 import type { Broker } from "./broker/broker.ts";
 import { type RedriveResult, redriveDeadLetters } from "./broker/dead-letters.ts";
 import type { Db } from "./db/database.ts";
@@ -12,6 +14,11 @@ export type RedriveDeps = Readonly<{
   status: StatusStore;
   namespace: string;
 }>;
+
+export type UploadsRedrive = RedriveResult & {
+  /** The uploads reopened whose stored batches not yet published are being published. */
+  publishing: string[];
+};
 
 /**
  * Each upload is reopened before its first batch goes back: a batch landing on an upload
@@ -27,4 +34,22 @@ export function redrive(deps: RedriveDeps, uploadId?: string): Promise<RedriveRe
       return open;
     },
   });
+}
+
+/**
+ * Re-drives, then publishes the rest of each reopened upload, which an upload that failed
+ * while its publishing waited for landing still has stored (in the UPLOAD_DIR of the api
+ * that received it: only a process with that folder can publish them).
+ */
+export async function redriveUploads(
+  deps: RedriveDeps & { publisher: Pick<BatchPublisher, "resume"> },
+  uploadId?: string,
+): Promise<UploadsRedrive> {
+  const result = await redrive(deps, uploadId);
+  const publishing: string[] = [];
+  const reopened = uploadId === undefined ? [...result.moved.keys()] : [uploadId];
+  for (const id of reopened) {
+    if (await deps.publisher.resume(id)) publishing.push(id);
+  }
+  return { ...result, publishing };
 }

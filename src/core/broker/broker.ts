@@ -46,6 +46,8 @@ export type Broker = Readonly<{
   answers(): Promise<void>;
   /** How long a publish may wait for RabbitMQ's confirm. */
   confirmWithin: Deadline;
+  /** How long a request (a channel to open, a message to get) may wait for the answer. */
+  answerWithin: Deadline;
   close(): Promise<void>;
 }>;
 
@@ -126,6 +128,10 @@ export async function connectBroker(
           "RabbitMQ",
           `RabbitMQ at ${redactUrl(url)} did not confirm a message within ${commandMs} ms`,
         ),
+    },
+    answerWithin: {
+      ms: commandMs,
+      timeout: () => DependencyTimeoutError.silent("RabbitMQ", url, commandMs),
     },
     close: () => connection.close(),
   };

@@ -1,6 +1,7 @@
 // Re-drive: moves dead-lettered batches back to the work queue with their attempts reset.
 import type { GetMessage } from "amqplib";
 import { decodeHeaders, encodeHeaders } from "../batch-message.ts";
+import { withinDeadline } from "../dependencies.ts";
 import type { Broker } from "./broker.ts";
 import { publishConfirmed } from "./confirm.ts";
 import { queueNames } from "./queue-names.ts";
@@ -35,7 +36,15 @@ export async function redriveDeadLetters(
   options: RedriveOptions,
 ): Promise<RedriveResult> {
   const names = queueNames(namespace);
-  const channel = await (await broker.connected()).createConfirmChannel();
+  // Each request is bounded: a RabbitMQ that keeps the connection open and says nothing
+  // (with heartbeats off, or before they tell) would hold the re-drive for ever.
+  const { ms, timeout } = broker.answerWithin;
+  const channel = await withinDeadline(
+    broker.connected().then((model) => model.createConfirmChannel()),
+    ms,
+    timeout,
+    (late) => void late.close().catch(() => undefined),
+  );
   channel.on("error", () => undefined);
   const reopened = new Map<string, boolean>();
   const moved = new Map<string, number>();
@@ -43,7 +52,8 @@ export async function redriveDeadLetters(
   const leave = (message: GetMessage) => left.push({ fields: message.fields });
   try {
     for (;;) {
-      const message = await channel.get(names.dead, { noAck: false });
+      // A message that comes late stays unacknowledged, and goes back when the channel closes.
+      const message = await withinDeadline(channel.get(names.dead, { noAck: false }), ms, timeout);
       if (message === false) break;
       let batch: ReturnType<typeof decodeHeaders>;
       try {
@@ -86,7 +96,8 @@ export async function redriveDeadLetters(
     for (const message of left) channel.nack(message as GetMessage, false, true);
     return { moved, left: left.length };
   } finally {
-    // Closing returns whatever is still unacknowledged to the dead-letter queue.
-    await channel.close().catch(() => undefined);
+    // Closing returns whatever is still unacknowledged to the dead-letter queue (RabbitMQ does
+    // the same when the connection goes), and is not waited on past the deadline either.
+    await withinDeadline(channel.close(), ms, timeout).catch(() => undefined);
   }
 }
