@@ -91,6 +91,7 @@ export function describe(object: Rendered): string {
 
 type Container = {
   name: string;
+  image?: string;
   command?: string[];
   env?: { name: string; value?: string; valueFrom?: Record<string, Record<string, unknown>> }[];
   envFrom?: { configMapRef?: { name: string } }[];

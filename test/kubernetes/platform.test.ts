@@ -1,13 +1,23 @@
 // What a platform team needs to install the chart without edits: releases that share
 // services, use as a subchart, routes in, monitoring, migrations and operators' Secrets.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe as group, test } from "node:test";
 import { KUBERNETES_PERMISSIONS } from "../../src/controller/kubernetes.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { loadConfig } from "../../src/core/config.ts";
-import { chartDir, find, type Rendered, render } from "./chart.ts";
+import {
+  chartDir,
+  type DeploymentSpec,
+  deploymentSpec,
+  find,
+  type PodSpec,
+  type Rendered,
+  render,
+} from "./chart.ts";
+import { validateObject } from "./strict-schema.ts";
 
 function settings(objects: Rendered[], fullname: string): Record<string, string> {
   return find(objects, "ConfigMap", `${fullname}-config`).data as Record<string, string>;
@@ -64,5 +74,84 @@ group("documentation", () => {
       p.verbs.map((verb) => `${p.resource}:${verb}`),
     ).sort();
     assert.deepEqual(documented, calls);
+  });
+});
+
+group("as a subchart", () => {
+  /** A parent chart holding this one under charts/, as a platform's umbrella chart does. */
+  function umbrella(values: string): string {
+    const parent = mkdtempSync(join(tmpdir(), "sluice-umbrella-"));
+    writeFileSync(
+      join(parent, "Chart.yaml"),
+      "apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: sluice\n    version: 0.1.0\n",
+    );
+    writeFileSync(join(parent, "values.yaml"), values);
+    mkdirSync(join(parent, "charts"));
+    cpSync(chartDir, join(parent, "charts", "sluice"), { recursive: true });
+    return parent;
+  }
+
+  test("takes the parent's global values, pod labels, priority, accounts, digest and volumes", async () => {
+    const digest = `sha256:${"ab".repeat(32)}`;
+    const chart = umbrella(
+      [
+        "global:",
+        "  imageRegistry: registry.example.com",
+        "  team: data",
+        "sluice:",
+        "  image:",
+        "    repository: registry.example.com/sluice",
+        `    digest: "${digest}"`,
+        "  revisionHistoryLimit: 3",
+        "  podLabels: { cost-center: ingest }",
+        "  podAnnotations: { example.com/owner: data }",
+        "  priorityClassName: platform-high",
+        "  api:",
+        "    podLabels: { tier: edge }",
+        "    priorityClassName: platform-critical",
+        "    extraVolumes: [{ name: ca, configMap: { name: corporate-ca } }]",
+        "    extraVolumeMounts: [{ name: ca, mountPath: /etc/ssl/corporate, readOnly: true }]",
+        "  worker:",
+        "    serviceAccount: { create: false, name: platform-s3-writer }",
+        "  controller:",
+        "    serviceAccount: { name: sluice-reporter }",
+      ].join("\n"),
+    );
+    const objects = await render({ chart, release: "platform" });
+    assert.deepEqual(objects.flatMap(validateObject), []);
+    const deployments = objects.filter((o) => o.kind === "Deployment");
+    assert.equal(deployments.length, 3);
+    for (const deployment of deployments) {
+      const spec = deployment.spec as unknown as DeploymentSpec & { revisionHistoryLimit?: number };
+      const pod = spec.template as {
+        metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+        spec: PodSpec & { priorityClassName?: string };
+      };
+      const api = deployment.metadata.name.endsWith("-api");
+      assert.equal(spec.revisionHistoryLimit, 3);
+      assert.equal(pod.metadata.labels["cost-center"], "ingest");
+      assert.equal(pod.metadata.labels.tier, api ? "edge" : undefined);
+      assert.equal(pod.metadata.annotations?.["example.com/owner"], "data");
+      assert.equal(pod.spec.priorityClassName, api ? "platform-critical" : "platform-high");
+      assert.equal(pod.spec.containers[0]?.image, `registry.example.com/sluice@${digest}`);
+      const mounted = pod.spec.containers[0]?.volumeMounts?.some((m) => m.name === "ca");
+      assert.equal(mounted, api, deployment.metadata.name);
+      assert.equal(
+        pod.spec.volumes?.some((v) => v.name === "ca"),
+        api,
+      );
+    }
+
+    const accounts = objects.filter((o) => o.kind === "ServiceAccount").map((o) => o.metadata.name);
+    assert.deepEqual(accounts.sort(), ["platform-sluice-api", "sluice-reporter"]);
+    const podAccount = (program: string) =>
+      deploymentSpec(find(objects, "Deployment", `platform-sluice-${program}`)).template.spec
+        .serviceAccountName;
+    assert.equal(podAccount("worker"), "platform-s3-writer");
+    assert.equal(podAccount("controller"), "sluice-reporter");
+    const binding = find(objects, "RoleBinding", "platform-sluice-controller");
+    assert.deepEqual(binding.subjects, [
+      { kind: "ServiceAccount", name: "sluice-reporter", namespace: "sluice" },
+    ]);
   });
 });

@@ -7,7 +7,8 @@ The Deployment of one program. Call with a dict:
   replicas   the replica count, or nil to leave it to an autoscaler or `kubectl scale`
   preStop    seconds to pause before SIGTERM reaches the program
   env        extra environment entries (list)
-  volumes    extra volumes (list), mounts: extra volume mounts (list)
+  volumes    extra volumes (list), mounts: extra volume mounts (list), before the
+             program's own extraVolumes and extraVolumeMounts
 */}}
 {{- define "sluice.deployment" -}}
 {{- $root := .root }}
@@ -23,25 +24,31 @@ spec:
   {{- if not (kindIs "invalid" .replicas) }}
   replicas: {{ .replicas }}
   {{- end }}
+  revisionHistoryLimit: {{ $root.Values.revisionHistoryLimit }}
   selector:
     matchLabels:
       {{- include "sluice.selectorLabels" (dict "root" $root "component" .component) | nindent 6 }}
   template:
     metadata:
       labels:
-        {{- include "sluice.labels" (dict "root" $root "component" .component) | nindent 8 }}
+        {{- /* The chart's own labels win: the selector depends on them. */}}
+        {{- $labels := include "sluice.labels" (dict "root" $root "component" .component) | fromYaml }}
+        {{- merge $labels $values.podLabels $root.Values.podLabels | toYaml | nindent 8 }}
       annotations:
         {{- /* Roll the pods when a setting or a chart-managed credential changes. */}}
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
         {{- if not $root.Values.secret.existingSecret }}
         checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
         {{- end }}
-        {{- with $values.podAnnotations }}
+        {{- with merge (dict) $values.podAnnotations $root.Values.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      serviceAccountName: {{ $name }}
+      serviceAccountName: {{ include "sluice.serviceAccountName" (dict "root" $root "component" .component) }}
       automountServiceAccountToken: {{ eq .component "controller" }}
+      {{- with default $root.Values.priorityClassName $values.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
@@ -101,14 +108,14 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
-            {{- with .mounts }}
+            {{- with concat (default list .mounts) $values.extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
       volumes:
         - name: tmp
           emptyDir:
             sizeLimit: 1Gi
-        {{- with .volumes }}
+        {{- with concat (default list .volumes) $values.extraVolumes }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
       {{- include "sluice.scheduling" $values | nindent 6 }}

@@ -44,7 +44,24 @@ app.kubernetes.io/part-of: sluice
 {{- end }}
 
 {{- define "sluice.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+The ServiceAccount a program runs as: the chart's own, or an existing one.
+Call with (dict "root" $ "component" "api").
+*/}}
+{{- define "sluice.serviceAccountName" -}}
+{{- $account := (index .root.Values .component).serviceAccount }}
+{{- if $account.create }}
+{{- default (printf "%s-%s" (include "sluice.fullname" .root) .component) $account.name }}
+{{- else }}
+{{- default "default" $account.name }}
+{{- end }}
 {{- end }}
 
 {{/*
