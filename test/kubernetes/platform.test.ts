@@ -155,3 +155,91 @@ group("as a subchart", () => {
     ]);
   });
 });
+
+group("routes into the api", () => {
+  type Path = { path: string; pathType: string; backend: { service: Record<string, unknown> } };
+  type HttpRoute = {
+    parentRefs: Record<string, string>[];
+    hostnames?: string[];
+    rules: {
+      matches: { path: { type: string; value: string } }[];
+      backendRefs: { name: string; port: number }[];
+      timeouts?: Record<string, string>;
+    }[];
+  };
+
+  test("off by default", async () => {
+    const kinds = (await render()).map((o) => o.kind);
+    assert.equal(kinds.includes("Ingress") || kinds.includes("HTTPRoute"), false);
+  });
+
+  test("an Ingress sends only /uploads to the api, streaming bodies of any size", async () => {
+    const objects = await render({
+      set: [
+        "ingress.enabled=true",
+        "ingress.className=nginx",
+        "ingress.hosts[0]=uploads.example.com",
+        "ingress.tls[0].secretName=uploads-tls",
+        "ingress.tls[0].hosts[0]=uploads.example.com",
+      ],
+    });
+    assert.deepEqual(objects.flatMap(validateObject), []);
+    const ingress = find(objects, "Ingress", "sluice-api");
+    const annotations = ingress.metadata.annotations ?? {};
+    assert.equal(annotations["nginx.ingress.kubernetes.io/proxy-request-buffering"], "off");
+    assert.equal(annotations["nginx.ingress.kubernetes.io/proxy-body-size"], "0");
+    for (const timeout of ["proxy-read-timeout", "proxy-send-timeout"]) {
+      assert.ok(Number(annotations[`nginx.ingress.kubernetes.io/${timeout}`]) >= 3600, timeout);
+    }
+    const spec = ingress.spec as {
+      ingressClassName: string;
+      rules: { host?: string; http: { paths: Path[] } }[];
+      tls: unknown[];
+    };
+    assert.equal(spec.ingressClassName, "nginx");
+    assert.deepEqual(spec.tls, [{ secretName: "uploads-tls", hosts: ["uploads.example.com"] }]);
+    const service = find(objects, "Service", "sluice-api");
+    const port = (service.spec as { ports: { name: string; port: number }[] }).ports[0];
+    for (const rule of spec.rules) {
+      assert.equal(rule.host, "uploads.example.com");
+      // /metrics, /healthz and /readyz answer without a key: they stay inside the cluster.
+      assert.deepEqual(
+        rule.http.paths.map((p) => [p.path, p.pathType]),
+        [["/uploads", "Prefix"]],
+      );
+      for (const path of rule.http.paths) {
+        assert.deepEqual(path.backend.service, {
+          name: service.metadata.name,
+          port: { name: port?.name },
+        });
+      }
+    }
+  });
+
+  test("an HTTPRoute sends only /uploads to the api, with no request timeout", async () => {
+    await assert.rejects(
+      render({ set: ["httpRoute.enabled=true"] }),
+      /httpRoute.parentRefs/,
+      "a route attached to no Gateway is refused",
+    );
+    const objects = await render({
+      set: [
+        "httpRoute.enabled=true",
+        "httpRoute.parentRefs[0].name=public",
+        "httpRoute.parentRefs[0].namespace=gateways",
+        "httpRoute.hostnames[0]=uploads.example.com",
+      ],
+    });
+    assert.deepEqual(objects.flatMap(validateObject), []);
+    const route = find(objects, "HTTPRoute", "sluice-api").spec as unknown as HttpRoute;
+    assert.deepEqual(route.parentRefs, [{ name: "public", namespace: "gateways" }]);
+    assert.deepEqual(route.hostnames, ["uploads.example.com"]);
+    const service = find(objects, "Service", "sluice-api");
+    const port = (service.spec as { ports: { port: number }[] }).ports[0]?.port;
+    const [rule] = route.rules;
+    assert.deepEqual(rule?.matches, [{ path: { type: "PathPrefix", value: "/uploads" } }]);
+    assert.deepEqual(rule?.backendRefs, [{ name: service.metadata.name, port }]);
+    // A multi-gigabyte body takes minutes; some gateways cut a request after 15 seconds.
+    assert.equal(rule?.timeouts?.request, "0s");
+  });
+});

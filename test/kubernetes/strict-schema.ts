@@ -1,6 +1,7 @@
 // Validates Kubernetes objects against the API schemas shipped by kubernetes-models (core
-// APIs, KEDA, prometheus-operator), and also rejects fields the schema does not know, which
-// those validators let through.
+// APIs, KEDA, prometheus-operator, Gateway API), and also rejects fields the schema does not
+// know, which those validators let through.
+import * as gatewayModels from "@kubernetes-models/gateway-api";
 import * as kedaModels from "@kubernetes-models/keda";
 import * as prometheusModels from "@kubernetes-models/prometheus-operator";
 import * as coreModels from "kubernetes-models";
@@ -22,6 +23,7 @@ function collect(namespace: object): void {
 collect(coreModels);
 collect(kedaModels);
 collect(prometheusModels);
+collect(gatewayModels);
 
 /** Returns every problem found in one object; an empty list means it is valid. */
 export function validateObject(object: KubeObject): string[] {
