@@ -27,7 +27,6 @@ import {
  */
 const EXTERNAL = new Map([
   ["up", "Prometheus itself: one series per scrape target, 0 when the scrape fails"],
-  ["kube_deployment_status_replicas", "kube-state-metrics: replicas of the worker Deployment"],
   [
     "kube_horizontalpodautoscaler_status_current_replicas",
     "kube-state-metrics: replicas the worker autoscaler (KEDA's HPA, or the chart's HPA) runs",
@@ -35,6 +34,10 @@ const EXTERNAL = new Map([
   [
     "kube_horizontalpodautoscaler_spec_max_replicas",
     "kube-state-metrics: the most replicas that autoscaler may run",
+  ],
+  [
+    "kube_horizontalpodautoscaler_info",
+    "kube-state-metrics: the Deployment each autoscaler scales, to find the workers' one",
   ],
 ]);
 

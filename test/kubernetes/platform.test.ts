@@ -13,6 +13,7 @@ import {
   type DeploymentSpec,
   deploymentSpec,
   find,
+  helm,
   type PodSpec,
   type Rendered,
   render,
@@ -241,5 +242,76 @@ group("routes into the api", () => {
     assert.deepEqual(rule?.backendRefs, [{ name: service.metadata.name, port }]);
     // A multi-gigabyte body takes minutes; some gateways cut a request after 15 seconds.
     assert.equal(rule?.timeouts?.request, "0s");
+  });
+});
+
+group("monitoring under any release name", () => {
+  type Rule = { alert?: string; expr: string; annotations?: Record<string, string> };
+  const rulesOf = (objects: Rendered[], name: string) =>
+    (find(objects, "PrometheusRule", name).spec as { groups: { rules: Rule[] }[] }).groups.flatMap(
+      (g) => g.rules,
+    );
+
+  test("runbook_url is absolute, from metrics.prometheusRule.runbookUrl", async () => {
+    const runbook = "https://runbooks.example.com/sluice/runbook.html";
+    const objects = await render({
+      set: ["metrics.prometheusRule.enabled=true", `metrics.prometheusRule.runbookUrl=${runbook}`],
+    });
+    const alerts = rulesOf(objects, "sluice").filter((r) => r.alert);
+    assert.ok(alerts.length >= 5);
+    for (const rule of alerts) {
+      assert.match(
+        rule.annotations?.runbook_url ?? "",
+        new RegExp(`^${runbook.replaceAll(".", "\\.")}#${rule.alert?.toLowerCase()}$`),
+      );
+    }
+  });
+
+  test("alerts select the chart's labels, never a name that holds the release's", async () => {
+    const objects = await render({
+      release: "ingest",
+      set: [
+        "fullnameOverride=ingest",
+        "metrics.prometheusRule.enabled=true",
+        "metrics.serviceMonitor.enabled=true",
+      ],
+    });
+    for (const rule of rulesOf(objects, "ingest")) {
+      const byName = /\b(job|service|pod|deployment|horizontalpodautoscaler|container)=~?"[^"]*"/;
+      assert.doesNotMatch(rule.expr, byName, `${rule.alert}: selects by an object's name`);
+    }
+    // What the rules select on, the ServiceMonitor copies from the chart's Services.
+    const monitor = find(objects, "ServiceMonitor", "ingest");
+    const targetLabels = (monitor.spec as { targetLabels?: string[] }).targetLabels ?? [];
+    for (const label of ["app.kubernetes.io/part-of", "app.kubernetes.io/component"]) {
+      assert.ok(targetLabels.includes(label), `the ServiceMonitor copies ${label}`);
+      for (const service of objects.filter((o) => o.kind === "Service")) {
+        assert.ok(service.metadata.labels?.[label], `${service.metadata.name} has ${label}`);
+      }
+    }
+  });
+});
+
+group("install notes", () => {
+  async function notes(set: string[]): Promise<string> {
+    const args = ["install", "ingest", chartDir, "--dry-run=client", "--namespace", "data"];
+    const { stdout } = await helm([...args, ...set.flatMap((value) => ["--set", value])]);
+    return stdout.slice(stdout.indexOf("NOTES:"));
+  }
+
+  test("say how to reach the api, get a key and watch an upload land", async () => {
+    const forwarded = await notes([]);
+    assert.match(forwarded, /port-forward service\/ingest-sluice-api 3000:80/);
+    assert.match(forwarded, /get secret ingest-sluice-credentials/);
+    assert.match(forwarded, /curl -N .*http:\/\/127\.0\.0\.1:3000\/uploads\/<id>\/events/);
+
+    const routed = await notes([
+      "ingress.enabled=true",
+      "ingress.hosts[0]=uploads.example.com",
+      "ingress.tls[0].hosts[0]=uploads.example.com",
+      "ingress.tls[0].secretName=uploads-tls",
+    ]);
+    assert.match(routed, /curl -N .*https:\/\/uploads\.example\.com\/uploads\/<id>\/events/);
+    assert.doesNotMatch(routed, /port-forward/);
   });
 });
