@@ -10,6 +10,7 @@ import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { loadConfig } from "../../src/core/config.ts";
 import {
   chartDir,
+  container,
   type DeploymentSpec,
   deploymentSpec,
   find,
@@ -313,5 +314,41 @@ group("install notes", () => {
     ]);
     assert.match(routed, /curl -N .*https:\/\/uploads\.example\.com\/uploads\/<id>\/events/);
     assert.doesNotMatch(routed, /port-forward/);
+  });
+});
+
+group("credentials from operators' Secrets", () => {
+  test("each variable may name its Secret and key, as an operator wrote them", async () => {
+    const objects = await render({
+      files: [],
+      set: [
+        "secret.existingSecret=platform-credentials",
+        "secret.keyRefs.DATABASE_URL.name=ingest-db-app",
+        "secret.keyRefs.DATABASE_URL.key=uri",
+        "secret.keyRefs.API_KEYS.key=sluice-api-keys",
+      ],
+    });
+    for (const deployment of objects.filter((o) => o.kind === "Deployment")) {
+      const env = container(deployment).env ?? [];
+      const ref = (name: string) => env.find((e) => e.name === name)?.valueFrom?.secretKeyRef;
+      assert.deepEqual(
+        { name: ref("DATABASE_URL")?.name, key: ref("DATABASE_URL")?.key },
+        { name: "ingest-db-app", key: "uri" },
+        deployment.metadata.name,
+      );
+      assert.deepEqual(
+        { name: ref("API_KEYS")?.name, key: ref("API_KEYS")?.key },
+        { name: "platform-credentials", key: "sluice-api-keys" },
+      );
+      assert.deepEqual(
+        { name: ref("REDIS_URL")?.name, key: ref("REDIS_URL")?.key },
+        { name: "platform-credentials", key: "REDIS_URL" },
+      );
+    }
+    assert.equal(objects.filter((o) => o.kind === "Secret").length, 0, "nothing is copied");
+  });
+
+  test("a variable the programs do not read is refused", async () => {
+    await assert.rejects(render({ set: ["secret.keyRefs.DATABASE_UR.key=uri"] }), /DATABASE_UR/);
   });
 });

@@ -96,11 +96,12 @@ envFrom:
       name: {{ include "sluice.fullname" .root }}-config
 env:
 {{- range $key := list "DATABASE_URL" "REDIS_URL" "RABBITMQ_URL" "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "API_KEYS" }}
+{{- $ref := get $.root.Values.secret.keyRefs $key | default dict }}
   - name: {{ $key }}
     valueFrom:
       secretKeyRef:
-        name: {{ include "sluice.secretName" $.root }}
-        key: {{ $key }}
+        name: {{ $ref.name | default (include "sluice.secretName" $.root) }}
+        key: {{ $ref.key | default $key }}
         {{- /* Optional: IRSA needs no AWS keys, and AUTH_DISABLED needs no API_KEYS. */}}
         optional: true
 {{- end }}
