@@ -22,6 +22,19 @@ function isListening(host: string, port: number): Promise<boolean> {
   });
 }
 
+/** s3rver is a development dependency: an install without them (`npm ci --omit=dev`) lacks it. */
+function loadS3rver(endpoint: string): S3rverConstructor {
+  try {
+    return require("s3rver") as S3rverConstructor;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "MODULE_NOT_FOUND") throw err;
+    throw new Error(
+      `nothing listens on ${endpoint}, and the local S3 server (s3rver, a development dependency) is not installed: run npm install, or start an S3-compatible server there`,
+      { cause: err },
+    );
+  }
+}
+
 /**
  * Starts s3rver on the endpoint's loopback port unless something already listens there,
  * and accepts the configured development credentials. Returns undefined when it started
@@ -38,7 +51,7 @@ export async function startLocalS3(
   if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) return undefined;
   if (await isListening(url.hostname === "[::1]" ? "::1" : url.hostname, port)) return undefined;
 
-  const S3rver = require("s3rver") as S3rverConstructor;
+  const S3rver = loadS3rver(endpoint);
   // s3rver checks signatures against its own account registry; register our key pair there.
   const account = require("s3rver/lib/models/account.js") as {
     DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void };
