@@ -76,6 +76,7 @@ const schema = z.object({
   DATABASE_URL: url(["postgres:", "postgresql:"]).default(
     "postgres://postgres@127.0.0.1:5432/sluice",
   ),
+  MIGRATE_AT_START: flag.default(true),
   REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379"),
   RABBITMQ_URL: url(["amqp:", "amqps:"]).default("amqp://guest:guest@127.0.0.1:5672"),
   SLUICE_NAMESPACE: z
@@ -138,6 +139,11 @@ export type Config = Readonly<{
     maxProgressStreams: number;
   }>;
   databaseUrl: string;
+  /**
+   * False: the schema is migrated apart (the chart's migration Job, `npm run migrate`), and
+   * a program only checks that it is up to date, needing no more than DML rights.
+   */
+  migrateAtStart: boolean;
   redisUrl: string;
   rabbitmqUrl: string;
   namespace: string;
@@ -266,6 +272,7 @@ export function loadConfig(
       maxProgressStreams: env.MAX_PROGRESS_STREAMS,
     }),
     databaseUrl: env.DATABASE_URL,
+    migrateAtStart: env.MIGRATE_AT_START,
     redisUrl: env.REDIS_URL,
     rabbitmqUrl: env.RABBITMQ_URL,
     namespace: env.SLUICE_NAMESPACE,

@@ -6,7 +6,7 @@ import type pg from "pg";
 import { type Broker, connectBroker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
 import { createDatabase, type Postgres } from "./db/database.ts";
-import { migrateToLatest } from "./db/migrations.ts";
+import { migrateToLatest, pendingMigrations } from "./db/migrations.ts";
 import { type Patience, watchedClient } from "./db/watched-client.ts";
 import {
   type Dependency,
@@ -109,6 +109,25 @@ export async function openDatabase(
   }
   const onConnectionError = (err: Error) =>
     log.warn({ err: err.message }, "PostgreSQL connection lost");
+  if (!config.migrateAtStart) {
+    const pool = createDatabase(
+      config.databaseUrl,
+      { connectMs: config.timeouts.connectMs, answerMs: config.timeouts.commandMs },
+      onConnectionError,
+      poolSize,
+    );
+    const pending = await pendingMigrations(pool.db).catch(async (err) => {
+      await pool.db.destroy();
+      throw unreachable("PostgreSQL", config.databaseUrl, err);
+    });
+    if (pending.length > 0) {
+      await pool.db.destroy();
+      throw new Error(
+        `PostgreSQL's schema is behind: ${pending.length} migration(s) pending (${pending.join(", ")}). With MIGRATE_AT_START=false they run apart: \`npm run migrate\` (node dist/core/db/migrate.main.js), or the chart's migration Job`,
+      );
+    }
+    return pool;
+  }
   // Programs starting together on a new database would race to create the migration
   // tables; a session lock lets one migrate while the others wait. A migration may rewrite
   // a large table, so its connection waits for answers as long as they take.

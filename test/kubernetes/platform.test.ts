@@ -1,7 +1,7 @@
 // What a platform team needs to install the chart without edits: releases that share
 // services, use as a subchart, routes in, monitoring, migrations and operators' Secrets.
 import assert from "node:assert/strict";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe as group, test } from "node:test";
@@ -18,6 +18,7 @@ import {
   type PodSpec,
   type Rendered,
   render,
+  root,
 } from "./chart.ts";
 import { validateObject } from "./strict-schema.ts";
 
@@ -350,5 +351,75 @@ group("credentials from operators' Secrets", () => {
 
   test("a variable the programs do not read is refused", async () => {
     await assert.rejects(render({ set: ["secret.keyRefs.DATABASE_UR.key=uri"] }), /DATABASE_UR/);
+  });
+});
+
+group("migrations", () => {
+  type Job = {
+    metadata: { annotations?: Record<string, string> };
+    spec: { template: { spec: PodSpec & { restartPolicy: string } } };
+  };
+
+  test("off by default: the programs migrate at start, and no Job exists", async () => {
+    const objects = await render();
+    assert.equal(objects.filter((o) => o.kind === "Job").length, 0);
+    assert.equal(settings(objects, "sluice").MIGRATE_AT_START, undefined);
+  });
+
+  test("on: a pre-install/pre-upgrade Job migrates with its own credentials, the programs do not", async () => {
+    const objects = await render({
+      set: [
+        "migrations.enabled=true",
+        "migrations.existingSecret=sluice-db-superuser",
+        "migrations.secretKey=uri",
+        "secret.keyRefs.DATABASE_URL.name=sluice-db-app",
+        "secret.keyRefs.DATABASE_URL.key=uri",
+      ],
+    });
+    assert.deepEqual(objects.flatMap(validateObject), []);
+    assert.equal(settings(objects, "sluice").MIGRATE_AT_START, "false");
+    const parsed = loadConfig({ ...settings(objects, "sluice"), API_KEYS: "acme:k3y" });
+    assert.equal(parsed.migrateAtStart, false);
+    const job = find(objects, "Job", "sluice-migrate") as unknown as Job;
+    assert.equal(job.metadata.annotations?.["helm.sh/hook"], "pre-install,pre-upgrade");
+    const pod = job.spec.template.spec;
+    assert.equal(pod.restartPolicy, "Never");
+    assert.equal(pod.automountServiceAccountToken, false);
+    const c = pod.containers[0];
+    assert.deepEqual(c?.command, ["node", "dist/core/db/migrate.main.js"]);
+    assert.equal(existsSync(join(root, "src", "core", "db", "migrate.main.ts")), true);
+    assert.match(
+      JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts.migrate,
+      /src\/core\/db\/migrate\.main\.ts$/,
+    );
+    assert.deepEqual(c?.env?.find((e) => e.name === "DATABASE_URL")?.valueFrom, {
+      secretKeyRef: { name: "sluice-db-superuser", key: "uri" },
+    });
+    // Before install nothing of the release exists: the Job reads no ConfigMap of it.
+    assert.equal(c?.envFrom, undefined);
+    assert.equal(c?.securityContext?.readOnlyRootFilesystem, true);
+  });
+
+  test("on, with the chart's own Secret: the Job reads DATABASE_URL from a hook Secret made first", async () => {
+    const objects = await render({
+      set: [
+        "migrations.enabled=true",
+        "secret.env.DATABASE_URL=postgres://owner:pw@db:5432/sluice",
+      ],
+    });
+    const job = find(objects, "Job", "sluice-migrate") as unknown as Job;
+    const ref = job.spec.template.spec.containers[0]?.env?.find((e) => e.name === "DATABASE_URL")
+      ?.valueFrom?.secretKeyRef as { name: string; key: string };
+    const secret = find(objects, "Secret", ref.name);
+    assert.equal(secret.metadata.annotations?.["helm.sh/hook"], "pre-install,pre-upgrade");
+    assert.ok(
+      Number(secret.metadata.annotations?.["helm.sh/hook-weight"]) <
+        Number(job.metadata.annotations?.["helm.sh/hook-weight"]),
+      "the Secret is made before the Job",
+    );
+    assert.equal(
+      (secret.stringData as Record<string, string>)[ref.key],
+      "postgres://owner:pw@db:5432/sluice",
+    );
   });
 });

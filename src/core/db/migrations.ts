@@ -121,14 +121,24 @@ const migrations: Record<string, Migration> = {
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists
-export async function migrateToLatest(db: Kysely<any>): Promise<void> {
-  const migrator = new Migrator({
+type UntypedDb = Kysely<any>;
+
+const migrator = (db: UntypedDb) =>
+  new Migrator({
     db,
     provider: { getMigrations: async () => migrations },
     migrationTableName: "sluice_migrations",
     migrationLockTableName: "sluice_migrations_lock",
   });
-  const { error, results } = await migrator.migrateToLatest();
+
+/** The migrations not yet applied, by name; reads the schema only, creates nothing. */
+export async function pendingMigrations(db: UntypedDb): Promise<string[]> {
+  const all = await migrator(db).getMigrations();
+  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+}
+
+export async function migrateToLatest(db: UntypedDb): Promise<void> {
+  const { error, results } = await migrator(db).migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error")?.migrationName;
     throw new Error(`Database migration ${failed ?? ""} failed`, { cause: error });
