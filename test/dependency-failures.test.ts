@@ -111,8 +111,17 @@ describe("PostgreSQL unreachable", () => {
     assert.equal(answer.body.status, "queued");
   });
 
-  test("readiness says so", async () => {
-    assert.equal((await call("GET", "/readyz")).status, 503);
+  test("the verbose readiness names it, while the probe's stays ready: the api answers 503 itself", async () => {
+    const verbose = await call("GET", "/readyz?verbose");
+    assert.equal(verbose.status, 503, verbose.text);
+    assert.deepEqual(verbose.body, { status: "not ready", unavailable: ["PostgreSQL"] });
+    // Every replica sees the same blip: failing the probe would take them all out of the
+    // Service, and clients would get no answer instead of 503 with Retry-After.
+    const probe = await call("GET", "/readyz");
+    assert.equal(probe.status, 200, probe.text);
+    const upload = await call("POST", "/uploads", "id,name\n1,a\n");
+    assertUnavailable(upload, "PostgreSQL");
+    assert.ok(Number(upload.headers.get("retry-after")) > 0, "503 says when to retry");
   });
 });
 
@@ -131,7 +140,10 @@ describe("Redis unreachable", () => {
 
   test("an upload whose body was stored as Redis went away is 503, recorded as rejected, and leaves no file", async () => {
     await redis.restore();
-    await waitFor("Redis to be back", async () => (await call("GET", "/readyz")).status === 200);
+    await waitFor(
+      "Redis to be back",
+      async () => (await call("GET", "/readyz?verbose")).status === 200,
+    );
     const upload = request(`${api.url}/uploads`, {
       method: "POST",
       headers: { "content-type": "text/csv" },
@@ -163,7 +175,10 @@ describe("Redis unreachable", () => {
 });
 
 test("once both are back, the api serves again", async () => {
-  await waitFor("the api to be ready", async () => (await call("GET", "/readyz")).status === 200);
+  await waitFor(
+    "the api to be ready",
+    async () => (await call("GET", "/readyz?verbose")).status === 200,
+  );
   const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
   assert.equal(accepted.status, 202, accepted.text);
   const status = await call("GET", `/uploads/${accepted.body.id}`);

@@ -71,13 +71,13 @@ function assertUnavailable(answer: Awaited<ReturnType<typeof call>>, service: st
 }
 
 async function assertNotReady(service: string) {
-  const answer = await call("GET", "/readyz");
+  const answer = await call("GET", "/readyz?verbose");
   assert.equal(answer.status, 503, answer.text);
   assert.deepEqual(answer.body, { status: "not ready", unavailable: [service] });
 }
 
 const ready = () =>
-  waitFor("the api to be ready", async () => (await call("GET", "/readyz")).status === 200);
+  waitFor("the api to be ready", async () => (await call("GET", "/readyz?verbose")).status === 200);
 
 describe("PostgreSQL accepts connections but never answers", () => {
   before(() => postgres.stall());

@@ -121,7 +121,7 @@ test("with its database gone, the api answers JSON errors without stack, paths o
   const healthz = await send({ path: "/healthz" });
   assert.equal(healthz.status, 200);
   assertSecurityHeaders(healthz.headers, "/healthz");
-  const readyz = await send({ path: "/readyz" });
+  const readyz = await send({ path: "/readyz?verbose" });
   assert.equal(readyz.status, 503);
-  assertSecurityHeaders(readyz.headers, "/readyz");
+  assertSecurityHeaders(readyz.headers, "/readyz?verbose");
 });

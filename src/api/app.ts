@@ -1,5 +1,6 @@
 // The api's Koa application: security headers, errors as JSON, health, metrics and routes.
 import Koa from "koa";
+import type { Dependency } from "../core/dependencies.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { AppError } from "./app-error.ts";
@@ -25,6 +26,14 @@ const SECURITY_HEADERS = {
 
 /** The paths answered without a route of the uploads router, and without a key. */
 export const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics", "/openapi.json"]);
+
+/** What `unanswered` may name that every replica shares; anything else is the process's own. */
+const SERVICES: ReadonlySet<string> = new Set<Dependency>([
+  "PostgreSQL",
+  "Redis",
+  "RabbitMQ",
+  "S3",
+]);
 
 /** The route pattern, never the path itself: a path holds an upload id. */
 function routeOf(ctx: Koa.Context): string {
@@ -105,7 +114,13 @@ export function createApp(deps: AppDeps): Koa {
     if (ctx.path === "/healthz") {
       ctx.body = { status: "ok" };
     } else if (ctx.path === "/readyz") {
-      const unavailable = await deps.unanswered();
+      // The probe (no `verbose`) leaves the services out: they are the same for every
+      // replica, so a blip would take all of them out of the Service at once and clients
+      // would get no answer, where each request now gets 503 with Retry-After.
+      const verbose = ctx.query.verbose !== undefined;
+      const unavailable = (await deps.unanswered()).filter(
+        (name) => verbose || !SERVICES.has(name),
+      );
       ctx.status = unavailable.length === 0 ? 200 : 503;
       ctx.body =
         unavailable.length === 0 ? { status: "ready" } : { status: "not ready", unavailable };
