@@ -14,6 +14,9 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm --mount=type=secret,id=ca npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
+# The web page's sources; the build writes the page to dist/web, which the api serves at `/`.
+COPY web ./web
+COPY scripts/build-web.ts ./scripts/
 # Source maps point at files the image does not ship. The CA again: node warns when
 # NODE_EXTRA_CA_CERTS names a missing file.
 RUN --mount=type=secret,id=ca npm run build && find dist -name '*.map' -delete
@@ -42,6 +45,8 @@ RUN --mount=type=cache,target=/home/node/.npm,uid=1000,gid=1000 \
     npm ci --omit=dev --no-audit --no-fund
 COPY --chown=1000:1000 tsconfig.json ./
 COPY --chown=1000:1000 src ./src
+# The api serves the built page from dist/web, beside src/, whether it runs src/ or dist/.
+COPY --chown=1000:1000 --from=build /app/dist/web ./dist/web
 ENV DEBUG_HOST=0.0.0.0
 EXPOSE 3000 9464 9465 9229 9230 9231
 # The api's debug script, run by node itself: as PID 1, npm would not pass SIGTERM on.

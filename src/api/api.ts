@@ -21,6 +21,7 @@ import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
 import { storedPath } from "./upload-intake.ts";
 import { createUploadSlots } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
+import { WEB_ROOT } from "./web.routes.ts";
 
 export type Api = Readonly<{
   app: Koa;
@@ -80,6 +81,7 @@ export function createApi(
   metrics: ApiMetrics,
   log: Logger,
   faults: Faults = NO_FAULTS,
+  webRoot: string = WEB_ROOT,
 ): Api {
   const { db, status, broker } = runtime;
   const s3 = createS3(config.s3, config.timeouts);
@@ -132,6 +134,7 @@ export function createApi(
     },
     log,
     unanswered: runtime.unanswered,
+    webRoot,
   });
   return { app, publisher, parser, progress };
 }

@@ -7,6 +7,7 @@ import { AppError } from "./app-error.ts";
 import openapi from "./openapi.json" with { type: "json" };
 import { unavailableAnswer } from "./unavailable.ts";
 import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
+import { webRouter } from "./web.routes.ts";
 
 export type AppDeps = UploadsRoutesDeps &
   Readonly<{
@@ -14,6 +15,8 @@ export type AppDeps = UploadsRoutesDeps &
     /** The dependencies that do not answer; none when the api is ready. */
     unanswered: () => Promise<readonly string[]>;
     log: Logger;
+    /** Where the built web page is (dist/web unless a test built its own). */
+    webRoot: string;
   }>;
 
 const SECURITY_HEADERS = {
@@ -137,5 +140,8 @@ export function createApp(deps: AppDeps): Koa {
   const router = uploadsRouter(deps);
   app.use(router.routes());
   app.use(router.allowedMethods());
+  const web = webRouter(deps.webRoot);
+  app.use(web.routes());
+  app.use(web.allowedMethods());
   return app;
 }

@@ -17,6 +17,7 @@ import { type Api, createApi, listenApi } from "../../src/api/api.ts";
 import { prepareUploadDir } from "../../src/api/upload-intake.ts";
 import { startController } from "../../src/controller/controller.ts";
 import { type Config, loadConfig } from "../../src/core/config.ts";
+import { NO_FAULTS } from "../../src/core/faults.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { createMetrics } from "../../src/core/metrics.ts";
 import { NODE_OPTIONS } from "../../src/core/node-options.ts";
@@ -149,7 +150,7 @@ const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as Addre
 /** The api (and, unless told otherwise, a worker) in this test's process. */
 export async function startInProcess(
   test: TestEnv,
-  options: { worker?: boolean } = {},
+  options: { worker?: boolean; webRoot?: string } = {},
 ): Promise<InProcess> {
   const log = createLogger("test", "silent");
   await prepareUploadDir(test.config.uploadDir);
@@ -162,7 +163,14 @@ export async function startInProcess(
   const workerOps = consumer
     ? await startOpsServer(0, workerMetrics.registry, consumer.unanswered)
     : undefined;
-  const api = createApi(test.config, runtime, createMetrics("api"), log);
+  const api = createApi(
+    test.config,
+    runtime,
+    createMetrics("api"),
+    log,
+    NO_FAULTS,
+    options.webRoot,
+  );
   const server = await listenApi(api, 0, "127.0.0.1");
   return {
     url: urlOf(server),
