@@ -122,6 +122,43 @@ async function uploadRow(id: string) {
 
 const csv = (rows: string[]) => `id,name,city\n${rows.join("\n")}\n`;
 
+/** Visible text whose colour has less than 4.5:1 against its background (WCAG AA). */
+function lowContrast(page: Page): Promise<string[]> {
+  return page.evaluate(() => {
+    const rgb = (colour: string) => (colour.match(/[\d.]+/g) ?? []).map(Number);
+    const luminance = ([r = 0, g = 0, b = 0]: number[]) => {
+      const linear = (v: number) => {
+        const c = v / 255;
+        return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b);
+    };
+    const backgroundOf = (element: any): number[] => {
+      for (let e = element; e; e = e.parentElement) {
+        const colour = rgb(window.getComputedStyle(e).backgroundColor);
+        if (colour.length === 3 || (colour[3] ?? 0) > 0) return colour;
+      }
+      return [255, 255, 255];
+    };
+    const low: string[] = [];
+    for (const element of Array.from(document.querySelectorAll("body *") as ArrayLike<any>)) {
+      if (element.getClientRects().length === 0) continue;
+      const text = Array.from(element.childNodes as ArrayLike<any>)
+        .filter((node) => node.nodeType === 3)
+        .map((node) => String(node.textContent).trim())
+        .join("");
+      if (text === "") continue;
+      const fg = luminance(rgb(window.getComputedStyle(element).color));
+      const bg = luminance(backgroundOf(element));
+      const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+      if (ratio < 4.5) low.push(`${element.tagName} "${text.slice(0, 30)}": ${ratio.toFixed(2)}`);
+    }
+    return low;
+  });
+}
+
+// In order, on one stack: the cancel runs while no worker does; the worker starts in the
+// 100,000-row test and stays; the phone lists what the others sent.
 describe("the web page", () => {
   test("is served with its types, a strict same-origin policy and caching that fits each file", async () => {
     const page = await fetch(`${api.url}/`);
@@ -249,6 +286,11 @@ describe("the web page", () => {
     await page.getByText("Done.").waitFor();
     const landed = await meter(page, "Rows landed");
     assert.deepEqual(landed, { value: 100, max: 100 });
+    assert.equal(
+      await page.locator('[aria-live="polite"]').textContent(),
+      "Upload completed: 100,000 of 100,000 rows landed.",
+      "a screen reader hears the end",
+    );
 
     const seen = (await page.evaluate(() => window.seen)) as string[];
     const partial = seen.filter((s) => /^rows-text: [\d,]+ of 100,000 rows landed$/.test(s));
@@ -341,6 +383,7 @@ describe("the web page", () => {
     );
     assert.deepEqual(await uploadRow(id), { status: "completed", rows_landed: 4 });
     await screenshot(page, "rejected-rows");
+    assert.deepEqual(await lowContrast(page), []);
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -383,6 +426,7 @@ describe("the web page", () => {
     );
     assert.deepEqual(unnamed, []);
     await screenshot(page, "phone");
+    assert.deepEqual(await lowContrast(page), []);
     assert.deepEqual(problems, [
       "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
     ]);

@@ -35,7 +35,6 @@ const ui = {
   file: element<HTMLInputElement>("file"),
   chosen: element("chosen"),
   uploadButton: element<HTMLButtonElement>("upload-button"),
-  uploadError: element("upload-error"),
   current: element("current"),
   currentHeading: element("current-heading"),
   currentStatus: element("current-status"),
@@ -104,7 +103,7 @@ ui.forgetKey.addEventListener("click", () => {
 function choose(file: File | undefined) {
   chosen = file;
   ui.chosen.textContent = file ? `${file.name}, ${format.bytes(file.size)}` : "";
-  ui.uploadButton.disabled = !file;
+  ui.uploadButton.disabled = !file || current.sending !== undefined;
 }
 
 ui.file.addEventListener("change", () => choose(ui.file.files?.[0]));
@@ -138,6 +137,7 @@ function openPanel(title: string) {
   current.watch?.abort();
   current.sending?.abort();
   current = {};
+  ui.uploadButton.disabled = !chosen;
   lastAnnounced = "";
   ui.current.hidden = false;
   ui.currentHeading.textContent = title;
@@ -241,16 +241,18 @@ ui.uploadForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = chosen;
   if (!file) return;
-  ui.uploadError.textContent = "";
   openPanel(file.name);
   showStatus("sending");
   showBytes(0, file.size);
   const sending = sendFile(key(), file, showBytes);
   current.sending = sending;
+  // One body at a time: a second would abort this one by taking its panel.
+  ui.uploadButton.disabled = true;
   try {
     const upload = await sending.done;
     if (current.sending !== sending) return;
     current.sending = undefined;
+    ui.uploadButton.disabled = !chosen;
     current.id = upload.id;
     ui.currentId.textContent = `id ${upload.id}`;
     showBytes(file.size, file.size);
@@ -260,6 +262,7 @@ ui.uploadForm.addEventListener("submit", async (event) => {
   } catch (err) {
     if (current.sending !== sending) return;
     current.sending = undefined;
+    ui.uploadButton.disabled = !chosen;
     showStatus("not sent");
     ui.currentError.textContent = messageOf(err);
   }

@@ -20,7 +20,6 @@ const TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",
   ".css": "text/css; charset=utf-8",
   ".svg": "image/svg+xml",
-  ".png": "image/png",
 };
 
 /** The build names every asset after a hash of its content, so a name never changes meaning. */
