@@ -22,6 +22,9 @@ const TYPES: Record<string, string> = {
   ".svg": "image/svg+xml",
 };
 
+/** The page's routes; they serve files, not the api, so /openapi.json leaves them out. */
+export const WEB_ROUTES = { page: "/", asset: "/assets/:name" } as const;
+
 /** The build names every asset after a hash of its content, so a name never changes meaning. */
 const ASSET = /^[A-Za-z0-9_-]+\.[A-Za-z0-9]+$/;
 
@@ -46,7 +49,7 @@ async function sendFile(ctx: Koa.Context, path: string, type: string, missing: s
 export function webRouter(root: string): Router {
   const router = new Router();
 
-  router.get("/", async (ctx) => {
+  router.get(WEB_ROUTES.page, async (ctx) => {
     await sendFile(
       ctx,
       join(root, "index.html"),
@@ -57,7 +60,7 @@ export function webRouter(root: string): Router {
     ctx.set({ "Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache" });
   });
 
-  router.get("/assets/:name", async (ctx) => {
+  router.get(WEB_ROUTES.asset, async (ctx) => {
     const name = ctx.params.name as string;
     const type = TYPES[extname(name)];
     if (!ASSET.test(name) || type === undefined) {

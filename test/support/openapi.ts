@@ -7,6 +7,7 @@ import addFormats from "ajv-formats";
 import type Koa from "koa";
 import { OPS_PATHS } from "../../src/api/app.ts";
 import spec from "../../src/api/openapi.json" with { type: "json" };
+import { WEB_ROUTES } from "../../src/api/web.routes.ts";
 import { readSse } from "../../src/cli/sse.ts";
 
 export { spec };
@@ -57,6 +58,8 @@ export function servedRoutes(app: Koa): string[] {
   for (const middleware of app.middleware) {
     const router = (middleware as { router?: Router }).router;
     for (const layer of router?.stack ?? []) {
+      // The web page's files are not the api the description is of.
+      if ((Object.values(WEB_ROUTES) as string[]).includes(layer.path.toString())) continue;
       const path = layer.path.toString().replace(/:(\w+)/g, "{$1}");
       for (const method of layer.methods) if (method !== "HEAD") routes.add(`${method} ${path}`);
     }
