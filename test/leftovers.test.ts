@@ -1,11 +1,13 @@
 // Nothing outlives an upload that ended: stored batches of finished uploads go when the api
-// starts, and an upload whose api stopped while receiving it does not stay open forever.
+// starts, and an upload whose api stopped while receiving it does not stay open forever;
+// and nothing an api starts by removing belongs to an upload another api still receives.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, test } from "node:test";
 import type { UploadStatus } from "../src/core/db/database.ts";
+import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
   type InProcess,
@@ -20,11 +22,14 @@ import {
 let env: TestEnv | undefined;
 let api: InProcess | undefined;
 let controller: InProcessController | undefined;
+let beside: InProcess | undefined;
 afterEach(async () => {
   await controller?.stop();
+  await beside?.stop();
   await api?.stop();
   await env?.cleanup();
   controller = undefined;
+  beside = undefined;
   api = undefined;
   env = undefined;
 });
@@ -91,4 +96,70 @@ test("an upload whose api stopped while receiving it is ended by the controller"
   }
   const { rows } = await test.sql.query("select status from uploads where id = $1", [arriving]);
   assert.equal(rows[0].status, "validating");
+});
+
+test("an api starting on an upload folder it shares with another leaves alone the upload that one is receiving", async () => {
+  env = await testEnv({ BATCH_SIZE: "100" });
+  const test = env;
+  api = await startInProcess(test);
+  const { csv } = sampleCsv(10_000);
+  const half = csv.indexOf("\r\n", csv.length / 2) + 2;
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const posting = getJson(`${api.url}/uploads`, {
+    method: "POST",
+    headers: { "content-type": "text/csv" },
+    body: new ReadableStream<Uint8Array>({
+      async start(body) {
+        body.enqueue(Buffer.from(csv.slice(0, half)));
+        await released;
+        body.enqueue(Buffer.from(csv.slice(half)));
+        body.close();
+      },
+    }),
+    duplex: "half",
+  } as RequestInit);
+  const partial = await waitFor("the first half to be stored", async () =>
+    (await readdir(test.config.uploadDir)).find((name) => name.endsWith(".part")),
+  );
+  // A second replica starts on the same claim, as a rollout or a scale-up does.
+  beside = await startInProcess(test, { worker: false });
+  await beside.api.publisher.resumeUnfinished();
+  const kept = (await readdir(test.config.uploadDir)).includes(partial);
+  release();
+  assert.ok(kept, "the partial file is kept");
+
+  const answer = await posting;
+  assert.equal(answer.status, 202, JSON.stringify(answer.body));
+  const done = await waitFor(
+    "the upload to complete",
+    async () => {
+      const { body } = await getJson(`${api?.url}/uploads/${answer.body.id}`);
+      return ["completed", "failed"].includes(body.status) && body;
+    },
+    60_000,
+  );
+  assert.equal(done.status, "completed", JSON.stringify(done));
+  assert.equal(done.rowsLanded, 10_000);
+});
+
+test("at start, the api removes the partial files of uploads nobody receives any more", async () => {
+  env = await testEnv();
+  const test = env;
+  api = await startInProcess(test, { worker: false });
+  const ended = [
+    await uploadIn(test, "rejected"),
+    await uploadIn(test, "cancelled"),
+    await uploadIn(test, "validating", 600),
+    randomUUID(),
+  ];
+  const arriving = await uploadIn(test, "validating", 10);
+  for (const id of [...ended, arriving]) {
+    await writeFile(join(test.config.uploadDir, `${id}.batches.part`), "partial batches");
+  }
+  // What a start does once its connections are open.
+  await api.api.publisher.resumeUnfinished();
+  assert.deepEqual(await readdir(test.config.uploadDir), [`${arriving}.batches.part`]);
 });

@@ -18,7 +18,7 @@ import type { StatusStore } from "../core/status/status.store.ts";
 import { readSpool } from "./batch-spool.ts";
 import { UploadClosedError, watchLanding } from "./landing-watch.ts";
 import type { ProgressHub } from "./progress-hub.ts";
-import { removeStoredBatches, storedPath } from "./upload-intake.ts";
+import { removePartialFiles, removeStoredBatches, storedPath } from "./upload-intake.ts";
 
 export type PublisherOptions = Readonly<{
   broker: Broker;
@@ -292,6 +292,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       });
       if (removed > 0)
         log.info({ uploads: removed }, "removed the stored batches of ended uploads");
+      const partial = await removePartialFiles(db, options.uploadDir);
+      if (partial > 0) log.info({ uploads: partial }, "removed the partial files of ended bodies");
       return resumed;
     },
     async stop() {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Db } from "../core/db/database.ts";
-import { findUpload, type UploadRecord } from "../core/db/uploads.repository.ts";
+import { findReceiving, findUpload, type UploadRecord } from "../core/db/uploads.repository.ts";
 import { AppError } from "./app-error.ts";
 import { CsvFormatError, type CsvReaderOptions, type CsvSummary } from "./csv/csv-reader.ts";
 import type { IntakeParser } from "./intake-parser.ts";
@@ -31,18 +31,39 @@ export type IntakeOptions = {
 };
 
 const STORED_SUFFIX = ".batches";
+const PARTIAL_SUFFIX = ".batches.part";
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const storedPath = (uploadDir: string, id: string) =>
   join(uploadDir, `${id}${STORED_SUFFIX}`);
-export const partialPath = (uploadDir: string, id: string) => join(uploadDir, `${id}.batches.part`);
+export const partialPath = (uploadDir: string, id: string) =>
+  join(uploadDir, `${id}${PARTIAL_SUFFIX}`);
 
-/** Makes the folder, and drops partial files left by requests that died with an earlier run. */
+/** Makes the folder; partial files left by requests that died go with removePartialFiles. */
 export async function prepareUploadDir(uploadDir: string): Promise<void> {
   await mkdir(uploadDir, { recursive: true });
-  for (const name of await readdir(uploadDir)) {
-    if (name.endsWith(".part")) await rm(join(uploadDir, name), { force: true });
+}
+
+/**
+ * Removes the partial files of bodies nobody receives any more. The folder may be one claim
+ * shared by every api replica, so a file whose upload another replica is still receiving
+ * stays; one left by a request that died goes at a later start, once the controller has
+ * ended its upload. Returns how many it removed.
+ */
+export async function removePartialFiles(db: Db, uploadDir: string): Promise<number> {
+  const partial = (await readdir(uploadDir)).filter((name) => name.endsWith(PARTIAL_SUFFIX));
+  const ids = partial.map((name) => name.slice(0, -PARTIAL_SUFFIX.length));
+  const receiving = await findReceiving(
+    db,
+    ids.filter((id) => UUID.test(id)),
+  );
+  let removed = 0;
+  for (const [i, name] of partial.entries()) {
+    if (receiving.has(ids[i] as string)) continue;
+    await rm(join(uploadDir, name), { force: true });
+    removed++;
   }
+  return removed;
 }
 
 /**

@@ -54,6 +54,26 @@ const RECEIVING: UploadStatus[] = ["received", "validating"];
  */
 export const landingLockName = (id: string) => `sluice.landing.${id}`;
 
+/**
+ * Which of these uploads some api is still receiving: a body arriving beats at least every
+ * ABANDONED_INTAKE_SECONDS, and the controller ends the upload once it stops.
+ */
+export async function findReceiving(db: Db, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const rows = await db
+    .selectFrom("uploads")
+    .select("id")
+    .where("id", "in", ids)
+    .where("status", "in", RECEIVING)
+    .where(
+      "last_progress_at",
+      ">",
+      sql<Date>`now() - make_interval(secs => ${ABANDONED_INTAKE_SECONDS})`,
+    )
+    .execute();
+  return new Set(rows.map((row) => row.id));
+}
+
 /** How long an Idempotency-Key names the upload it was first sent with. */
 export const IDEMPOTENCY_KEY_HOURS = 24;
 
