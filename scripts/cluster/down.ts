@@ -20,9 +20,10 @@ export async function clusterDown(): Promise<void> {
   }
   spawnSync("ip", ["link", "del", NETWORK.bridge], { stdio: "ignore" });
   // The logs stay for a look after a failure; the next cluster:up starts afresh.
-  // Only what cluster:up writes, should STATE_DIR point somewhere shared.
+  // Only what cluster:up and the checks (volumes/) write, should STATE_DIR point somewhere
+  // shared.
   const made =
-    /^(etcd|containerd|cni|kubelet|run|pki|Corefile|pause\.tar|.+\.(kubeconfig|json|toml))$/;
+    /^(etcd|containerd|cni|kubelet|run|pki|volumes|Corefile|pause\.tar|.+\.(kubeconfig|json|toml))$/;
   if (existsSync(STATE_DIR)) {
     for (const entry of readdirSync(STATE_DIR)) {
       if (made.test(entry)) rmSync(join(STATE_DIR, entry), { recursive: true, force: true });

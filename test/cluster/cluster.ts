@@ -127,12 +127,13 @@ export const RELEASE = "sluice";
 /**
  * Installs charts/sluice as docs/kubernetes.md tells users: a namespace enforcing the
  * "restricted" Pod Security Standard, the credentials in a Secret of one's own, then
- * `helm install` naming it.
+ * `helm install` naming it, with the given values files and settings.
  */
 export async function installChart(
   namespace: string,
   credentials: Readonly<Record<string, string>>,
   set: readonly string[] = [],
+  valuesFiles: readonly string[] = [],
 ): Promise<void> {
   await kubectl(["label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted"]);
   await kubectl([
@@ -150,6 +151,7 @@ export async function installChart(
     CHART,
     "--namespace",
     namespace,
+    ...valuesFiles.flatMap((file) => ["--values", file]),
     "--set",
     "secret.existingSecret=sluice-credentials",
     ...set.flatMap((value) => ["--set", value]),
@@ -223,14 +225,29 @@ export async function serviceOutside(
   );
 }
 
-const ctrImages = () => ctr(["images", "ls", "-q"]).split("\n");
+/** The image id (its config's digest) under that name in the cluster's containerd, if any. */
+function clusterImageId(reference: string): string | undefined {
+  const name = `docker.io/library/${reference}`;
+  const line = ctr(["images", "ls"])
+    .split("\n")
+    .find((l) => l.split(/\s+/)[0] === name);
+  const manifest = line?.split(/\s+/)[2];
+  if (!manifest) return undefined;
+  return JSON.parse(ctr(["content", "get", manifest])).config?.digest;
+}
 
-/** The Sluice image in the cluster's containerd, from the local Docker engine if need be. */
+/**
+ * The Sluice image in the cluster's containerd, from the local Docker engine when it is
+ * missing there or is another build than Docker's (an image:build since the last import).
+ */
 export async function ensureSluiceImage(reference: string): Promise<string | undefined> {
-  const present = ctrImages().includes(`docker.io/library/${reference}`);
-  if (present) return undefined;
-  const saved = spawnSync("docker", ["image", "inspect", reference], { stdio: "ignore" });
-  if (saved.status !== 0) return `no image ${reference}: build it with npm run image:build`;
+  const inspected = spawnSync("docker", ["image", "inspect", "-f", "{{.Id}}", reference], {
+    encoding: "utf8",
+  });
+  const dockerId = inspected.status === 0 ? inspected.stdout.trim() : undefined;
+  const clusterId = clusterImageId(reference);
+  if (clusterId && (dockerId === undefined || clusterId === dockerId)) return undefined;
+  if (dockerId === undefined) return `no image ${reference}: build it with npm run image:build`;
   const archive = join(scratch, "sluice-image.tar");
   const save = spawnSync("docker", ["save", reference, "-o", archive], { encoding: "utf8" });
   if (save.status !== 0) throw new Error(`docker save ${reference}: ${save.stderr}`);

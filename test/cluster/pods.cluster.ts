@@ -1,61 +1,267 @@
-// Sluice's pods on the local cluster, from the image, installed with helm into a namespace
-// enforcing the restricted standard, with PostgreSQL, Redis, RabbitMQ and S3 outside the
-// cluster behind Services of the namespace; then an upload through the api's Service.
+// Sluice's pods on the local cluster, from the image, installed with helm and the in-cluster
+// values (charts/sluice/ci/in-cluster-values.yaml) into a namespace enforcing the restricted
+// standard, with PostgreSQL, Redis, RabbitMQ and S3 outside the cluster behind Services of
+// the namespace named as those values expect; then uploads through the api's Service while
+// the workers are scaled, the controller reports, the Deployments restart and helm upgrades
+// and rolls back. One install serves every check, in order.
 import assert from "node:assert/strict";
+import { chownSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { waitFor } from "../support/stack.ts";
-import { CHART, createNamespace, deleteNamespace, kubectl, kubectlJson } from "./cluster.ts";
+import amqp from "amqplib";
+import pg from "pg";
+import { STATE_DIR } from "../../scripts/cluster/paths.ts";
+import { queueNames } from "../../src/core/broker/queue-names.ts";
+import { landingLockName } from "../../src/core/db/uploads.repository.ts";
+import { ensureBucket } from "../../src/core/storage/s3.ts";
+import { sampleCsv } from "../support/csv-samples.ts";
+import { getJson, metricSample, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
 import {
-  apiUrl,
-  installSluice,
-  missingImage,
-  type Outside,
-  PROGRAMS,
-  podsOf,
-  rolledOut,
-  servicesOutside,
-  uploadLands,
-} from "./sluice-release.ts";
+  CHART,
+  createNamespace,
+  deleteNamespace,
+  ensureSluiceImage,
+  forwardFromNode,
+  helm,
+  installChart,
+  kubectl,
+  kubectlJson,
+  kubectlResult,
+  RELEASE,
+  serviceOutside,
+} from "./cluster.ts";
 
+const { version } = JSON.parse(
+  readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
+);
+const IMAGE = { repository: "sluice", tag: version as string };
+const PROGRAMS = ["api", "worker", "controller"] as const;
 const ROWS = 100_000;
+const IN_CLUSTER_VALUES = join(CHART, "ci", "in-cluster-values.yaml");
+const API_KEY = "k3y";
+const authorized = { authorization: `Bearer ${API_KEY}` };
+const API_PORT = 3000;
+const WORKER_METRICS_PORT = 9464;
 
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)}s`;
 
-const skip = await missingImage();
+const missingImage = await ensureSluiceImage(`${IMAGE.repository}:${IMAGE.tag}`);
+// CI builds the image before these checks: there a missing image is a failure, not a skip.
+if (missingImage && process.env.CI) throw new Error(missingImage);
 
-describe("Sluice's pods", { skip }, () => {
+describe("Sluice's pods", { skip: missingImage }, () => {
   let namespace: string;
-  let outside: Outside;
+  let env: TestEnv;
+  let apiUrl: string;
+  let volumeDir: string;
+  const forwards: Array<{ close(): Promise<void> }> = [];
   const ns = () => ["--namespace", namespace];
+  const persistentVolume = () => `${namespace}-uploads`;
   before(async () => {
     namespace = await createNamespace("sluice-pods");
-    outside = await servicesOutside(namespace);
+    env = await testEnv();
+    // In production the programs create neither their database nor their bucket.
+    const admin = new pg.Client({
+      connectionString: "postgres://postgres@127.0.0.1:5432/postgres",
+    });
+    await admin.connect();
+    await admin.query(
+      `create database "${new URL(env.env.DATABASE_URL as string).pathname.slice(1)}"`,
+    );
+    await admin.end();
+    await ensureBucket(env.s3, env.config.s3.bucket);
+    const s3Port = Number(new URL(env.env.AWS_ENDPOINT as string).port);
+    // The names and ports in-cluster-values.yaml points at; S3 stands in for LocalStack.
+    for (const [name, port, target] of [
+      ["postgresql", 5432, 5432],
+      ["redis", 6379, 6379],
+      ["rabbitmq", 5672, 5672],
+      ["localstack", 4566, s3Port],
+    ] as const) {
+      const forward = await forwardFromNode({ host: "127.0.0.1", port: target });
+      forwards.push(forward);
+      await serviceOutside(namespace, name, port, forward.port);
+    }
+    // The volume an administrator provides for the claim the chart makes: a directory of
+    // the node, owned by the programs' UID, reserved for this namespace's claim.
+    volumeDir = join(STATE_DIR, "volumes", persistentVolume());
+    mkdirSync(volumeDir, { recursive: true, mode: 0o770 });
+    chownSync(volumeDir, 1000, 1000);
+    await kubectl(
+      ["apply", "-f", "-"],
+      JSON.stringify({
+        apiVersion: "v1",
+        kind: "PersistentVolume",
+        metadata: { name: persistentVolume() },
+        spec: {
+          capacity: { storage: "5Gi" },
+          accessModes: ["ReadWriteMany"],
+          persistentVolumeReclaimPolicy: "Retain",
+          storageClassName: "",
+          hostPath: { path: volumeDir, type: "Directory" },
+          claimRef: { namespace, name: `${RELEASE}-uploads` },
+        },
+      }),
+    );
   });
   after(async () => {
     await deleteNamespace(namespace);
-    await outside?.close();
+    await kubectl(["delete", "persistentvolume", persistentVolume(), "--wait=false"]);
+    rmSync(volumeDir, { recursive: true, force: true });
+    for (const forward of forwards) await forward.close();
+    await env?.cleanup();
   });
 
-  const pods = (program: (typeof PROGRAMS)[number]) => podsOf(namespace, program);
+  const pods = async (program: string) =>
+    (
+      await kubectlJson([...ns(), "get", "pods", "-l", `app.kubernetes.io/component=${program}`])
+    ).items.filter((p: any) => !p.metadata.deletionTimestamp);
+  const isReady = (pod: any) =>
+    (pod.status.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True");
   const exec = (pod: string, script: string) =>
     kubectl([...ns(), "exec", pod, "--", "node", "-e", script]);
+  const rolledOut = async (program: string) => {
+    await kubectl([
+      ...ns(),
+      "rollout",
+      "status",
+      `deployment/${RELEASE}-${program}`,
+      "--timeout=180s",
+    ]).catch(async (err: Error) => {
+      // What the programs printed says why they are not Ready.
+      const [pod] = await pods(program);
+      if (!pod) throw err;
+      const logs = await kubectlResult([
+        ...ns(),
+        "logs",
+        pod.metadata.name,
+        "--previous",
+        "--tail=20",
+      ]);
+      const now = await kubectlResult([...ns(), "logs", pod.metadata.name, "--tail=20"]);
+      throw new Error(`${err.message}\n${logs.stdout}${logs.stderr}\n${now.stdout}`);
+    });
+  };
+  const scaleWorkers = (replicas: number) =>
+    kubectl([...ns(), "scale", `deployment/${RELEASE}-worker`, `--replicas=${replicas}`]);
+
+  async function startUpload(rows: number): Promise<string> {
+    const accepted = await getJson(`${apiUrl}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv", ...authorized },
+      body: sampleCsv(rows).csv,
+    });
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    return accepted.body.id as string;
+  }
+  const view = async (id: string) =>
+    (await getJson(`${apiUrl}/uploads/${id}`, { headers: authorized })).body;
+  const finished = (id: string) =>
+    waitFor(
+      `upload ${id} to complete or fail`,
+      async () => {
+        const body = await view(id);
+        return ["completed", "failed"].includes(body.status) && body;
+      },
+      300_000,
+    );
+  async function landedOnce(id: string, rows: number): Promise<void> {
+    const result = await env.sql.query(
+      "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",
+      [id],
+    );
+    assert.deepEqual(result.rows[0], { n: rows, distinct_rows: rows });
+  }
+  /** What PostgreSQL holds of an upload's batches (the live view may lag by a second). */
+  async function batchCounts(id: string) {
+    const result = await env.sql.query(
+      "select batches_total as total, batches_published as published, batches_landed as landed from uploads where id = $1",
+      [id],
+    );
+    return result.rows[0] as { total: number; published: number; landed: number };
+  }
+  async function uploadLands(rows: number): Promise<string> {
+    const id = await startUpload(rows);
+    const done = await finished(id);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    await landedOnce(id, rows);
+    return id;
+  }
+
+  /**
+   * Holds every worker's landing of one upload (the lock a cancel takes), so that the
+   * upload is certainly still under way while pods stop and start; returns the release.
+   */
+  async function holdLanding(id: string): Promise<() => Promise<void>> {
+    const client = new pg.Client({ connectionString: env.env.DATABASE_URL });
+    await client.connect();
+    const lock = "hashtextextended($1, 0)";
+    await client.query(`select pg_advisory_lock(${lock})`, [landingLockName(id)]);
+    return async () => {
+      await client.query(`select pg_advisory_unlock(${lock})`, [landingLockName(id)]);
+      await client.end();
+    };
+  }
+  async function batchConsumers(): Promise<number> {
+    const connection = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
+    try {
+      const channel = await connection.createChannel();
+      const queue = await channel.checkQueue(queueNames(env.config.namespace).batches);
+      return queue.consumerCount;
+    } finally {
+      await connection.close();
+    }
+  }
+  const landedBy = async (pod: any) =>
+    (await metricSample(
+      `http://${pod.status.podIP}:${WORKER_METRICS_PORT}`,
+      "sluice_batches_consumed_total",
+      'outcome="landed"',
+    )) ?? 0;
+  const names = (list: any[]) => list.map((p) => p.metadata.name as string);
+  const events = async (reason: string, id: string) =>
+    (
+      await kubectlJson([...ns(), "get", "events", "--field-selector", `reason=${reason}`])
+    ).items.filter((e: any) => e.message.includes(id));
 
   test("every pod Ready under the restricted standard", async (t) => {
     const started = Date.now();
-    await installSluice(namespace, outside);
-    for (const program of PROGRAMS) await rolledOut(namespace, program);
+    const database = new URL(env.env.DATABASE_URL as string).pathname.slice(1);
+    await installChart(
+      namespace,
+      {
+        DATABASE_URL: `postgres://postgres@postgresql:5432/${database}`,
+        REDIS_URL: "redis://redis:6379",
+        RABBITMQ_URL: "amqp://guest:guest@rabbitmq:5672",
+        AWS_ACCESS_KEY_ID: "test",
+        AWS_SECRET_ACCESS_KEY: "test",
+        API_KEYS: `acme:${API_KEY}`,
+      },
+      [
+        `image.repository=${IMAGE.repository}`,
+        `image.tag=${IMAGE.tag}`,
+        "image.pullPolicy=Never",
+        `config.SLUICE_NAMESPACE=${env.config.namespace}`,
+        `config.S3_BUCKET=${env.config.s3.bucket}`,
+        "config.STUCK_AFTER_SECONDS=5",
+        "config.CONTROLLER_INTERVAL_SECONDS=1",
+        // Publishing keeps pace with landing, so a 100-batch upload is still publishing
+        // while its first batches land.
+        "config.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD=40",
+      ],
+      [IN_CLUSTER_VALUES],
+    );
+    for (const program of PROGRAMS) await rolledOut(program);
     const ready = [];
     for (const program of PROGRAMS) {
       for (const pod of await pods(program)) {
-        const conditions = pod.status.conditions as Array<{ type: string; status: string }>;
-        assert.ok(
-          conditions.some((c) => c.type === "Ready" && c.status === "True"),
-          pod.metadata.name,
-        );
+        assert.ok(isReady(pod), pod.metadata.name);
         ready.push(program);
       }
     }
     assert.deepEqual(ready, ["api", "api", "worker", "worker", "controller"]);
+    const service = await kubectlJson([...ns(), "get", "service", `${RELEASE}-api`]);
+    apiUrl = `http://${service.spec.clusterIP}:${service.spec.ports[0].port}`;
     t.diagnostic(`${ready.length} pods Ready ${seconds(started)} after helm install (${CHART})`);
   });
 
@@ -93,14 +299,270 @@ describe("Sluice's pods", { skip }, () => {
       const found = await kubectlJson([...ns(), "get", "leases"]);
       return found.items.find((l: any) => l.spec.holderIdentity === pod.metadata.name);
     });
-    assert.equal(lease.metadata.name, `${outside.env.config.namespace}-controller`);
+    assert.equal(lease.metadata.name, `${env.config.namespace}-controller`);
     t.diagnostic(`Lease ${lease.metadata.name} held by ${pod.metadata.name}`);
   });
 
   test(`an upload of ${ROWS.toLocaleString("en")} rows through the api's Service lands exactly once`, async (t) => {
-    const url = await apiUrl(namespace);
     const started = Date.now();
-    await uploadLands(url, outside, ROWS);
-    t.diagnostic(`${ROWS} rows, 0 lost, 0 duplicated, completed in ${seconds(started)} via ${url}`);
+    await uploadLands(ROWS);
+    t.diagnostic(
+      `${ROWS} rows, 0 lost, 0 duplicated, completed in ${seconds(started)} via ${apiUrl}`,
+    );
+  });
+
+  test("the in-cluster values' uploads claim: made by the chart, bound, shared by the api pods", async (t) => {
+    const claim = await kubectlJson([...ns(), "get", "pvc", `${RELEASE}-uploads`]);
+    assert.equal(claim.status.phase, "Bound");
+    assert.equal(claim.spec.volumeName, persistentVolume());
+    assert.deepEqual(claim.status.accessModes, ["ReadWriteMany"]);
+    assert.equal(
+      claim.metadata.labels["app.kubernetes.io/managed-by"],
+      "Helm",
+      "the chart made it",
+    );
+    const api = await pods("api");
+    for (const pod of api) {
+      const volume = pod.spec.volumes.find((v: any) => v.name === "uploads");
+      assert.deepEqual(volume.persistentVolumeClaim, { claimName: `${RELEASE}-uploads` });
+    }
+    // What one api pod stores there, the other reads.
+    const [writer, reader] = api.map((p: any) => p.metadata.name as string);
+    const file = `/var/lib/sluice/uploads/probe-${writer}`;
+    await exec(writer as string, `require('fs').writeFileSync('${file}','${writer}')`);
+    const read = await exec(
+      reader as string,
+      `const fs=require('fs');console.log(fs.readFileSync('${file}','utf8'));fs.rmSync('${file}')`,
+    );
+    assert.equal(read.trim(), writer);
+    t.diagnostic(
+      `claim ${claim.metadata.name} Bound to ${claim.spec.volumeName} (${claim.status.capacity.storage}, ReadWriteMany); written by ${writer}, read by ${reader}`,
+    );
+  });
+
+  test("kubectl scale of the workers to 3: three Ready workers, each landing batches", async (t) => {
+    const started = Date.now();
+    await scaleWorkers(3);
+    await rolledOut("worker");
+    const workers = await pods("worker");
+    assert.equal(workers.filter(isReady).length, 3);
+    // Each worker's own count of the batches it landed, before and after one upload.
+    const before = await Promise.all(workers.map(landedBy));
+    await waitFor("three consumers on the batch queue", async () => (await batchConsumers()) === 3);
+    const id = await uploadLands(ROWS);
+    const landed = (await Promise.all(workers.map(landedBy))).map(
+      (count, i) => count - (before[i] as number),
+    );
+    const perPod = workers.map((p: any, i: number) => `${p.metadata.name}: ${landed[i]}`);
+    assert.equal(
+      landed.reduce((a, b) => a + b, 0),
+      (await view(id)).batches.total,
+      perPod.join(", "),
+    );
+    for (const count of landed) assert.ok(count > 0, `a worker landed nothing: ${perPod}`);
+    t.diagnostic(
+      `3 replicas Ready, ${ROWS} rows landed once; batches per pod ${perPod.join(", ")} (${seconds(started)})`,
+    );
+  });
+
+  test("the controller's pod reports UploadStuck on the worker Deployment when the workers are scaled to zero mid-upload, then UploadRecovered", async (t) => {
+    const id = await startUpload(ROWS);
+    await waitFor("a first batch to land", async () => (await view(id)).batches.landed > 0);
+    // Landing held, the workers certainly stop before the upload is done.
+    const release = await holdLanding(id);
+    await scaleWorkers(0);
+    await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
+    await release();
+    await waitFor(
+      "the worker pods to end",
+      async () => (await pods("worker")).length === 0,
+      120_000,
+    );
+    const gone = Date.now();
+    const stuckView = await view(id);
+    assert.ok(stuckView.batches.landed < stuckView.batches.total, JSON.stringify(stuckView));
+    const [stuck] = await waitFor(
+      "an UploadStuck Event",
+      async () => {
+        const found = await events("UploadStuck", id);
+        return found.length > 0 && found;
+      },
+      120_000,
+    );
+    const stuckAfter = seconds(gone);
+    const [controller] = await pods("controller");
+    const deployment = await kubectlJson([...ns(), "get", "deployment", `${RELEASE}-worker`]);
+    assert.equal(stuck.type, "Warning");
+    assert.deepEqual(stuck.involvedObject, {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: `${RELEASE}-worker`,
+      namespace,
+      uid: deployment.metadata.uid,
+    });
+    assert.match(stuck.message, /likely cause: no worker consumes the batch queue/);
+    assert.equal(stuck.reportingInstance, controller.metadata.name);
+
+    const scaledBack = Date.now();
+    await scaleWorkers(2);
+    const [recovered] = await waitFor(
+      "an UploadRecovered Event",
+      async () => {
+        const found = await events("UploadRecovered", id);
+        return found.length > 0 && found;
+      },
+      120_000,
+    );
+    const recoveredAfter = seconds(scaledBack);
+    assert.equal(recovered.type, "Normal");
+    assert.match(recovered.message, new RegExp(`Upload ${id} is moving again`));
+    assert.equal((await events("UploadStuck", id)).length, 1, "one Event per stuck episode");
+    const done = await finished(id);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    await landedOnce(id, ROWS);
+    t.diagnostic(
+      `${stuckView.batches.landed} of ${stuckView.batches.total} batches landed at 0 workers; UploadStuck ${stuckAfter} after the last worker ended, UploadRecovered ${recoveredAfter} after scaling back to 2, reported by ${controller.metadata.name}; ${ROWS} rows landed once`,
+    );
+  });
+
+  test("a rolling restart of the workers during an upload: nothing lost or duplicated", async (t) => {
+    const id = await startUpload(ROWS);
+    await waitFor("a first batch to land", async () => (await view(id)).batches.landed > 0);
+    // Landing held, an old worker is told to stop while it holds batches of the upload.
+    const release = await holdLanding(id);
+    const old = names(await pods("worker"));
+    const restarted = Date.now();
+    await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-worker`]);
+    const stopped = await waitFor(
+      "an old worker to be told to stop",
+      async () => {
+        for (const name of old) {
+          const logs = await kubectlResult([...ns(), "logs", name]);
+          if (logs.stdout.includes("shutting down")) return name;
+        }
+        return undefined;
+      },
+      180_000,
+    );
+    const atStop = await view(id);
+    await release();
+    await rolledOut("worker");
+    const done = await finished(id);
+    assert.equal(done.status, "completed", JSON.stringify(done));
+    await landedOnce(id, ROWS);
+    const now = names(await pods("worker"));
+    assert.deepEqual(
+      now.filter((name) => old.includes(name)),
+      [],
+    );
+    t.diagnostic(
+      `${atStop.batches.landed} of ${atStop.batches.total} batches landed when ${stopped} was told to stop; ${old.join(", ")} replaced by ${now.join(", ")}; ${ROWS} rows, 0 lost, 0 duplicated, completed ${seconds(restarted)} after the restart`,
+    );
+  });
+
+  test("a rolling restart of the api while it publishes an upload: completed or failed with a reason, never stuck", async (t) => {
+    const id = await startUpload(ROWS);
+    // Landing held, publishing waits for the workers with batches still to publish.
+    const release = await holdLanding(id);
+    const api = await pods("api");
+    const publisher = await waitFor("an api pod to hold the upload's publishing", async () => {
+      for (const pod of api) {
+        const url = `http://${pod.status.podIP}:${API_PORT}`;
+        if ((await metricSample(url, "sluice_uploads_publishing_held")) === 1) return pod;
+      }
+      return undefined;
+    });
+    const atRestart = await batchCounts(id);
+    assert.ok(atRestart.published < atRestart.total, JSON.stringify(atRestart));
+    const restarted = Date.now();
+    await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-api`]);
+    await rolledOut("api");
+    await release();
+    const done = await finished(id).catch(async (err: Error) => {
+      const stuck = await events("UploadStuck", id);
+      throw new Error(
+        `${err.message}: stuck at ${JSON.stringify(await view(id))}; ${stuck.map((e: any) => e.message).join("; ")}`,
+      );
+    });
+    const now = names(await pods("api"));
+    assert.deepEqual(
+      now.filter((name) => names(api).includes(name)),
+      [],
+    );
+    if (done.status === "completed") await landedOnce(id, ROWS);
+    else assert.ok(done.error?.message, `failed without a reason: ${JSON.stringify(done)}`);
+    t.diagnostic(
+      `${atRestart.published} of ${atRestart.total} batches published by ${publisher.metadata.name} at the restart; ${names(api).join(", ")} replaced by ${now.join(", ")}; ${done.status}${done.status === "completed" ? `, ${ROWS} rows, 0 lost, 0 duplicated` : `: ${done.error.message}`}, ${seconds(restarted)} after the restart`,
+    );
+  });
+
+  const releaseRevision = async () =>
+    (JSON.parse(await helm(["history", RELEASE, ...ns(), "--output", "json"])) as any[]).at(-1);
+  const configValue = async (key: string) =>
+    (await kubectlJson([...ns(), "get", "configmap", `${RELEASE}-config`])).data[key];
+  const allPods = async () => (await Promise.all(PROGRAMS.map(pods))).flat();
+
+  test("helm upgrade with a changed value rolls every pod, and uploads still land", async (t) => {
+    const before = names(await allPods());
+    const started = Date.now();
+    await helm([
+      "upgrade",
+      RELEASE,
+      CHART,
+      ...ns(),
+      "--reuse-values",
+      "--set",
+      "config.LOG_LEVEL=debug",
+    ]);
+    for (const program of PROGRAMS) await rolledOut(program);
+    const rolled = Date.now();
+    const after = names(await allPods());
+    assert.deepEqual(
+      after.filter((name) => before.includes(name)),
+      [],
+    );
+    assert.equal(await configValue("LOG_LEVEL"), "debug");
+    const revision = await releaseRevision();
+    assert.deepEqual([revision.revision, revision.status], [2, "deployed"]);
+    await uploadLands(ROWS / 5);
+    t.diagnostic(
+      `revision 2 (LOG_LEVEL=debug): ${after.length} pods replaced in ${((rolled - started) / 1000).toFixed(1)}s; ${ROWS / 5} rows landed once after`,
+    );
+  });
+
+  test("helm test: the chart's test pod passes against the live install under restricted", async (t) => {
+    const started = Date.now();
+    await helm(["test", RELEASE, ...ns(), "--timeout", "120s"]);
+    const pod = await kubectlJson([...ns(), "get", "pod", `${RELEASE}-test-api`]);
+    assert.equal(pod.status.phase, "Succeeded");
+    assert.equal(pod.spec.securityContext.runAsNonRoot, true);
+    const logs = (await kubectl([...ns(), "logs", `${RELEASE}-test-api`])).trim().split("\n");
+    assert.deepEqual(logs.slice(0, 3), [
+      "GET /readyz: 200",
+      "GET /uploads: 401",
+      "GET /uploads (with a key): 200",
+    ]);
+    t.diagnostic(`${pod.metadata.name} Succeeded in ${seconds(started)}: ${logs.join("; ")}`);
+  });
+
+  test("helm rollback to the first revision restores the value, rolls the pods, and uploads land", async (t) => {
+    const before = names(await allPods());
+    const started = Date.now();
+    await helm(["rollback", RELEASE, "1", ...ns()]);
+    for (const program of PROGRAMS) await rolledOut(program);
+    const rolled = Date.now();
+    const after = names(await allPods());
+    assert.deepEqual(
+      after.filter((name) => before.includes(name)),
+      [],
+    );
+    assert.equal(await configValue("LOG_LEVEL"), "info");
+    const revision = await releaseRevision();
+    assert.deepEqual([revision.revision, revision.status], [3, "deployed"]);
+    assert.match(revision.description, /Rollback to 1/);
+    await uploadLands(ROWS / 5);
+    t.diagnostic(
+      `revision 3 (rollback to 1, LOG_LEVEL=info): ${after.length} pods replaced in ${((rolled - started) / 1000).toFixed(1)}s; ${ROWS / 5} rows landed once after`,
+    );
   });
 });

@@ -51,12 +51,19 @@ group("every value set", () => {
     });
 
     test(`${name}: pods meet the restricted Pod Security Standard`, async () => {
-      for (const deployment of (await render({ files })).filter((o) => o.kind === "Deployment")) {
-        const pod = deploymentSpec(deployment).template.spec;
+      const objects = await render({ files });
+      // The Deployments' pods, and the pod `helm test` runs.
+      const pods = objects.filter((o) => o.kind === "Deployment" || o.kind === "Pod");
+      assert.ok(pods.some((o) => o.kind === "Pod"));
+      for (const object of pods) {
+        const pod =
+          object.kind === "Pod"
+            ? (object.spec as unknown as ReturnType<typeof deploymentSpec>["template"]["spec"])
+            : deploymentSpec(object).template.spec;
         assert.equal(pod.securityContext?.runAsNonRoot, true);
         assert.deepEqual(pod.securityContext?.seccompProfile, { type: "RuntimeDefault" });
         for (const c of pod.containers) {
-          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, describe(deployment));
+          assert.equal(c.securityContext?.allowPrivilegeEscalation, false, describe(object));
           assert.deepEqual(c.securityContext?.capabilities, { drop: ["ALL"] });
           assert.equal(c.securityContext?.runAsNonRoot, true);
           assert.ok(
@@ -65,7 +72,7 @@ group("every value set", () => {
           );
         }
         const hostPath = (pod.volumes ?? []).some((v) => "hostPath" in v);
-        assert.equal(hostPath, false, `${describe(deployment)} mounts a host path`);
+        assert.equal(hostPath, false, `${describe(object)} mounts a host path`);
       }
     });
   }
@@ -401,6 +408,55 @@ group("uploads volume", () => {
     );
     assert.deepEqual(claim?.persistentVolumeClaim, { claimName: "big" });
   });
+
+  test("the chart creates the claim when asked, with its size, class and access modes", async () => {
+    assert.deepEqual(
+      (await render()).filter((o) => o.kind === "PersistentVolumeClaim"),
+      [],
+      "none by default",
+    );
+    const objects = await render({
+      set: [
+        "api.uploads.volume=persistentVolumeClaim",
+        "api.uploads.size=50Gi",
+        "api.uploads.storageClassName=efs",
+        "api.uploads.accessModes={ReadWriteMany}",
+      ],
+    });
+    const claim = find(objects, "PersistentVolumeClaim", "sluice-uploads") as any;
+    assert.deepEqual(claim.spec, {
+      accessModes: ["ReadWriteMany"],
+      storageClassName: "efs",
+      resources: { requests: { storage: "50Gi" } },
+    });
+    assert.deepEqual(uploadsVolume(objects)?.persistentVolumeClaim, {
+      claimName: "sluice-uploads",
+    });
+    await assert.rejects(
+      helm(["template", "sluice", chartDir, "--set", "api.uploads.accessModes={ReadWriteAll}"]),
+      /accessModes/,
+    );
+  });
+});
+
+group("helm test", () => {
+  test("one pod, run by `helm test`, checks /readyz and a request with and without a key", async () => {
+    const pods = (await render()).filter((o) => o.kind === "Pod");
+    assert.deepEqual(pods.map(describe), ["Pod/sluice-test-api"]);
+    const pod = pods[0] as any;
+    assert.equal(pod.metadata.annotations["helm.sh/hook"], "test");
+    assert.equal(pod.spec.restartPolicy, "Never");
+    assert.equal(pod.spec.automountServiceAccountToken, false);
+    const [test] = pod.spec.containers;
+    assert.deepEqual(
+      test.env.find((e: any) => e.name === "API_URL"),
+      { name: "API_URL", value: "http://sluice-api:80" },
+    );
+    assert.equal(test.securityContext.readOnlyRootFilesystem, true);
+    const script = test.command.at(-1) as string;
+    assert.match(script, /"\/readyz"/);
+    assert.match(script, /Bearer/);
+  });
 });
 
 group("monitoring", () => {
@@ -541,6 +597,22 @@ group("network policy", () => {
       assert.deepEqual(spec.policyTypes, ["Ingress", "Egress"]);
       assert.deepEqual(spec.ingress[0]?.ports, [{ port: "http", protocol: "TCP" }]);
     }
+  });
+
+  test("with apiFrom, the api also admits the release's helm test pod", async () => {
+    const objects = await render({ files: [join(chartDir, "ci", "networkpolicy-values.yaml")] });
+    const policy = find(objects, "NetworkPolicy", "sluice-api").spec as any;
+    const testPod = find(objects, "Pod", "sluice-test-api");
+    const peers = policy.ingress[0].from as any[];
+    const admitted = peers.filter(
+      (peer) =>
+        peer.podSelector &&
+        Object.entries(peer.podSelector.matchLabels).every(
+          ([key, value]) => testPod.metadata.labels?.[key] === value,
+        ),
+    );
+    assert.equal(admitted.length, 1, JSON.stringify(peers));
+    assert.ok(peers.length > 1, "the peers of apiFrom stay");
   });
 
   type EgressRule = { ports: { port: number; protocol: string }[]; to?: object[] };
