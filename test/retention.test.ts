@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import { createLogger } from "../src/core/logger.ts";
 import { createMetrics } from "../src/core/metrics.ts";
 import { requestPurge } from "../src/core/purge.ts";
+import { ensureBucket } from "../src/core/storage/s3.ts";
 import type { Consumer } from "../src/worker/consumer.ts";
 import { startWorker } from "../src/worker/worker.ts";
 import {
@@ -127,4 +128,46 @@ test("the controller finishes a purge cut short and purges uploads older than RE
   );
   assert.equal(rows.length, 1);
   assert.deepEqual(await dataOf(fresh), { rows: 9, rowErrors: 1, objects: 5 });
+});
+
+test("the batches of a purged upload still queued leave no object in S3 when they are delivered", async () => {
+  const own = await testEnv({ BATCH_SIZE: "2" });
+  const api = await startInProcess(own, { worker: false });
+  let late: Consumer | undefined;
+  try {
+    // Made by a worker's start otherwise; the purge lists it before any worker has run.
+    await ensureBucket(own.s3, own.config.s3.bucket);
+    const accepted = await getJson(`${api.url}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: CSV,
+    });
+    assert.equal(accepted.status, 202);
+    const id = accepted.body.id as string;
+    await waitFor("its five batches to be queued", async () => {
+      const { body } = await getJson(`${api.url}/uploads/${id}`);
+      return body.batches.published === 5;
+    });
+    // Cancelled, then purged, while its batches wait in the queue for a worker.
+    assert.equal((await getJson(`${api.url}/uploads/${id}`, { method: "DELETE" })).status, 200);
+    const purged = await getJson(`${api.url}/uploads/${id}/data`, { method: "DELETE" });
+    assert.equal(purged.status, 200, JSON.stringify(purged.body));
+
+    const metrics = createMetrics("worker");
+    late = await startWorker(
+      own.config,
+      api.runtime,
+      metrics,
+      createLogger("test-worker", "silent"),
+    );
+    await waitFor("the five batches to be delivered and skipped", async () => {
+      const { values } = await metrics.batchesConsumed.get();
+      return values.find((v) => v.labels.outcome === "skipped")?.value === 5;
+    });
+    assert.deepEqual(await listBatchObjects(own, id), []);
+  } finally {
+    await late?.stop();
+    await api.stop();
+    await own.cleanup();
+  }
 });

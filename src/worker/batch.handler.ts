@@ -7,7 +7,7 @@ import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { WorkerMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import { putJson } from "../core/storage/s3.ts";
+import { deleteObject, putJson } from "../core/storage/s3.ts";
 import { batchKey } from "../core/storage/s3-keys.ts";
 import { type LandOutcome, landBatch } from "./rows.repository.ts";
 
@@ -75,6 +75,10 @@ export async function handleBatch(
       );
       break;
     case "skipped":
+      // The object went to S3 before the upload was found purged, and the purge may have
+      // listed the upload's objects already: this batch's goes here. (A purge recorded after
+      // the landing waits for it, through the landing lock, and finds the object itself.)
+      if (outcome.purged) await deleteObject(deps.s3, deps.bucket, key);
       deps.log.info(
         { uploadId: batch.uploadId, seq: batch.seq, status: outcome.status },
         "upload closed; batch skipped",

@@ -14,7 +14,8 @@ import { allowLongerAnswers } from "../core/db/watched-client.ts";
 export type LandOutcome =
   | { kind: "landed"; progress: Progress }
   | { kind: "duplicate" }
-  | { kind: "skipped"; status: UploadStatus }
+  /** The upload takes no batch any more; `purged` when its data was asked to be deleted. */
+  | { kind: "skipped"; status: UploadStatus; purged: boolean }
   | { kind: "unknown-upload" };
 
 export type Progress = {
@@ -96,7 +97,9 @@ export async function landBatch(
       await client.query("rollback");
       if (!status) return { kind: "unknown-upload" } as const;
       // A purged upload's data is gone for good: a batch still retrying lands nothing.
-      if (purged || CLOSED.includes(status)) return { kind: "skipped", status } as const;
+      if (purged || CLOSED.includes(status)) {
+        return { kind: "skipped", status, purged: purged === true } as const;
+      }
       return { kind: "duplicate" } as const;
     }
 

@@ -3,6 +3,7 @@
 import type { Readable } from "node:stream";
 import {
   CreateBucketCommand,
+  DeleteObjectCommand,
   HeadBucketCommand,
   PutObjectCommand,
   S3Client,
@@ -63,6 +64,10 @@ export async function ensureBucket(
 }
 
 /** A stream body needs its length given: S3 refuses a PUT of unknown length. */
+export async function deleteObject(client: S3Client, bucket: string, key: string): Promise<void> {
+  await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+}
+
 export async function putJson(
   client: S3Client,
   bucket: string,
