@@ -86,7 +86,7 @@ export function createApi(
   const { db, status, broker } = runtime;
   const s3 = createS3(config.s3, config.timeouts);
   const { progress, publisher } = createPublishing(config, runtime, metrics, log, faults);
-  const parser = createIntakeParser();
+  const parser = createIntakeParser(faults);
   const uploads = createUploadsService({
     db,
     status,

@@ -2,6 +2,7 @@
 // a bounded number of chunks on their way, and the thread's verdict as a promise.
 import { extname } from "node:path";
 import { Worker } from "node:worker_threads";
+import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import { AppError } from "./app-error.ts";
 import {
   CsvFormatError,
@@ -15,7 +16,9 @@ export type ToThread =
   | { op: "open"; id: string; path: string; batchSize: number; csv: CsvReaderOptions }
   | { op: "chunk"; id: string; chunk: Uint8Array }
   | { op: "end"; id: string }
-  | { op: "abort"; id: string };
+  | { op: "abort"; id: string }
+  /** The fault suite's intake-thread point: the thread dies as a bug of its own would kill it. */
+  | { op: "crash"; id: string };
 
 /** What a stored upload holds: its records, and the batches they were cut into. */
 export type Parsed = { summary: CsvSummary; batches: number };
@@ -47,6 +50,8 @@ export type ParseSession = Readonly<{
    * resolves once its file is gone.
    */
   abort(): Promise<void>;
+  /** Aborted with the upload's failure as soon as the thread reports one, or is lost. */
+  failed: AbortSignal;
 }>;
 
 export type IntakeParser = Readonly<{
@@ -69,6 +74,7 @@ type Pending = {
   aborted?: () => void;
   room?: () => void;
   failure?: Error;
+  failed: AbortController;
   settle: { resolve(parsed: Parsed): void; reject(err: Error): void };
 };
 
@@ -80,7 +86,7 @@ function errorOf(error: Extract<FromThread, { op: "failed" }>["error"]): Error {
   return Object.assign(new Error(error.message), { code: error.code });
 }
 
-export function createIntakeParser(): IntakeParser {
+export function createIntakeParser(faults: Faults = NO_FAULTS): IntakeParser {
   let thread: Worker | undefined;
   const sessions = new Map<string, Pending>();
 
@@ -93,6 +99,7 @@ export function createIntakeParser(): IntakeParser {
     } else {
       pending.failure = outcome.error;
       pending.settle.reject(outcome.error);
+      pending.failed.abort(outcome.error);
     }
     pending.room?.();
     pending.aborted?.();
@@ -127,12 +134,17 @@ export function createIntakeParser(): IntakeParser {
         finish(message.id, { error: errorOf(message.error) });
       }
     });
+    // Only the uploads this thread held fail; the next upload opens on a new thread.
     const lost = (reason: string) => {
       if (thread !== worker) return;
       thread = undefined;
-      for (const id of [...sessions.keys()]) {
-        finish(id, { error: new Error(`the parsing thread stopped: ${reason}`) });
-      }
+      const error = new AppError(
+        "Interrupted",
+        503,
+        "the api's parsing thread stopped while it held this upload; send the file again",
+        { headers: { "retry-after": "5" }, cause: new Error(reason) },
+      );
+      for (const id of [...sessions.keys()]) finish(id, { error });
     };
     worker.on("error", (err) => lost(err.message));
     worker.on("exit", (code) => lost(`exit code ${code}`));
@@ -149,9 +161,11 @@ export function createIntakeParser(): IntakeParser {
       });
       // The caller learns of a failure from push or end; this one must not go unhandled.
       done.catch(() => undefined);
-      const pending: Pending = { ahead: 0, settle };
+      const pending: Pending = { ahead: 0, settle, failed: new AbortController() };
       sessions.set(id, pending);
       worker.postMessage({ op: "open", id, path, batchSize, csv } satisfies ToThread);
+      if (faults.reached("intake-thread"))
+        worker.postMessage({ op: "crash", id } satisfies ToThread);
       return {
         async push(chunk) {
           if (pending.failure) throw pending.failure;
@@ -184,6 +198,7 @@ export function createIntakeParser(): IntakeParser {
           worker.postMessage({ op: "abort", id } satisfies ToThread);
           return gone;
         },
+        failed: pending.failed.signal,
       };
     },
     async close() {

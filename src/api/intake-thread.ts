@@ -114,6 +114,12 @@ port.on("message", (message: ToThread) => {
         close(id, false);
         send({ op: "aborted", id });
         break;
+      case "crash":
+        // Outside this handler's catch, so that nothing here hears of it.
+        setImmediate(() => {
+          throw new Error("the intake-thread fault point was reached");
+        });
+        break;
     }
   } catch (err) {
     fail(id, err);

@@ -28,6 +28,8 @@ export type IntakeOptions = {
   parser: IntakeParser;
   /** Called with the bytes received so far as each chunk arrives; its failures are not the body's. */
   onChunk?: (bytes: number) => Promise<void>;
+  /** Ends the intake at once, body still arriving, failing it with the signal's reason. */
+  signal?: AbortSignal;
 };
 
 const STORED_SUFFIX = ".batches";
@@ -99,6 +101,29 @@ export function toAppError(err: CsvFormatError): AppError {
 }
 
 /**
+ * The next chunk, or the reason `stop` was aborted for, without waiting for a body that may
+ * not send another byte. A listener per chunk, removed once it arrives: one long-lived
+ * promise raced against every chunk would keep a reaction per chunk for the whole upload.
+ */
+function nextOrStop<T>(chunks: AsyncIterator<T>, stop: AbortSignal): Promise<IteratorResult<T>> {
+  if (stop.aborted) return Promise.reject(stop.reason);
+  return new Promise((resolve, reject) => {
+    const stopped = () => reject(stop.reason);
+    stop.addEventListener("abort", stopped, { once: true });
+    chunks.next().then(
+      (next) => {
+        stop.removeEventListener("abort", stopped);
+        resolve(next);
+      },
+      (err: unknown) => {
+        stop.removeEventListener("abort", stopped);
+        reject(err);
+      },
+    );
+  });
+}
+
+/**
  * Stores and validates the body. On any failure the partial file is removed and an
  * AppError says what is wrong and where.
  */
@@ -126,8 +151,15 @@ export async function receiveUpload(
       throw err;
     }
   })();
+  // A failure of the parsing thread, or the caller's stop, answers the client at once rather
+  // than at its next chunk, which may never come.
+  const stop = options.signal ? AbortSignal.any([options.signal, parsing.failed]) : parsing.failed;
+  const chunks = body[Symbol.asyncIterator]();
   try {
-    for await (const chunk of body) {
+    for (;;) {
+      const next = await nextOrStop(chunks, stop);
+      if (next.done) break;
+      const chunk = next.value;
       if (chunk.length === 0) continue;
       bytes += chunk.length;
       await options.onChunk?.(bytes);
@@ -149,6 +181,8 @@ export async function receiveUpload(
     await rename(partial, path);
     return { summary, batches, bytes, sha256: hash.digest("hex"), path };
   } catch (err) {
+    // The body may still be arriving; what reads it ends with the request, answered.
+    void chunks.return?.().catch(() => undefined);
     await parsing.abort();
     await rm(partial, { force: true });
     if (err instanceof CsvFormatError) throw toAppError(err);

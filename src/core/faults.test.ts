@@ -27,3 +27,17 @@ test("an S3 body is passed through untouched unless mid-s3-put is chosen", () =>
   const faults = parseFaults("mid-s3-put:2", "test");
   assert.equal(faults.s3Body(body), body, "the first PUT is not the chosen one");
 });
+
+test("a fault its caller enacts is reached once, at its chosen time", () => {
+  const faults = parseFaults("intake-thread:2", "test");
+  assert.deepEqual(
+    [
+      faults.reached("intake-thread"),
+      faults.reached("after-publish"),
+      faults.reached("intake-thread"),
+      faults.reached("intake-thread"),
+    ],
+    [false, false, true, false],
+  );
+  assert.equal(NO_FAULTS.reached("intake-thread"), false);
+});

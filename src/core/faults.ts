@@ -11,7 +11,8 @@ export type FaultPoint =
   | "after-s3-put"
   | "before-view"
   | "after-commit"
-  | "after-publish";
+  | "after-publish"
+  | "intake-thread";
 
 const POINTS: readonly FaultPoint[] = [
   "mid-s3-put",
@@ -19,11 +20,14 @@ const POINTS: readonly FaultPoint[] = [
   "before-view",
   "after-commit",
   "after-publish",
+  "intake-thread",
 ];
 
 export type Faults = Readonly<{
   /** Kills this process, as SIGKILL would, when `point` is reached for the chosen time. */
   hit(point: FaultPoint): void;
+  /** True when `point` is reached for the chosen time: for a fault its caller enacts itself. */
+  reached(point: FaultPoint): boolean;
   /**
    * The body of an S3 PUT. At `mid-s3-put`'s chosen time, a stream that gives its first half
    * and kills this process when asked for the rest, so the process dies while the PUT's
@@ -32,7 +36,11 @@ export type Faults = Readonly<{
   s3Body(body: Uint8Array): Uint8Array | Readable;
 }>;
 
-export const NO_FAULTS: Faults = Object.freeze({ hit() {}, s3Body: (body: Uint8Array) => body });
+export const NO_FAULTS: Faults = Object.freeze({
+  hit() {},
+  reached: () => false,
+  s3Body: (body: Uint8Array) => body,
+});
 
 const die = () => process.kill(process.pid, "SIGKILL");
 
@@ -88,6 +96,7 @@ export function parseFaults(spec: string | undefined, env: string): Faults {
     hit(at) {
       if (reached(at)) die();
     },
+    reached,
     s3Body: (body) => (reached("mid-s3-put") ? new HalfThenDie(body) : body),
   };
 }

@@ -17,7 +17,7 @@ import { type Api, createApi, listenApi } from "../../src/api/api.ts";
 import { prepareUploadDir } from "../../src/api/upload-intake.ts";
 import { startController } from "../../src/controller/controller.ts";
 import { type Config, loadConfig } from "../../src/core/config.ts";
-import { NO_FAULTS } from "../../src/core/faults.ts";
+import { type Faults, NO_FAULTS } from "../../src/core/faults.ts";
 import { createLogger } from "../../src/core/logger.ts";
 import { createMetrics } from "../../src/core/metrics.ts";
 import { NODE_OPTIONS } from "../../src/core/node-options.ts";
@@ -150,7 +150,7 @@ const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as Addre
 /** The api (and, unless told otherwise, a worker) in this test's process. */
 export async function startInProcess(
   test: TestEnv,
-  options: { worker?: boolean; webRoot?: string } = {},
+  options: { worker?: boolean; webRoot?: string; faults?: Faults } = {},
 ): Promise<InProcess> {
   const log = createLogger("test", "silent");
   await prepareUploadDir(test.config.uploadDir);
@@ -168,7 +168,7 @@ export async function startInProcess(
     runtime,
     createMetrics("api"),
     log,
-    NO_FAULTS,
+    options.faults ?? NO_FAULTS,
     options.webRoot,
   );
   const server = await listenApi(api, 0, "127.0.0.1");
