@@ -183,11 +183,9 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   }
 
   async function publish(publication: Publication, signal: AbortSignal): Promise<void> {
-    const release = await takeTurn();
     try {
       await publishUntilDone(publication, signal);
     } finally {
-      release();
       // A cancelled upload's batches will never be published: they go now, not at a restart.
       if (signal.reason === CANCELLED) {
         await rm(storedPath(options.uploadDir, publication.id), { force: true });
@@ -210,13 +208,17 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   async function publishUntilDone(publication: Publication, signal: AbortSignal): Promise<void> {
     const plog = log.child({ uploadId: publication.id });
     for (let attempt = 1; !signal.aborted; attempt++) {
-      const upload = await findUpload(db, publication.id).catch(() => undefined);
-      if (upload && !["queued", "processing"].includes(upload.status)) {
-        await closed(publication.id, upload.status);
-        return;
-      }
-      const from = upload?.batches_published ?? 0;
+      // Held for one pass only: an upload waiting to try again holds no turn meanwhile.
+      const release = await takeTurn();
+      let failure: Error;
       try {
+        if (signal.aborted) return;
+        const upload = await findUpload(db, publication.id).catch(() => undefined);
+        if (upload && !["queued", "processing"].includes(upload.status)) {
+          await closed(publication.id, upload.status);
+          return;
+        }
+        const from = upload?.batches_published ?? 0;
         if (from < publication.batchesTotal) await publishFrom(publication, from, signal);
         await options.status.refresh(publication.id).catch(() => undefined);
         await rm(storedPath(options.uploadDir, publication.id), { force: true });
@@ -228,13 +230,13 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
           await closed(publication.id, err.status);
           return;
         }
-        const delay = Math.min(250 * 2 ** attempt, 10_000);
-        plog.warn(
-          { err: (err as Error).message, attempt, delay },
-          "publishing interrupted; resuming",
-        );
-        await sleep(delay, undefined, { signal }).catch(() => undefined);
+        failure = err as Error;
+      } finally {
+        release();
       }
+      const delay = Math.min(250 * 2 ** attempt, 10_000);
+      plog.warn({ err: failure.message, attempt, delay }, "publishing interrupted; resuming");
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
     }
   }
 
