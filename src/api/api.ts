@@ -1,6 +1,7 @@
 // Assembles the api from a runtime: the upload service, the publisher and the Koa app.
 import { once } from "node:events";
-import { rm } from "node:fs/promises";
+import { constants } from "node:fs";
+import { access, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type Koa from "koa";
 import type { Config } from "../core/config.ts";
@@ -31,6 +32,13 @@ export type Api = Readonly<{
   /** Closing it ends every progress stream, which an HTTP server waits for when it closes. */
   progress: ProgressHub;
 }>;
+
+/** An api that cannot store a body takes none: it is not ready. */
+const uploadDirWritable = (uploadDir: string) =>
+  access(uploadDir, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
 
 export type Publishing = Readonly<{ progress: ProgressHub; publisher: BatchPublisher }>;
 
@@ -133,7 +141,13 @@ export function createApi(
       await rm(storedPath(config.uploadDir, uploadId), { force: true });
     },
     log,
-    unanswered: runtime.unanswered,
+    unanswered: async () => {
+      const [unavailable, writable] = await Promise.all([
+        runtime.unanswered(),
+        uploadDirWritable(config.uploadDir),
+      ]);
+      return writable ? unavailable : [...unavailable, "UPLOAD_DIR"];
+    },
     webRoot,
   });
   return { app, publisher, parser, progress };
