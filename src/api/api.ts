@@ -31,6 +31,11 @@ export type Api = Readonly<{
   parser: IntakeParser;
   /** Closing it ends every progress stream, which an HTTP server waits for when it closes. */
   progress: ProgressHub;
+  /**
+   * The first step of stopping: readiness turns false, new uploads get 503 ShuttingDown,
+   * and bodies still arriving are ended, each upload rejected with that reason.
+   */
+  refuse(): void;
 }>;
 
 /** An api that cannot store a body takes none: it is not ready. */
@@ -105,6 +110,7 @@ export function createApi(
     metrics,
     log,
   });
+  let stopping = false;
   const tenants = new Set(config.apiKeys?.values()).size;
   const app = createApp({
     db,
@@ -141,6 +147,7 @@ export function createApi(
       await rm(storedPath(config.uploadDir, uploadId), { force: true });
     },
     log,
+    stopping: () => stopping,
     unanswered: async () => {
       const [unavailable, writable] = await Promise.all([
         runtime.unanswered(),
@@ -150,8 +157,25 @@ export function createApi(
     },
     webRoot,
   });
-  return { app, publisher, parser, progress };
+  return {
+    app,
+    publisher,
+    parser,
+    progress,
+    refuse() {
+      stopping = true;
+      uploads.stopReceiving();
+    },
+  };
 }
+
+/**
+ * How long a stopping api goes on publishing the uploads it accepted: most of its shutdown
+ * deadline, the rest left for closing its connections. An upload not published whole by then
+ * is left to another replica sharing UPLOAD_DIR, or failed as its batches are lost.
+ */
+export const publishingGraceMs = (shutdownTimeoutMs: number) =>
+  Math.floor((shutdownTimeoutMs * 3) / 4);
 
 /**
  * Node answers 408 to a request whose body takes longer than `requestTimeout` (five minutes

@@ -116,6 +116,9 @@ export function createApp(deps: AppDeps): Koa {
     }
     if (ctx.path === "/healthz") {
       ctx.body = { status: "ok" };
+    } else if (ctx.path === "/readyz" && deps.stopping()) {
+      ctx.status = 503;
+      ctx.body = { status: "stopping" };
     } else if (ctx.path === "/readyz") {
       // The probe (no `verbose`) leaves the services out: they are the same for every
       // replica, so a blip would take all of them out of the Service at once and clients

@@ -52,6 +52,11 @@ export type BatchPublisher = Readonly<{
   resumeUnfinished(): Promise<number>;
   /** Stops publishing; stored progress lets the next start resume. */
   stop(): Promise<void>;
+  /**
+   * Publishes what it has started, taking nothing new, for up to `withinMs`; then stops the
+   * rest as stop() does.
+   */
+  finish(withinMs: number): Promise<void>;
   idle(): Promise<void>;
 }>;
 
@@ -257,6 +262,11 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     running.set(publication.id, { abort, done });
   }
 
+  async function stop(): Promise<void> {
+    for (const { abort } of running.values()) abort.abort(new Error("stopping"));
+    await Promise.allSettled([...running.values()].map((r) => r.done));
+  }
+
   return {
     start,
     cancel(id) {
@@ -298,12 +308,24 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       if (partial > 0) log.info({ uploads: partial }, "removed the partial files of ended bodies");
       return resumed;
     },
-    async stop() {
-      for (const { abort } of running.values()) abort.abort(new Error("stopping"));
-      await Promise.allSettled([...running.values()].map((r) => r.done));
-    },
+    stop,
     async idle() {
       await Promise.allSettled([...running.values()].map((r) => r.done));
+    },
+    async finish(withinMs) {
+      const deadline = AbortSignal.timeout(withinMs);
+      // Publications started while finishing (a re-drive) are waited for too.
+      while (running.size > 0 && !deadline.aborted) {
+        const all = Promise.allSettled([...running.values()].map((r) => r.done));
+        await new Promise<void>((resolve) => {
+          deadline.addEventListener("abort", () => resolve(), { once: true });
+          void all.then(() => resolve());
+        });
+      }
+      if (running.size > 0) {
+        log.warn({ uploads: running.size }, "stopping with uploads not yet published whole");
+      }
+      await stop();
     },
   };
 }

@@ -37,6 +37,8 @@ export type UploadsRoutesDeps = Readonly<{
   redrive: (uploadId: string) => Promise<RedriveResult>;
   /** Deletes the data of an upload whose purge is recorded (core/purge.ts). */
   purge: (uploadId: string) => Promise<void>;
+  /** True once the api is stopping: it takes no new upload. */
+  stopping: () => boolean;
 }>;
 
 /** Often enough that proxies with a one-minute idle timeout keep the stream open. */
@@ -131,6 +133,11 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
 
   router.post("/uploads", async (ctx) => {
     const tenant = deps.authenticate(ctx.get("authorization") || undefined);
+    if (deps.stopping()) {
+      throw new AppError("ShuttingDown", 503, "this api is stopping; send the upload again", {
+        headers: { "retry-after": "5" },
+      });
+    }
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
     checkBodyHeaders(ctx.req);

@@ -100,10 +100,22 @@ function closedWhileReceiving(id: string, cancelled: boolean): AppError {
     : new AppError("Conflict", 409, `upload ${id} was ended while its body arrived`);
 }
 
+/** What a body still arriving at an api that stops is told, and recorded with. */
+const shuttingDown = () =>
+  new AppError(
+    "ShuttingDown",
+    503,
+    "this api is stopping and took no more of the upload; send the file again",
+    { headers: { "retry-after": String(SHUTTING_DOWN_RETRY_AFTER_SECONDS) } },
+  );
+/** Seconds a client of a stopping api waits: another replica takes the retry. */
+const SHUTTING_DOWN_RETRY_AFTER_SECONDS = 5;
+
 export function createUploadsService(deps: UploadsServiceDeps) {
   const { db, status, limits } = deps;
-  /** Uploads whose body this process receives, and whether a cancel came for them. */
-  const receiving = new Map<string, { cancelled: boolean }>();
+  /** Uploads whose body this process receives, whether a cancel came for them, and their stop. */
+  const receiving = new Map<string, { cancelled: boolean; stop: AbortController }>();
+  let stopping = false;
 
   /**
    * A retry of an upload already made with the same Idempotency-Key: the same upload if the
@@ -147,7 +159,14 @@ export function createUploadsService(deps: UploadsServiceDeps) {
       if (intake) intake.cancelled = true;
     },
 
+    /** Takes no more uploads, and ends those whose bodies still arrive, each told why. */
+    stopReceiving(): void {
+      stopping = true;
+      for (const intake of receiving.values()) intake.stop.abort(shuttingDown());
+    },
+
     async accept(upload: NewUpload): Promise<Accepted> {
+      if (stopping) throw shuttingDown();
       const id = randomUUID();
       const log = deps.log.child({ uploadId: id, tenant: upload.tenant });
       const admission = await insertUploadWithinLimit(
@@ -174,8 +193,10 @@ export function createUploadsService(deps: UploadsServiceDeps) {
       }
       let bytes = 0;
       let heartbeat: number | undefined;
-      const intake = { cancelled: false };
+      const intake = { cancelled: false, stop: new AbortController() };
       receiving.set(id, intake);
+      // The api began to stop while the upload was being recorded.
+      if (stopping) intake.stop.abort(shuttingDown());
       let closed: AppError | undefined;
       const onChunk = async (received: number) => {
         deps.metrics.bytesReceived.inc(received - bytes);
@@ -208,6 +229,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           batchSize: limits.batchSize,
           parser: deps.parser,
           onChunk,
+          signal: intake.stop.signal,
           csv: {
             encoding: upload.encoding,
             delimiter: upload.delimiter,
