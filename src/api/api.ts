@@ -1,8 +1,10 @@
 // Assembles the api from a runtime: the upload service, the publisher and the Koa app.
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { constants } from "node:fs";
 import { access, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import { hostname } from "node:os";
 import type Koa from "koa";
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
@@ -84,6 +86,9 @@ export function createPublishing(
     metrics,
     faults,
     log,
+    // Stable for the life of the process only: a restarted api takes its uploads back as any
+    // other replica would, once their leases lapse.
+    replica: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
   });
   return { progress, publisher };
 }

@@ -10,7 +10,17 @@ import type { Broker } from "../core/broker/broker.ts";
 import { publishConfirmed } from "../core/broker/confirm.ts";
 import { queueNames } from "../core/broker/queue-names.ts";
 import type { Db } from "../core/db/database.ts";
-import { findUnpublished, findUpload, recordPublished } from "../core/db/uploads.repository.ts";
+import {
+  claimPublishing,
+  failBatchesLost,
+  findUnclaimed,
+  findUnpublished,
+  findUpload,
+  PUBLISHING_LEASE_SECONDS,
+  recordPublished,
+  releasePublishing,
+  renewPublishing,
+} from "../core/db/uploads.repository.ts";
 import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
@@ -35,6 +45,8 @@ export type PublisherOptions = Readonly<{
   faults: Faults;
   metrics: Pick<ApiMetrics, "batchesPublished" | "rowsPublished" | "uploadsHeld">;
   log: Logger;
+  /** This api replica, as named in the leases it holds on the uploads it publishes. */
+  replica: string;
 }>;
 
 export type Publication = { id: string; batchesTotal: number };
@@ -61,7 +73,10 @@ export type BatchPublisher = Readonly<{
 }>;
 
 const PROGRESS_EVERY_MS = 1_000;
+/** Leases are renewed, and lapsed ones looked for, a few times per lease. */
+const LEASE_CHECK_MS = (PUBLISHING_LEASE_SECONDS * 1000) / 3;
 const CANCELLED = new Error("cancelled");
+const TAKEN_OVER = new Error("another api replica publishes the upload now");
 const PUBLISHING_AT_ONCE = 4;
 
 export function createBatchPublisher(options: PublisherOptions): BatchPublisher {
@@ -188,9 +203,14 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   }
 
   async function publish(publication: Publication, signal: AbortSignal): Promise<void> {
+    // One replica publishes an upload at a time; should it die, its lease lapses and a replica
+    // sharing its stored batches takes over from what was recorded as published.
+    if (!(await claimPublishing(db, publication.id, options.replica))) return;
     try {
       await publishUntilDone(publication, signal);
     } finally {
+      // Published, closed or stopping: another replica may take what is left at once.
+      await releasePublishing(db, publication.id, options.replica).catch(() => undefined);
       // A cancelled upload's batches will never be published: they go now, not at a restart.
       if (signal.reason === CANCELLED) {
         await rm(storedPath(options.uploadDir, publication.id), { force: true });
@@ -235,6 +255,10 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
           await closed(publication.id, err.status);
           return;
         }
+        if (spoolGone(err, publication.id)) {
+          await batchesLost(publication.id);
+          return;
+        }
         failure = err as Error;
       } finally {
         release();
@@ -244,6 +268,48 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       await sleep(delay, undefined, { signal }).catch(() => undefined);
     }
   }
+
+  const spoolGone = (err: unknown, id: string) =>
+    (err as NodeJS.ErrnoException).code === "ENOENT" &&
+    (err as NodeJS.ErrnoException).path === storedPath(options.uploadDir, id);
+
+  /** The stored batches are gone (the folder lost with a pod): nothing can publish the rest. */
+  async function batchesLost(id: string): Promise<void> {
+    const failed = await failBatchesLost(db, id, {
+      code: "BatchesLost",
+      message:
+        "the api's stored batches of this upload are gone before every batch was published; send the file again",
+    });
+    if (!failed) return;
+    await options.status.refresh(id).catch(() => undefined);
+    log.error({ uploadId: id }, "stored batches gone before all were published; upload failed");
+  }
+
+  /** Renews this replica's leases, and takes over the uploads of replicas that died. */
+  async function tendLeases(): Promise<void> {
+    const mine = [...running.keys()];
+    const held = new Set(await renewPublishing(db, mine, options.replica));
+    for (const id of mine) {
+      if (!held.has(id)) running.get(id)?.abort.abort(TAKEN_OVER);
+    }
+    for (const upload of await findUnclaimed(db)) {
+      if (running.has(upload.id) || upload.batches_total === null) continue;
+      if (!(await stored(upload.id))) continue;
+      log.info({ uploadId: upload.id }, "taking over the publishing of an upload");
+      start({ id: upload.id, batchesTotal: upload.batches_total });
+    }
+  }
+  let tending = false;
+  const leaseTimer = setInterval(() => {
+    if (tending) return;
+    tending = true;
+    tendLeases()
+      .catch((err: Error) => log.warn({ err: err.message }, "could not tend publishing leases"))
+      .finally(() => {
+        tending = false;
+      });
+  }, LEASE_CHECK_MS);
+  leaseTimer.unref();
 
   const stored = (id: string) =>
     access(storedPath(options.uploadDir, id)).then(
@@ -263,6 +329,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   }
 
   async function stop(): Promise<void> {
+    clearInterval(leaseTimer);
     for (const { abort } of running.values()) abort.abort(new Error("stopping"));
     await Promise.allSettled([...running.values()].map((r) => r.done));
   }

@@ -10,6 +10,7 @@ import {
   ABANDONED_INTAKE_SECONDS,
   clearStalled,
   countUnfinished,
+  failUnpublishable,
   findWatchedUploads,
   markStalled,
   rejectAbandoned,
@@ -103,8 +104,25 @@ export function runController(deps: ControllerDeps): Controller {
     }
   }
 
+  /**
+   * Ends the uploads with batches left to publish that no api has published for as long as an
+   * abandoned body: a replica holding their stored batches takes them over well within that,
+   * so none holds them any more (the api's folder went with its pod).
+   */
+  async function endUnpublishable(): Promise<void> {
+    for (const uploadId of await failUnpublishable(db, ABANDONED_INTAKE_SECONDS)) {
+      log.warn({ uploadId }, "no api has this upload's stored batches to publish; upload failed");
+      await status
+        .refresh(uploadId)
+        .catch((err: Error) =>
+          log.warn({ uploadId, err: err.message }, "could not refresh the upload's status"),
+        );
+    }
+  }
+
   async function check(): Promise<void> {
     await endAbandoned();
+    await endUnpublishable();
     const rows = await findWatchedUploads(db);
     const stats = await deps.queues().catch((err: Error) => {
       log.warn({ err: err.message }, "could not read the queues; causes will be less precise");

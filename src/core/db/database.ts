@@ -52,6 +52,10 @@ export interface UploadsTable {
   purge_requested_at: Timestamp | null;
   /** Set once its rows, row errors and S3 objects are gone. */
   purged_at: Timestamp | null;
+  /** The api replica that publishes the upload's batches, while its lease runs. */
+  publisher: ColumnType<string | null, string | null | undefined, string | null>;
+  /** When the publisher's lease lapses unless renewed. */
+  publishing_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
 export interface UploadBatchesTable {

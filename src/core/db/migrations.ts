@@ -118,6 +118,14 @@ const migrations: Record<string, Migration> = {
       );
     },
   },
+  "2026-12-03-007-publishing-leases": {
+    async up(db: Kysely<unknown>) {
+      // The api replica publishing an upload, and until when: one that stops renewing (it
+      // died) leaves the upload to a replica that shares its stored batches.
+      await sql`alter table uploads add column publisher text`.execute(db);
+      await sql`alter table uploads add column publishing_until timestamptz`.execute(db);
+    },
+  },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists

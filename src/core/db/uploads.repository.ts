@@ -442,3 +442,115 @@ export async function reopenFailed(db: Db, id: string): Promise<boolean> {
     return true;
   });
 }
+
+/**
+ * How long an api replica's right to publish an upload lasts unless renewed. A replica that
+ * died loses it this long after its last renewal, and a replica sharing its stored batches
+ * takes the upload over.
+ */
+export const PUBLISHING_LEASE_SECONDS = 30;
+
+/**
+ * Takes the right to publish an upload for `replica`: when no replica holds it, it holds it
+ * already, or the holder's lease lapsed. False when another replica publishes it.
+ */
+export async function claimPublishing(db: Db, id: string, replica: string): Promise<boolean> {
+  const result = await db
+    .updateTable("uploads")
+    .set({
+      publisher: replica,
+      publishing_until: sql`now() + make_interval(secs => ${PUBLISHING_LEASE_SECONDS})`,
+    })
+    .where("id", "=", id)
+    .where("status", "in", ["queued", "processing"])
+    .where((eb) =>
+      eb.or([
+        eb("publisher", "is", null),
+        eb("publisher", "=", replica),
+        eb("publishing_until", "<", sql<Date>`now()`),
+      ]),
+    )
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Renews the leases `replica` holds among `ids`; returns the ids it still holds. */
+export async function renewPublishing(db: Db, ids: string[], replica: string): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .updateTable("uploads")
+    .set({
+      publishing_until: sql`now() + make_interval(secs => ${PUBLISHING_LEASE_SECONDS})`,
+    })
+    .where("id", "in", ids)
+    .where("publisher", "=", replica)
+    .returning("id")
+    .execute();
+  return rows.map((row) => row.id);
+}
+
+/** Gives the lease up at once, so that another replica may take the upload over now. */
+export async function releasePublishing(db: Db, id: string, replica: string): Promise<void> {
+  await db
+    .updateTable("uploads")
+    .set({ publishing_until: sql`now()` })
+    .where("id", "=", id)
+    .where("publisher", "=", replica)
+    .execute();
+}
+
+/**
+ * Uploads with batches left to publish whose publisher's lease has lapsed, or that have
+ * none: a replica that holds their stored batches may take them over.
+ */
+export async function findUnclaimed(db: Db): Promise<UploadRecord[]> {
+  return (await db
+    .selectFrom("uploads")
+    .selectAll()
+    .where("status", "in", ["queued", "processing"])
+    .whereRef("batches_published", "<", "batches_total")
+    .where((eb) =>
+      eb.or([eb("publishing_until", "is", null), eb("publishing_until", "<", sql<Date>`now()`)]),
+    )
+    .orderBy("created_at")
+    .execute()) as UploadRecord[];
+}
+
+/**
+ * Fails the uploads with batches left to publish that no replica has published for
+ * `seconds`: their api stopped and their stored batches went with it, or no replica that
+ * holds them ran for that long. Returns their ids.
+ */
+export async function failUnpublishable(db: Db, seconds: number): Promise<string[]> {
+  const rows = await db
+    .updateTable("uploads")
+    .set({
+      status: "failed",
+      ...problemColumns({
+        code: "BatchesLost",
+        message:
+          "the api stopped before publishing every batch, and no api has its stored batches to publish the rest; send the file again",
+      }),
+      updated_at: sql`now()`,
+    })
+    .where("status", "in", ["queued", "processing"])
+    .whereRef("batches_published", "<", "batches_total")
+    .where(
+      sql<boolean>`coalesce(publishing_until, last_progress_at) < now() - make_interval(secs => ${seconds})`,
+    )
+    .returning("id")
+    .execute();
+  return rows.map((row) => row.id);
+}
+
+/** Fails an upload whose stored batches its publisher finds gone, unless all were published. */
+export async function failBatchesLost(db: Db, id: string, problem: Problem): Promise<boolean> {
+  const result = await db
+    .updateTable("uploads")
+    .set({ status: "failed", ...problemColumns(problem), updated_at: sql`now()` })
+    .where("id", "=", id)
+    .where("status", "in", ["queued", "processing"])
+    .whereRef("batches_published", "<", "batches_total")
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}

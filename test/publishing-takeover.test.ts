@@ -1,0 +1,144 @@
+// Api replicas sharing UPLOAD_DIR: the publishing of an upload whose api died is taken over by
+// another replica, from what was recorded as published; an upload whose stored batches no api
+// holds any more is failed, saying so, rather than left processing for good.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { access } from "node:fs/promises";
+import { after, test } from "node:test";
+import { storedPath } from "../src/api/upload-intake.ts";
+import { freePort, startProgram } from "./support/program.ts";
+import {
+  callApi,
+  type InProcess,
+  type InProcessController,
+  startControllerInProcess,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
+
+const envs: TestEnv[] = [];
+let controller: InProcessController | undefined;
+let api: InProcess | undefined;
+after(async () => {
+  await controller?.stop();
+  await api?.stop();
+  for (const env of envs) await env.cleanup();
+});
+
+const csv = `id,name\n${Array.from({ length: 400 }, (_, i) => `${i},name ${i}\n`).join("")}`;
+
+test("a replica takes over the publishing of an upload whose api died mid-publish", async () => {
+  const env = await testEnv({ BATCH_SIZE: "10", MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000" });
+  envs.push(env);
+  const [port, otherPort] = [await freePort(), await freePort()];
+  // Dies once RabbitMQ has confirmed the seventh batch, as a SIGKILL would end it.
+  const dying = startProgram("src/api/main.ts", {
+    ...env.env,
+    PORT: String(port),
+    LOG_LEVEL: "info",
+    SLUICE_FAULT: "after-publish:7",
+  });
+  const other = startProgram("src/api/main.ts", {
+    ...env.env,
+    PORT: String(otherPort),
+    LOG_LEVEL: "info",
+  });
+  try {
+    for (const api of [dying, other]) {
+      await api.line("the api to listen", (line) => line.includes('"api listening"'), 120_000);
+    }
+    const accepted = await callApi(`http://127.0.0.1:${port}`, "POST", "/uploads", csv);
+    assert.equal(accepted.status, 202, accepted.text);
+    const id = accepted.body.id as string;
+    const exit = await dying.exit;
+    assert.equal(exit.signal, "SIGKILL");
+    const { rows: before } = await env.sql.query(
+      "select status, batches_published from uploads where id = $1",
+      [id],
+    );
+    assert.ok(before[0].batches_published < 40, "the api died before publishing every batch");
+
+    await other.line(
+      "the other replica to take the upload over",
+      (line) => line.includes(`"uploadId":"${id}"`) && line.includes('"all batches published"'),
+      180_000,
+    );
+    const { rows } = await env.sql.query(
+      "select status, batches_published, batches_total from uploads where id = $1",
+      [id],
+    );
+    assert.deepEqual(rows[0], { status: "queued", batches_published: 40, batches_total: 40 });
+    await assert.rejects(access(storedPath(env.config.uploadDir, id)), { code: "ENOENT" });
+  } finally {
+    await dying.stop();
+    await other.stop();
+  }
+});
+
+test("an upload whose stored batches no api holds is failed, saying so", async () => {
+  const env = await testEnv({ CONTROLLER_INTERVAL_SECONDS: "1" });
+  envs.push(env);
+  controller = await startControllerInProcess(env, undefined);
+  const test = env;
+  // Its api died ten minutes ago, and its UPLOAD_DIR with it; no replica took it over.
+  const id = randomUUID();
+  await env.sql.query(
+    `insert into uploads (id, tenant, status, batches_total, batches_published, last_progress_at)
+     values ($1, 'default', 'processing', 40, 12, now() - interval '10 minutes')`,
+    [id],
+  );
+  const failed = await waitFor("the upload to be failed", async () => {
+    const { rows } = await test.sql.query(
+      "select status, error_code, error_message from uploads where id = $1",
+      [id],
+    );
+    return rows[0].status === "failed" && rows[0];
+  });
+  assert.equal(failed.error_code, "BatchesLost");
+  assert.match(failed.error_message, /stored batches/);
+  // Another, whose publisher renews its lease, stays.
+  const live = randomUUID();
+  await env.sql.query(
+    `insert into uploads (id, tenant, status, batches_total, batches_published, publisher, publishing_until, last_progress_at)
+     values ($1, 'default', 'processing', 40, 12, 'alive', now() + interval '30 seconds', now() - interval '10 minutes')`,
+    [live],
+  );
+  // A pass of the controller after it: one that fails another stranded upload.
+  const witness = randomUUID();
+  await env.sql.query(
+    `insert into uploads (id, tenant, status, batches_total, batches_published, last_progress_at)
+     values ($1, 'default', 'queued', 40, 0, now() - interval '10 minutes')`,
+    [witness],
+  );
+  await waitFor("another pass of the controller", async () => {
+    const { rows } = await test.sql.query("select status from uploads where id = $1", [witness]);
+    return rows[0].status === "failed";
+  });
+  const { rows } = await env.sql.query("select status from uploads where id = $1", [live]);
+  assert.equal(rows[0].status, "processing");
+});
+
+test("an api that finds the stored batches of an upload it publishes gone fails the upload, saying so", async () => {
+  const env = await testEnv();
+  envs.push(env);
+  api = await startInProcess(env, { worker: false });
+  const test = env;
+  const id = randomUUID();
+  await env.sql.query(
+    "insert into uploads (id, tenant, status, batches_total, batches_published) values ($1, 'default', 'queued', 40, 12)",
+    [id],
+  );
+  // Its folder was replaced by an empty one: nothing stored is left to publish.
+  api.api.publisher.start({ id, batchesTotal: 40 });
+  const failed = await waitFor("the upload to be failed", async () => {
+    const { rows } = await test.sql.query(
+      "select status, error_code, error_message from uploads where id = $1",
+      [id],
+    );
+    return rows[0].status === "failed" && rows[0];
+  });
+  assert.equal(failed.error_code, "BatchesLost");
+  assert.match(failed.error_message, /stored batches of this upload are gone/);
+});
