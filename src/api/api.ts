@@ -21,6 +21,7 @@ import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts"
 import { createIntakeParser, type IntakeParser } from "./intake-parser.ts";
 import { tenantShare } from "./places.ts";
 import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
+import { createTenantHolds } from "./tenant-holds.ts";
 import { storedPath } from "./upload-intake.ts";
 import { createUploadSlots } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
@@ -133,6 +134,8 @@ export function createApi(
         tenants,
         config.limits.maxActiveUploadsPerTenant,
       ),
+      holds: createTenantHolds(redis, config.namespace, config.limits.maxActiveUploadsPerTenant),
+      activeLimit: config.limits.maxActiveUploadsPerTenant,
       idleTimeoutMs: config.limits.uploadIdleTimeoutMs,
       onChange: (receiving) => metrics.uploadsReceiving.set(receiving),
     }),
