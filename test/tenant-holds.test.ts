@@ -55,6 +55,7 @@ test("a tenant's bodies count against its limit on every replica from the first 
     );
     const here = formBeforeItsFile(api.url);
     const there = formBeforeItsFile(otherUrl);
+    held.push(here, there);
     const running = api;
     for (const url of [running.url, otherUrl]) {
       await waitFor(
@@ -92,8 +93,8 @@ test("a tenant's bodies count against its limit on every replica from the first 
     );
     const next = await callApi(api.url, "POST", "/uploads", "id,name\n2,b\n");
     assert.equal(next.status, 202, next.text);
-    there.socket.destroy();
   } finally {
+    for (const request of held) request.socket.destroy();
     await other.stop();
   }
 });
