@@ -205,9 +205,10 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   async function publish(publication: Publication, signal: AbortSignal): Promise<void> {
     // One replica publishes an upload at a time; should it die, its lease lapses and a replica
     // sharing its stored batches takes over from what was recorded as published.
-    if (!(await claimPublishing(db, publication.id, options.replica))) return;
     try {
-      await publishUntilDone(publication, signal);
+      if (await claimPublishing(db, publication.id, options.replica)) {
+        await publishUntilDone(publication, signal);
+      }
     } finally {
       // Published, closed or stopping: another replica may take what is left at once.
       await releasePublishing(db, publication.id, options.replica).catch(() => undefined);
