@@ -24,7 +24,8 @@ import {
 const LIMITS = {
   MAX_COLUMNS: "8",
   MAX_FIELD_BYTES: "2048",
-  MAX_UPLOAD_BYTES: "262144",
+  // Small enough that the mutations' long runs pass it, so that bodies stay small too.
+  MAX_UPLOAD_BYTES: "65536",
   BATCH_SIZE: "7",
   // Accepted uploads pile up unconsumed, all of the one open tenant, every batch published.
   MAX_ACTIVE_UPLOADS_PER_TENANT: "100000",
@@ -76,19 +77,19 @@ describe("the api alone", () => {
   });
 
   test("answers every hostile upload with 202 or a 4xx JSON error carrying a code", async () => {
-    // Several at once, as clients send them; about 700 in all, which reach every generator's
+    // Several at once, as clients send them; about 450 in all, which reach every generator's
     // cases on both sides of the property while a loaded machine stays well within the limit.
     await fc.assert(
       fc.asyncProperty(fc.array(hostileUpload, { minLength: 1, maxLength: 8 }), async (uploads) => {
         const answers = uploads.map((u) => send(api.url, u.query, requestFor(u)));
         outcomes.push(...(await Promise.all(answers)));
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
     const accepted = outcomes.filter((o) => o.kind === "accepted").length;
     // The generators must reach both sides, or the property says little.
-    assert.ok(accepted > 60, `${accepted} accepted`);
-    assert.ok(outcomes.length - accepted > 160, `${outcomes.length - accepted} rejected`);
+    assert.ok(accepted > 40, `${accepted} accepted`);
+    assert.ok(outcomes.length - accepted > 100, `${outcomes.length - accepted} rejected`);
   });
 
   test("publishes the batches of accepted uploads and nothing of rejected ones", async () => {

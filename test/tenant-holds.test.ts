@@ -47,6 +47,7 @@ test("a tenant's bodies count against its limit on every replica from the first 
     PORT: String(port),
     LOG_LEVEL: "info",
   });
+  const held: Array<ReturnType<typeof formBeforeItsFile>> = [];
   try {
     await other.line(
       "the other api to listen",

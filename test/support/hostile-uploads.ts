@@ -133,7 +133,7 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
         Buffer.concat([Buffer.from(bom), b]),
   ),
   // A field far past MAX_FIELD_BYTES, or a body past MAX_UPLOAD_BYTES.
-  fc.tuple(fc.nat(), fc.integer({ min: 1_000, max: 400_000 }), fc.constantFrom("x", '"', "é")).map(
+  fc.tuple(fc.nat(), fc.integer({ min: 1_000, max: 100_000 }), fc.constantFrom("x", '"', "é")).map(
     ([n, size, char]): Mutation =>
       (b) =>
         Buffer.concat([
