@@ -77,19 +77,19 @@ describe("the api alone", () => {
   });
 
   test("answers every hostile upload with 202 or a 4xx JSON error carrying a code", async () => {
-    // Several at once, as clients send them; about 450 in all, which reach every generator's
+    // Several at once, as clients send them; about 220 in all, which reach every generator's
     // cases on both sides of the property while a loaded machine stays well within the limit.
     await fc.assert(
       fc.asyncProperty(fc.array(hostileUpload, { minLength: 1, maxLength: 8 }), async (uploads) => {
         const answers = uploads.map((u) => send(api.url, u.query, requestFor(u)));
         outcomes.push(...(await Promise.all(answers)));
       }),
-      { numRuns: 100 },
+      { numRuns: 50 },
     );
     const accepted = outcomes.filter((o) => o.kind === "accepted").length;
     // The generators must reach both sides, or the property says little.
-    assert.ok(accepted > 40, `${accepted} accepted`);
-    assert.ok(outcomes.length - accepted > 100, `${outcomes.length - accepted} rejected`);
+    assert.ok(accepted > 20, `${accepted} accepted`);
+    assert.ok(outcomes.length - accepted > 50, `${outcomes.length - accepted} rejected`);
   });
 
   test("publishes the batches of accepted uploads and nothing of rejected ones", async () => {
@@ -160,7 +160,7 @@ describe("the api with a worker", () => {
       fc.asyncProperty(hostileUpload, async (upload) => {
         outcomes.push(await send(stack.url, upload.query, requestFor(upload)));
       }),
-      { numRuns: 150 },
+      { numRuns: 100 },
     );
     const accepted = outcomes.flatMap((o) => (o.kind === "accepted" ? [o.id] : []));
     const rejected = outcomes.flatMap((o) => (o.kind === "rejected" && o.id ? [o.id] : []));
