@@ -88,7 +88,9 @@ describe("the api alone", () => {
     );
     const accepted = outcomes.filter((o) => o.kind === "accepted").length;
     // The generators must reach both sides, or the property says little.
-    assert.ok(accepted > 20, `${accepted} accepted`);
+    // About one in ten is accepted: a tenth of the bodies grow past MAX_UPLOAD_BYTES, and most
+    // mutations break the file.
+    assert.ok(accepted > 8, `${accepted} accepted`);
     assert.ok(outcomes.length - accepted > 50, `${outcomes.length - accepted} rejected`);
   });
 
