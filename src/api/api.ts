@@ -102,7 +102,7 @@ export function createApi(
   faults: Faults = NO_FAULTS,
   webRoot: string = WEB_ROOT,
 ): Api {
-  const { db, status, broker } = runtime;
+  const { db, status, broker, redis } = runtime;
   const s3 = createS3(config.s3, config.timeouts);
   const { progress, publisher } = createPublishing(config, runtime, metrics, log, faults);
   const parser = createIntakeParser(faults);
