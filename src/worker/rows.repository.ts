@@ -130,6 +130,12 @@ export async function landBatch(
          completed_at = case
            when status in ('queued', 'processing') and batches_landed + 1 = batches_total then now()
            else completed_at end,
+         -- Every batch of a completed upload was published, whether or not its api could
+         -- record the last of them (a database restart under that write, then the upload
+         -- completing before the api's next attempt).
+         batches_published = case
+           when status in ('queued', 'processing') and batches_landed + 1 = batches_total then batches_total
+           else batches_published end,
          last_progress_at = now(),
          updated_at = now()
        where id = ${id}
