@@ -8,6 +8,7 @@ import {
   CACHE_DIR,
   COREDNS_BIN,
   GO_ENV,
+  KEDA_BIN,
   KUBE_ROUTER_BIN,
   KUBERNETES_BIN,
   PAUSE_BIN,
@@ -137,6 +138,44 @@ function moduleDir(module: string, version: string): string {
   return info.Dir;
 }
 
+/**
+ * KEDA's operator and metrics API server, named as in its images (/keda, /keda-adapter).
+ * Built as its Makefile does: static, the version stamped in.
+ */
+export function ensureKeda(): string {
+  const programs = { keda: "cmd/operator", "keda-adapter": "cmd/adapter" };
+  if (Object.keys(programs).every((p) => existsSync(join(KEDA_BIN, p)))) return KEDA_BIN;
+  console.log(`building KEDA ${VERSIONS.keda} into ${KEDA_BIN} (once)`);
+  const src = moduleDir("github.com/kedacore/keda/v2", VERSIONS.keda);
+  const partial = `${KEDA_BIN}.partial`;
+  rmSync(partial, { recursive: true, force: true });
+  mkdirSync(partial, { recursive: true });
+  // One invocation, so the packages the two share compile once.
+  go(
+    [
+      "build",
+      "-trimpath",
+      `-ldflags=-s -w -X=github.com/kedacore/keda/v2/version.Version=${VERSIONS.keda}`,
+      "-o",
+      `${partial}/`,
+      ...Object.values(programs).map((dir) => `./${dir}`),
+    ],
+    src,
+    { CGO_ENABLED: "0" },
+  );
+  for (const [name, dir] of Object.entries(programs)) {
+    renameSync(join(partial, dir.split("/")[1] as string), join(partial, name));
+  }
+  rmSync(KEDA_BIN, { recursive: true, force: true });
+  renameSync(partial, KEDA_BIN);
+  return KEDA_BIN;
+}
+
+/** The directory of KEDA's deployment manifests (config/), in the module as released. */
+export function kedaConfigDir(): string {
+  return join(moduleDir("github.com/kedacore/keda/v2", VERSIONS.keda), "config");
+}
+
 /** kube-router, of which the cluster runs the network policy controller alone. */
 export function ensureKubeRouter(): string {
   if (existsSync(KUBE_ROUTER_BIN)) return KUBE_ROUTER_BIN;
@@ -180,5 +219,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   ensureKubernetes();
   ensureCoreDns();
   ensurePause();
+  ensureKeda();
   ensureKubeRouter();
 }

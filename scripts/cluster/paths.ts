@@ -8,6 +8,7 @@ export const STATE_DIR = process.env.SLUICE_CLUSTER_DIR ?? "/var/lib/sluice-clus
 
 export const KUBERNETES_BIN = join(CACHE_DIR, `kubernetes-${VERSIONS.kubernetes}`, "bin");
 export const COREDNS_BIN = join(CACHE_DIR, `coredns-${VERSIONS.coredns}`, "bin", "coredns");
+export const KEDA_BIN = join(CACHE_DIR, `keda-${VERSIONS.keda}`, "bin");
 export const KUBE_ROUTER_BIN = join(
   CACHE_DIR,
   `kube-router-${VERSIONS.kubeRouter}`,

@@ -2,7 +2,13 @@
 // Usage: npm run cluster:up   (npm run cluster:down stops everything it started)
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { ensureCoreDns, ensureKubeRouter, ensureKubernetes, ensurePause } from "./build.ts";
+import {
+  ensureCoreDns,
+  ensureKeda,
+  ensureKubeRouter,
+  ensureKubernetes,
+  ensurePause,
+} from "./build.ts";
 import {
   ensureBridge,
   startApiServer,
@@ -12,6 +18,7 @@ import {
   writeAdminKubeconfig,
 } from "./control-plane.ts";
 import { clusterDown } from "./down.ts";
+import { startKeda } from "./keda.ts";
 import { startKubeRouter } from "./network-policy.ts";
 import {
   importSandboxImage,
@@ -58,6 +65,7 @@ try {
   ensureKubernetes();
   ensureCoreDns();
   ensurePause();
+  ensureKeda();
   ensureKubeRouter();
   console.log(`binaries ready (${elapsed()})`);
   ensurePki();
@@ -77,6 +85,8 @@ try {
   await startKubeRouter();
   await startCoreDns();
   console.log(`node ready (${elapsed()})`);
+  await startKeda();
+  console.log(`KEDA ready (${elapsed()})`);
 } catch (err) {
   console.error((err as Error).message);
   await clusterDown();

@@ -1,10 +1,12 @@
-// Every version the local cluster uses, in one place. Kubernetes, CoreDNS and kube-router
-// are built from their Go modules; the rest comes from Debian's packages.
+// Every version the local cluster uses, in one place. Kubernetes, CoreDNS, KEDA and
+// kube-router are built from their Go modules; the rest comes from Debian's packages.
 export const VERSIONS = {
   kubernetes: "1.35.4",
   // The staging modules (k8s.io/api, client-go, ...) released with that Kubernetes.
   kubernetesStaging: "0.35.4",
   coredns: "1.14.7",
+  // The operator and its metrics API server (github.com/kedacore/keda/v2), run as pods.
+  keda: "2.21.0",
   // Its network policy controller alone (github.com/cloudnativelabs/kube-router/v2).
   kubeRouter: "2.1.0",
   // The sandbox image made from scripts/cluster/pause.
