@@ -7,6 +7,7 @@ import { waitFor } from "../support/stack.ts";
 import { createNamespace, deleteNamespace, kubectlJson, RELEASE } from "./cluster.ts";
 import {
   apiUrl,
+  holdLanding,
   installSluice,
   missingImage,
   type Outside,
@@ -15,7 +16,8 @@ import {
   uploadLands,
 } from "./sluice-release.ts";
 
-// 200 batches of 1,000 rows: enough that the queue stays deep while workers start.
+// 200 batches of 1,000 rows, their landing held until KEDA has scaled the workers up: a
+// quiet machine lands them before KEDA's second look at the queue.
 const ROWS = 200_000;
 const MAX_WORKERS = 3;
 
@@ -83,7 +85,18 @@ describe("KEDA", { skip }, () => {
       }
     })();
     try {
-      await uploadLands(await apiUrl(namespace), outside, ROWS);
+      await uploadLands(await apiUrl(namespace), outside, ROWS, 300_000, async (id) => {
+        const release = await holdLanding(outside.env.env.DATABASE_URL as string, id);
+        try {
+          await waitFor(
+            `the worker to scale to ${MAX_WORKERS}`,
+            async () => counts.at(-1) === MAX_WORKERS,
+            180_000,
+          );
+        } finally {
+          await release();
+        }
+      });
       await waitFor(
         "the worker to scale back to 0",
         async () => counts.at(-1) === 0 && counts.length > 1,

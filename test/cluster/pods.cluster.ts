@@ -12,7 +12,6 @@ import amqp from "amqplib";
 import pg from "pg";
 import { STATE_DIR } from "../../scripts/cluster/paths.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
-import { landingLockName } from "../../src/core/db/uploads.repository.ts";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, metricSample, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
@@ -30,6 +29,7 @@ import {
   RELEASE,
   serviceOutside,
 } from "./cluster.ts";
+import { holdLanding } from "./sluice-release.ts";
 
 const { version } = JSON.parse(
   readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
@@ -188,20 +188,6 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     return id;
   }
 
-  /**
-   * Holds every worker's landing of one upload (the lock a cancel takes), so that the
-   * upload is certainly still under way while pods stop and start; returns the release.
-   */
-  async function holdLanding(id: string): Promise<() => Promise<void>> {
-    const client = new pg.Client({ connectionString: env.env.DATABASE_URL });
-    await client.connect();
-    const lock = "hashtextextended($1, 0)";
-    await client.query(`select pg_advisory_lock(${lock})`, [landingLockName(id)]);
-    return async () => {
-      await client.query(`select pg_advisory_unlock(${lock})`, [landingLockName(id)]);
-      await client.end();
-    };
-  }
   async function batchConsumers(): Promise<number> {
     const connection = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
     try {
@@ -369,7 +355,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     const id = await startUpload(ROWS);
     await waitFor("a first batch to land", async () => (await view(id)).batches.landed > 0);
     // Landing held, the workers certainly stop before the upload is done.
-    const release = await holdLanding(id);
+    const release = await holdLanding(env.env.DATABASE_URL as string, id);
     await scaleWorkers(0);
     await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
     await release();
@@ -429,7 +415,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     const id = await startUpload(ROWS);
     await waitFor("a first batch to land", async () => (await view(id)).batches.landed > 0);
     // Landing held, an old worker is told to stop while it holds batches of the upload.
-    const release = await holdLanding(id);
+    const release = await holdLanding(env.env.DATABASE_URL as string, id);
     const old = names(await pods("worker"));
     const restarted = Date.now();
     await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-worker`]);
@@ -463,7 +449,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
   test("a rolling restart of the api while it publishes an upload: completed or failed with a reason, never stuck", async (t) => {
     const id = await startUpload(ROWS);
     // Landing held, publishing waits for the workers with batches still to publish.
-    const release = await holdLanding(id);
+    const release = await holdLanding(env.env.DATABASE_URL as string, id);
     const api = await pods("api");
     const publisher = await waitFor("an api pod to hold the upload's publishing", async () => {
       for (const pod of api) {

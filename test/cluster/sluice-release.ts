@@ -3,6 +3,7 @@
 // the cluster checks that run Sluice's pods share.
 import { readFileSync } from "node:fs";
 import pg from "pg";
+import { landingLockName } from "../../src/core/db/uploads.repository.ts";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
@@ -162,6 +163,7 @@ export async function uploadLands(
   outside: Outside,
   rows: number,
   timeoutMs = 300_000,
+  whileUnderway: (id: string) => Promise<void> = async () => {},
 ): Promise<string> {
   const accepted = await getJson(`${url}/uploads`, {
     method: "POST",
@@ -172,6 +174,7 @@ export async function uploadLands(
     throw new Error(`upload refused: ${accepted.status} ${JSON.stringify(accepted.body)}`);
   }
   const id = accepted.body.id as string;
+  await whileUnderway(id);
   const done = await waitFor(
     "the upload to complete",
     async () => {
@@ -191,4 +194,19 @@ export async function uploadLands(
     throw new Error(`upload ${id}: ${JSON.stringify(counted[0])} rows landed, ${rows} sent`);
   }
   return id;
+}
+
+/**
+ * Holds every worker's landing of one upload (the lock a cancel takes), so that the
+ * upload is certainly still under way while pods stop and start; returns the release.
+ */
+export async function holdLanding(databaseUrl: string, id: string): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  const lock = "hashtextextended($1, 0)";
+  await client.query(`select pg_advisory_lock(${lock})`, [landingLockName(id)]);
+  return async () => {
+    await client.query(`select pg_advisory_unlock(${lock})`, [landingLockName(id)]);
+    await client.end();
+  };
 }
