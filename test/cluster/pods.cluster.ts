@@ -5,7 +5,7 @@
 // the workers are scaled, the controller reports, the Deployments restart and helm upgrades
 // and rolls back. One install serves every check, in order.
 import assert from "node:assert/strict";
-import { chownSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import amqp from "amqplib";
@@ -29,16 +29,10 @@ import {
   RELEASE,
   serviceOutside,
 } from "./cluster.ts";
-import { holdLanding } from "./sluice-release.ts";
+import { API_KEY, holdLanding, IMAGE, PROGRAMS } from "./sluice-release.ts";
 
-const { version } = JSON.parse(
-  readFileSync(new URL("../../package.json", import.meta.url), "utf8"),
-);
-const IMAGE = { repository: "sluice", tag: version as string };
-const PROGRAMS = ["api", "worker", "controller"] as const;
 const ROWS = 100_000;
 const IN_CLUSTER_VALUES = join(CHART, "ci", "in-cluster-values.yaml");
-const API_KEY = "k3y";
 const authorized = { authorization: `Bearer ${API_KEY}` };
 const API_PORT = 3000;
 const WORKER_METRICS_PORT = 9464;
