@@ -3,10 +3,10 @@
 // cut short, and uploads older than RETENTION_DAYS, are finished by the controller.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { DeleteBucketCommand, DeleteObjectsCommand } from "@aws-sdk/client-s3";
 import { createLogger } from "../src/core/logger.ts";
 import { createMetrics } from "../src/core/metrics.ts";
 import { requestPurge } from "../src/core/purge.ts";
-import { ensureBucket } from "../src/core/storage/s3.ts";
 import type { Consumer } from "../src/worker/consumer.ts";
 import { startWorker } from "../src/worker/worker.ts";
 import {
@@ -135,8 +135,6 @@ test("the batches of a purged upload still queued leave no object in S3 when the
   const api = await startInProcess(own, { worker: false });
   let late: Consumer | undefined;
   try {
-    // Made by a worker's start otherwise; the purge lists it before any worker has run.
-    await ensureBucket(own.s3, own.config.s3.bucket);
     const accepted = await getJson(`${api.url}/uploads`, {
       method: "POST",
       headers: { "content-type": "text/csv" },
@@ -167,6 +165,44 @@ test("the batches of a purged upload still queued leave no object in S3 when the
     assert.deepEqual(await listBatchObjects(own, id), []);
   } finally {
     await late?.stop();
+    await api.stop();
+    await own.cleanup();
+  }
+});
+
+test("a purge whose bucket is gone purges PostgreSQL and answers as any purge", async () => {
+  const own = await testEnv({ BATCH_SIZE: "2" });
+  const api = await startInProcess(own);
+  try {
+    const accepted = await getJson(`${api.url}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: CSV,
+    });
+    assert.equal(accepted.status, 202);
+    const id = accepted.body.id as string;
+    await waitFor(`upload ${id} to complete`, async () => {
+      const { body } = await getJson(`${api.url}/uploads/${id}`);
+      return body.status === "completed";
+    });
+    // The bucket removed under Sluice (by an operator, a lifecycle rule, another account):
+    // the purge finds nothing to delete in S3.
+    const Bucket = own.config.s3.bucket;
+    const keys = await listBatchObjects(own, id);
+    assert.equal(keys.length, 5);
+    await own.s3.send(
+      new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys.map((Key) => ({ Key })) } }),
+    );
+    await own.s3.send(new DeleteBucketCommand({ Bucket }));
+
+    const purged = await getJson(`${api.url}/uploads/${id}/data`, { method: "DELETE" });
+    assert.equal(purged.status, 200, JSON.stringify(purged.body));
+    assert.ok(purged.body.purgedAt);
+    const count = async (table: string) =>
+      (await own.sql.query(`select count(*)::int as n from ${table} where upload_id = $1`, [id]))
+        .rows[0].n as number;
+    assert.deepEqual([await count("upload_rows"), await count("row_errors")], [0, 0]);
+  } finally {
     await api.stop();
     await own.cleanup();
   }

@@ -51,21 +51,29 @@ export async function requestPurge(db: Db, id: string): Promise<PurgeRequest> {
   });
 }
 
+/** A bucket that does not exist (never made, or removed) holds none of the upload's objects. */
+const isNoSuchBucket = (err: unknown) => (err as { name?: string }).name === "NoSuchBucket";
+
 async function deleteObjects(deps: PurgeDeps, id: string): Promise<void> {
   // Version 1 listings, as elsewhere: s3rver's version 2 page tokens need a cipher Node 24
   // no longer has. Each page is deleted before the next is read, so the listing restarts.
-  for (;;) {
-    const page = await deps.s3.send(
-      new ListObjectsCommand({ Bucket: deps.bucket, Prefix: uploadPrefix(id), MaxKeys: 1000 }),
-    );
-    const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key as string }));
-    if (keys.length === 0) return;
-    const deleted = await deps.s3.send(
-      new DeleteObjectsCommand({ Bucket: deps.bucket, Delete: { Objects: keys, Quiet: true } }),
-    );
-    if (deleted.Errors && deleted.Errors.length > 0) {
-      throw new Error(`S3 refused to delete ${deleted.Errors.length} object(s) of upload ${id}`);
+  try {
+    for (;;) {
+      const page = await deps.s3.send(
+        new ListObjectsCommand({ Bucket: deps.bucket, Prefix: uploadPrefix(id), MaxKeys: 1000 }),
+      );
+      const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key as string }));
+      if (keys.length === 0) return;
+      const deleted = await deps.s3.send(
+        new DeleteObjectsCommand({ Bucket: deps.bucket, Delete: { Objects: keys, Quiet: true } }),
+      );
+      if (deleted.Errors && deleted.Errors.length > 0) {
+        throw new Error(`S3 refused to delete ${deleted.Errors.length} object(s) of upload ${id}`);
+      }
     }
+  } catch (err) {
+    // Nothing left to delete is what a purge wants, not a failure of it.
+    if (!isNoSuchBucket(err)) throw err;
   }
 }
 
