@@ -11,6 +11,7 @@ export type FaultPoint =
   | "after-s3-put"
   | "before-view"
   | "after-commit"
+  | "commit-answer-lost"
   | "after-publish"
   | "intake-thread";
 
@@ -19,6 +20,7 @@ const POINTS: readonly FaultPoint[] = [
   "after-s3-put",
   "before-view",
   "after-commit",
+  "commit-answer-lost",
   "after-publish",
   "intake-thread",
 ];

@@ -9,11 +9,42 @@ import type { WorkerMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { deleteObject, putJson } from "../core/storage/s3.ts";
 import { batchKey } from "../core/storage/s3-keys.ts";
-import { type LandOutcome, landBatch } from "./rows.repository.ts";
+import { CommitUnsettled, committed, type LandOutcome, landBatch } from "./rows.repository.ts";
 
 /** A batch that can never land; it goes straight to the dead-letter queue. */
 export class PermanentError extends Error {
   override name = "PermanentError";
+}
+
+/**
+ * Batches whose commit this process sent without hearing the answer, with their transaction
+ * ids. When such a batch comes back and is found landed, the id tells whether this process's
+ * commit landed it, and so whether its rows are still to be counted.
+ */
+export class UnsettledCommits {
+  /** Enough for every batch in hand through a long outage; the oldest go first. */
+  static readonly LIMIT = 10_000;
+  readonly #xids = new Map<string, string>();
+
+  remember(key: string, xid: string): void {
+    if (this.#xids.size >= UnsettledCommits.LIMIT) {
+      this.#xids.delete(this.#xids.keys().next().value as string);
+    }
+    this.#xids.set(key, xid);
+  }
+
+  /** Whether this process's unanswered commit of the batch at `key` is what landed it. */
+  async landedHere(pool: pg.Pool, key: string): Promise<boolean> {
+    const xid = this.#xids.get(key);
+    if (xid === undefined) return false;
+    const landed = await committed(pool, xid);
+    this.#xids.delete(key);
+    return landed;
+  }
+
+  forget(key: string): void {
+    this.#xids.delete(key);
+  }
 }
 
 export type BatchDeps = Readonly<{
@@ -26,6 +57,7 @@ export type BatchDeps = Readonly<{
   faults: Faults;
   metrics: WorkerMetrics;
   log: Logger;
+  unsettled: UnsettledCommits;
 }>;
 
 export async function handleBatch(
@@ -41,15 +73,28 @@ export async function handleBatch(
   putDone();
   deps.faults.hit("after-s3-put");
   const insertDone = metrics.dbInsertSeconds.startTimer();
-  const outcome = await landBatch(deps.pool, batch, body, deps.statementTimeoutMs);
+  const outcome = await landBatch(
+    deps.pool,
+    batch,
+    body,
+    deps.statementTimeoutMs,
+    deps.faults,
+  ).catch((err: unknown) => {
+    if (err instanceof CommitUnsettled) deps.unsettled.remember(key, err.xid);
+    throw err;
+  });
   insertDone();
+  const countLanded = () => {
+    metrics.rowsLanded.inc(batch.rows);
+    metrics.rowErrors.inc(batch.rowErrors);
+  };
+  if (outcome.kind !== "duplicate") deps.unsettled.forget(key);
   switch (outcome.kind) {
     case "unknown-upload":
       throw new PermanentError(`upload ${batch.uploadId} does not exist`);
     case "landed":
       deps.faults.hit("before-view");
-      metrics.rowsLanded.inc(batch.rows);
-      metrics.rowErrors.inc(batch.rowErrors);
+      countLanded();
       if (outcome.progress.justCompleted) {
         const view = await deps.status.refresh(batch.uploadId);
         metrics.uploadsFinished.inc({ status: "completed" });
@@ -67,6 +112,8 @@ export async function handleBatch(
       }
       break;
     case "duplicate":
+      // This process's own commit may have landed it without hearing so: its rows count now.
+      if (await deps.unsettled.landedHere(deps.pool, key)) countLanded();
       // The first delivery may have died between its commit and the view update.
       await deps.status.refresh(batch.uploadId);
       deps.log.info(

@@ -10,6 +10,7 @@ import type { BatchHeaders } from "../core/batch-message.ts";
 import type { UploadStatus } from "../core/db/database.ts";
 import { landingLockName } from "../core/db/uploads.repository.ts";
 import { allowLongerAnswers } from "../core/db/watched-client.ts";
+import type { Faults } from "../core/faults.ts";
 
 export type LandOutcome =
   | { kind: "landed"; progress: Progress }
@@ -25,6 +26,31 @@ export type Progress = {
   rowsLanded: number;
   justCompleted: boolean;
 };
+
+/**
+ * The commit was sent but its answer never came (the connection fell during it): the batch
+ * may have landed. `xid` is the transaction's id, for asking PostgreSQL later whether it did.
+ */
+export class CommitUnsettled extends Error {
+  override name = "CommitUnsettled";
+  readonly xid: string;
+
+  constructor(xid: string, cause: unknown) {
+    super(`the commit's answer was lost: ${cause instanceof Error ? cause.message : cause}`, {
+      cause,
+    });
+    this.xid = xid;
+  }
+}
+
+/** Whether the transaction `xid` committed; false once PostgreSQL no longer knows it. */
+export async function committed(pool: pg.Pool, xid: string): Promise<boolean> {
+  const { rows } = await pool.query<{ committed: boolean }>(
+    "select pg_xact_status($1::xid8) is not distinct from 'committed' as committed",
+    [xid],
+  );
+  return rows[0]?.committed === true;
+}
 
 /** Uploads in these states take no more rows. */
 const CLOSED: UploadStatus[] = ["cancelled", "rejected"];
@@ -65,6 +91,7 @@ export async function landBatch(
   batch: BatchHeaders,
   body: Buffer,
   statementTimeoutMs: number,
+  faults: Faults,
 ): Promise<LandOutcome> {
   return inTransaction(pool, async (client) => {
     // PostgreSQL answers within the statement timeout, or fails the statement itself.
@@ -86,13 +113,14 @@ export async function landBatch(
          from upload where status not in (${CLOSED.map((c) => `'${c}'`).join(", ")}) and not purged
          on conflict do nothing returning seq)
        select (select status from upload) as status, (select purged from upload) as purged,
-         exists (select from claim) as claimed`,
+         exists (select from claim) as claimed, pg_current_xact_id()::text as xid`,
     );
-    const { status, purged, claimed } = statementResult<{
+    const { status, purged, claimed, xid } = statementResult<{
       status: UploadStatus | null;
       purged: boolean | null;
       claimed: boolean;
-    }>(opened, 3).rows[0] ?? { status: null, purged: null, claimed: false };
+      xid: string;
+    }>(opened, 3).rows[0] ?? { status: null, purged: null, claimed: false, xid: "" };
     if (!status || purged || CLOSED.includes(status) || !claimed) {
       await client.query("rollback");
       if (!status) return { kind: "unknown-upload" } as const;
@@ -119,8 +147,11 @@ export async function landBatch(
     }
 
     // Last, so the row lock on the upload is held only for the commit, which goes with it.
-    const counted = await client.query(
-      `update uploads set
+    const counted = await commitAnswer(
+      xid,
+      faults,
+      client.query(
+        `update uploads set
          batches_landed = batches_landed + 1,
          rows_landed = rows_landed + ${Math.trunc(batch.rows)},
          status = case
@@ -146,10 +177,22 @@ export async function landBatch(
          rows_landed as "rowsLanded",
          coalesce(completed_at = now(), false) as "justCompleted";
        commit`,
+      ),
     );
     return {
       kind: "landed",
       progress: statementResult<Progress>(counted, 0).rows[0] as Progress,
     } as const;
   });
+}
+
+/** The answer to the statements that end with the commit, or CommitUnsettled without one. */
+async function commitAnswer<T>(xid: string, faults: Faults, answer: Promise<T>): Promise<T> {
+  try {
+    const result = await answer;
+    if (faults.reached("commit-answer-lost")) throw new Error("Connection terminated unexpectedly");
+    return result;
+  } catch (err) {
+    throw new CommitUnsettled(xid, err);
+  }
 }

@@ -8,6 +8,7 @@ import type { WorkerMetrics } from "../core/metrics.ts";
 import { type Runtime, readinessMs } from "../core/runtime.ts";
 import { openStorage } from "../core/services.ts";
 import { bucketExists } from "../core/storage/s3.ts";
+import { UnsettledCommits } from "./batch.handler.ts";
 import { type Consumer, startConsumer } from "./consumer.ts";
 
 export type Worker = Consumer &
@@ -46,6 +47,7 @@ export async function startWorker(
       metrics,
       faults,
       log,
+      unsettled: new UnsettledCommits(),
     },
   });
   return {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { test } from "node:test";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson, waitFor } from "../support/stack.ts";
+import { getJson, metricSample, waitFor } from "../support/stack.ts";
 import { Cluster } from "./harness.ts";
 import { checkLanding } from "./landing-check.ts";
 
@@ -56,6 +56,27 @@ for (const [fault, when] of CRASHES) {
     }
   });
 }
+
+test("a commit whose answer is lost is landed and counted once", async () => {
+  const cluster = await Cluster.create(BATCHED);
+  try {
+    await cluster.startApi();
+    // The fifth commit lands, and the worker hears instead that its connection fell.
+    await cluster.startWorker({ SLUICE_FAULT: "commit-answer-lost:5" });
+    const sample = sampleCsv(ROWS);
+    const id = await cluster.upload(sample.csv);
+    await cluster.waitForStatus(id, "completed");
+    const opsUrl = cluster.workerOpsUrls()[0] ?? assert.fail("the worker serves its metrics");
+    const consumed = (outcome: string) =>
+      metricSample(opsUrl, "sluice_batches_consumed_total", `outcome="${outcome}"`);
+    // The check waits until no batch is in any queue, the retried one included.
+    await checkLanding(cluster, "commit-answer-lost", id, sample, { status: "completed" });
+    assert.equal(await consumed("retried"), 1, "the batch whose answer was lost was retried");
+    assert.equal(await consumed("duplicate"), 1, "and came back once to find itself landed");
+  } finally {
+    await cluster.stop();
+  }
+});
 
 test("worker sent SIGTERM mid-upload finishes or returns its batches within its deadline", async () => {
   const cluster = await Cluster.create({
