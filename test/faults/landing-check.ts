@@ -7,6 +7,7 @@ import { Redis } from "ioredis";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { statusKeys } from "../../src/core/status/status-keys.ts";
 import { batchKey } from "../../src/core/storage/s3-keys.ts";
+import { type QueueState, queueStates } from "../support/broker-queues.ts";
 import type { Sample } from "../support/csv-samples.ts";
 import {
   getJson,
@@ -15,31 +16,9 @@ import {
   metricSample,
   waitFor,
 } from "../support/stack.ts";
-import { type Cluster, run } from "./harness.ts";
+import type { Cluster } from "./harness.ts";
 
 export type Expectation = { status: string; deadBatches?: number };
-
-export type QueueState = { name: string; ready: number; unacked: number };
-
-/** Every queue of the namespace, as RabbitMQ holds it now (not its sampled statistics). */
-function queueStates(namespace: string): QueueState[] {
-  return run("rabbitmqctl", [
-    "-q",
-    "list_queues",
-    "--no-table-headers",
-    "name",
-    "messages_ready",
-    "messages_unacknowledged",
-  ])
-    .split("\n")
-    .map((line) => line.split("\t"))
-    .filter(([name]) => name?.startsWith(`${namespace}.`))
-    .map(([name, ready, unacked]) => ({
-      name: name as string,
-      ready: Number(ready),
-      unacked: Number(unacked),
-    }));
-}
 
 /**
  * Waits for a quiet moment: no batch waiting or held in any queue but the dead-letter one,
