@@ -1,11 +1,14 @@
 // Api replicas sharing UPLOAD_DIR: the publishing of an upload whose api died is taken over by
 // another replica, from what was recorded as published; an upload whose stored batches no api
-// holds any more is failed, saying so, rather than left processing for good.
+// holds any more, or are cut short, is failed, saying so, rather than left processing for good.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { access } from "node:fs/promises";
+import { access, writeFile } from "node:fs/promises";
 import { after, test } from "node:test";
+import amqp from "amqplib";
+import { frameOf } from "../src/api/batch-spool.ts";
 import { storedPath } from "../src/api/upload-intake.ts";
+import { queueNames } from "../src/core/broker/queue-names.ts";
 import { freePort, startProgram } from "./support/program.ts";
 import {
   callApi,
@@ -142,3 +145,86 @@ test("an api that finds the stored batches of an upload it publishes gone fails 
   assert.equal(failed.error_code, "BatchesLost");
   assert.match(failed.error_message, /stored batches of this upload are gone/);
 });
+
+test("an api that finds the stored batches of an upload cut short fails the upload, saying so, and publishes no batch twice", async () => {
+  const env = await testEnv({ MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000" });
+  envs.push(env);
+  const own = await startInProcess(env, { worker: false });
+  const test = env;
+  const frame = (id: string, seq: number) =>
+    Buffer.concat(
+      frameOf({
+        seq,
+        rows: 1,
+        rowErrors: 0,
+        body: Buffer.from(
+          JSON.stringify({ uploadId: id, seq, columns: ["id"], errors: [], rows: [] }),
+        ),
+      }),
+    );
+  const whole = (id: string) => [1, 2, 3].map((seq) => frame(id, seq));
+  // Six batches each, the file ending inside the fourth, or right after the third (a disk
+  // that filled, a copy cut short).
+  const cuts = {
+    inside: (id: string) => Buffer.concat([...whole(id), frame(id, 4).subarray(0, 30)]),
+    between: (id: string) => Buffer.concat(whole(id)),
+  };
+  const ids: Record<string, string> = {};
+  try {
+    for (const [cut, bytes] of Object.entries(cuts)) {
+      const id = randomUUID();
+      ids[cut] = id;
+      await env.sql.query(
+        "insert into uploads (id, tenant, status, batches_total) values ($1, 'default', 'queued', 6)",
+        [id],
+      );
+      await writeFile(storedPath(env.config.uploadDir, id), bytes(id));
+      own.api.publisher.start({ id, batchesTotal: 6 });
+    }
+    for (const [cut, id] of Object.entries(ids)) {
+      const failed = await waitFor(`the upload cut ${cut} batches to be failed`, async () => {
+        const { rows } = await test.sql.query(
+          "select status, error_code, error_message, batches_published from uploads where id = $1",
+          [id],
+        );
+        return rows[0].status === "failed" && rows[0];
+      });
+      assert.equal(failed.error_code, "BatchesLost", cut);
+      assert.match(failed.error_message, /stored batches of this upload are damaged/, cut);
+      assert.equal(failed.batches_published, 3, cut);
+      // Nothing can publish from it any more: it goes, once the upload is failed.
+      await waitFor(`the file cut ${cut} batches to be removed`, () =>
+        access(storedPath(test.config.uploadDir, id)).then(
+          () => false,
+          () => true,
+        ),
+      );
+    }
+    // The three whole batches of each, once each.
+    const queued = await drainQueue(queueNames(env.config.namespace).batches);
+    assert.deepEqual(
+      queued.sort(),
+      Object.values(ids)
+        .flatMap((id) => [1, 2, 3].map((seq) => `${id}/${seq}`))
+        .sort(),
+    );
+  } finally {
+    await own.stop();
+  }
+});
+
+/** The message ids a queue holds, taking every message off it. */
+async function drainQueue(queue: string): Promise<string[]> {
+  const connection = await amqp.connect("amqp://guest:guest@127.0.0.1:5672");
+  try {
+    const channel = await connection.createChannel();
+    const ids: string[] = [];
+    for (;;) {
+      const message = await channel.get(queue, { noAck: true });
+      if (message === false) return ids;
+      ids.push(message.properties.messageId);
+    }
+  } finally {
+    await connection.close();
+  }
+}

@@ -2,7 +2,7 @@
 // again gives its turn back meanwhile, so that others publish.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import { after, test } from "node:test";
 import { frameOf } from "../src/api/batch-spool.ts";
 import { storedPath } from "../src/api/upload-intake.ts";
@@ -45,8 +45,9 @@ test("uploads waiting to retry their publishing leave their turns to the others"
     const id = randomUUID();
     broken.push(id);
     await recordQueued(env, id, 2);
-    // A stored file cut short inside its second batch: every pass over it fails.
-    await writeFile(storedPath(env.config.uploadDir, id), batch(id, 1).subarray(0, 40));
+    // A folder where its stored file belongs (a damaged file would fail the upload at
+    // once): every pass over it fails to read it.
+    await mkdir(storedPath(env.config.uploadDir, id));
   }
   const healthy = randomUUID();
   await recordQueued(env, healthy, 2);

@@ -25,7 +25,7 @@ import type { Faults } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import { readSpool } from "./batch-spool.ts";
+import { readSpool, SpoolDamagedError } from "./batch-spool.ts";
 import { UploadClosedError, watchLanding } from "./landing-watch.ts";
 import type { ProgressHub } from "./progress-hub.ts";
 import { removePartialFiles, removeStoredBatches, storedPath } from "./upload-intake.ts";
@@ -137,8 +137,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         await options.status.refresh(id);
       }
     };
+    const path = storedPath(options.uploadDir, id);
     try {
-      const path = storedPath(options.uploadDir, id);
       for await (const batch of readSpool(path, confirmedBefore, lend)) {
         if (signal.aborted) throw signal.reason;
         if (!landing.hasRoom(batch.seq)) {
@@ -179,7 +179,18 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         while (pending.length >= window) await settleOldest();
       }
       while (pending.length > 0) await settleOldest();
+      if (confirmed < publication.batchesTotal) {
+        throw new SpoolDamagedError(
+          path,
+          `ends after batch ${confirmed} of ${publication.batchesTotal}`,
+        );
+      }
       await recordPublished(db, id, confirmed);
+    } catch (err) {
+      // The batches sent before the damage are confirmed, so that the upload's record says
+      // how far it got; none is sent again.
+      if (err instanceof SpoolDamagedError) while (pending.length > 0) await settleOldest();
+      throw err;
     } finally {
       landing.close();
       await channel.close().catch(() => undefined);
@@ -257,7 +268,19 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
           return;
         }
         if (spoolGone(err, publication.id)) {
-          await batchesLost(publication.id);
+          await batchesLost(
+            publication.id,
+            "the api's stored batches of this upload are gone before every batch was published; send the file again",
+          );
+          return;
+        }
+        if (err instanceof SpoolDamagedError) {
+          // Every pass would find the same: the rest of the file cannot be published.
+          await batchesLost(
+            publication.id,
+            `the api's stored batches of this upload are damaged (the file ${err.what}); send the file again`,
+          );
+          await rm(storedPath(options.uploadDir, publication.id), { force: true });
           return;
         }
         failure = err as Error;
@@ -274,16 +297,18 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     (err as NodeJS.ErrnoException).code === "ENOENT" &&
     (err as NodeJS.ErrnoException).path === storedPath(options.uploadDir, id);
 
-  /** The stored batches are gone (the folder lost with a pod): nothing can publish the rest. */
-  async function batchesLost(id: string): Promise<void> {
-    const failed = await failBatchesLost(db, id, {
-      code: "BatchesLost",
-      message:
-        "the api's stored batches of this upload are gone before every batch was published; send the file again",
-    });
+  /**
+   * The stored batches are gone (the folder lost with a pod) or damaged (cut short): nothing
+   * can publish the rest.
+   */
+  async function batchesLost(id: string, message: string): Promise<void> {
+    const failed = await failBatchesLost(db, id, { code: "BatchesLost", message });
     if (!failed) return;
     await options.status.refresh(id).catch(() => undefined);
-    log.error({ uploadId: id }, "stored batches gone before all were published; upload failed");
+    log.error(
+      { uploadId: id, reason: message },
+      "stored batches unusable before all were published; upload failed",
+    );
   }
 
   /** Renews this replica's leases, and takes over the uploads of replicas that died. */

@@ -101,7 +101,19 @@ test("a spool cut short says so instead of publishing part of a batch", async ()
   const batches = cut("id\n1\n2\n3\n", 2, 1024);
   const path = await spool("short.batches", batches);
   await truncate(path, 16 + (batches[0] as SpooledBatch).body.length + 20);
-  await assert.rejects(readAll(path, 0), /ends inside batch 2/);
+  await assert.rejects(readAll(path, 0), { what: "ends inside batch 2" });
   await truncate(path, 10);
-  await assert.rejects(readAll(path, 0), /ends inside a frame header/);
+  await assert.rejects(readAll(path, 0), { what: "ends inside the header of batch 1" });
+});
+
+test("a spool whose frames are not numbered from 1 in order says so", async () => {
+  const batches = cut("id\n1\n2\n3\n4\n5\n", 2, 1024);
+  const [first, second, third] = batches as [SpooledBatch, SpooledBatch, SpooledBatch];
+  const path = await spool("shuffled.batches", [first, third, second]);
+  await assert.rejects(readAll(path, 0), { what: "holds batch 3 where batch 2 belongs" });
+  // A frame whose length runs past the end of the file: nothing that large is allocated.
+  const [header, body] = frameOf(first);
+  header.writeUInt32BE(0xffffffff, 12);
+  await writeFile(path, Buffer.concat([header, body]));
+  await assert.rejects(readAll(path, 0), { what: "ends inside batch 1" });
 });

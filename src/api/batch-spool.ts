@@ -30,7 +30,24 @@ export function frameOf(batch: SpooledBatch): [Buffer, Buffer] {
   return [header, batch.body];
 }
 
-/** The batches of a spool file after `afterSeq`, in order, each body read into `allocate(length)`. */
+/**
+ * A spool file that cannot be read back whole: cut short (a disk that filled, a copy or a
+ * crash before it reached the disk) or overwritten. Reading it again would find the same.
+ */
+export class SpoolDamagedError extends Error {
+  /** What is wrong with the file, without its path: "ends inside batch 4". */
+  readonly what: string;
+  constructor(path: string, what: string) {
+    super(`spool ${path} ${what}`);
+    this.what = what;
+  }
+}
+
+/**
+ * The batches of a spool file after `afterSeq`, in order, each body read into
+ * `allocate(length)`; a file whose frames are not whole and numbered from 1 throws
+ * SpoolDamagedError, before any byte of the frame at fault is read.
+ */
 export async function* readSpool(
   path: string,
   afterSeq: number,
@@ -38,18 +55,26 @@ export async function* readSpool(
 ): AsyncGenerator<SpooledBatch> {
   const file = await open(path, "r");
   try {
+    const { size } = await file.stat();
     const header = Buffer.allocUnsafe(HEADER_BYTES);
-    for (let at = 0; ; ) {
+    for (let at = 0, expected = 1; ; expected++) {
       const { bytesRead } = await file.read(header, 0, HEADER_BYTES, at);
       if (bytesRead === 0) return;
-      if (bytesRead < HEADER_BYTES) throw new Error(`spool ${path} ends inside a frame header`);
+      if (bytesRead < HEADER_BYTES) {
+        throw new SpoolDamagedError(path, `ends inside the header of batch ${expected}`);
+      }
       const seq = header.readUInt32BE(0);
       const length = header.readUInt32BE(12);
+      if (seq !== expected) {
+        throw new SpoolDamagedError(path, `holds batch ${seq} where batch ${expected} belongs`);
+      }
       at += HEADER_BYTES;
+      // Checked before the body is allocated: a damaged length may be up to 4 GiB.
+      if (at + length > size) throw new SpoolDamagedError(path, `ends inside batch ${seq}`);
       if (seq > afterSeq) {
         const body = allocate(length);
         const read = await file.read(body, 0, length, at);
-        if (read.bytesRead < length) throw new Error(`spool ${path} ends inside batch ${seq}`);
+        if (read.bytesRead < length) throw new SpoolDamagedError(path, `ends inside batch ${seq}`);
         yield { seq, rows: header.readUInt32BE(4), rowErrors: header.readUInt32BE(8), body };
       }
       at += length;
