@@ -14,6 +14,7 @@ import {
   callApi,
   type InProcess,
   type InProcessController,
+  metricSample,
   startControllerInProcess,
   startInProcess,
   type TestEnv,
@@ -121,6 +122,11 @@ test("an upload whose stored batches no api holds is failed, saying so", async (
   });
   const { rows } = await env.sql.query("select status from uploads where id = $1", [live]);
   assert.equal(rows[0].status, "processing");
+  // Counted where the other endings are: the two it failed, and no other.
+  const url = controller.url;
+  await waitFor("the controller to count the two uploads it failed", async () => {
+    return (await metricSample(url, "sluice_uploads_total", 'status="failed"')) === 2;
+  });
 });
 
 test("an api that finds the stored batches of an upload it publishes gone fails the upload, saying so", async () => {
@@ -144,6 +150,10 @@ test("an api that finds the stored batches of an upload it publishes gone fails 
   });
   assert.equal(failed.error_code, "BatchesLost");
   assert.match(failed.error_message, /stored batches of this upload are gone/);
+  const url = api.url;
+  await waitFor("the api to count the upload it failed", async () => {
+    return (await metricSample(url, "sluice_uploads_total", 'status="failed"')) === 1;
+  });
 });
 
 test("an api that finds the stored batches of an upload cut short fails the upload, saying so, and publishes no batch twice", async () => {
@@ -200,6 +210,9 @@ test("an api that finds the stored batches of an upload cut short fails the uplo
         ),
       );
     }
+    await waitFor("the api to count the two uploads it failed", async () => {
+      return (await metricSample(own.url, "sluice_uploads_total", 'status="failed"')) === 2;
+    });
     // The three whole batches of each, once each.
     const queued = await drainQueue(queueNames(env.config.namespace).batches);
     assert.deepEqual(

@@ -43,7 +43,10 @@ export type PublisherOptions = Readonly<{
   /** The workers' progress, which lets publishing go on. */
   progress: ProgressHub;
   faults: Faults;
-  metrics: Pick<ApiMetrics, "batchesPublished" | "rowsPublished" | "uploadsHeld">;
+  metrics: Pick<
+    ApiMetrics,
+    "batchesPublished" | "rowsPublished" | "uploadsHeld" | "uploadsFinished"
+  >;
   log: Logger;
   /** This api replica, as named in the leases it holds on the uploads it publishes. */
   replica: string;
@@ -304,6 +307,7 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
   async function batchesLost(id: string, message: string): Promise<void> {
     const failed = await failBatchesLost(db, id, { code: "BatchesLost", message });
     if (!failed) return;
+    options.metrics.uploadsFinished.inc({ status: "failed" });
     await options.status.refresh(id).catch(() => undefined);
     log.error(
       { uploadId: id, reason: message },

@@ -95,6 +95,7 @@ export function runController(deps: ControllerDeps): Controller {
   /** Ends the uploads whose api stopped while their body arrived; nobody else would. */
   async function endAbandoned(): Promise<void> {
     for (const uploadId of await rejectAbandoned(db, ABANDONED_INTAKE_SECONDS)) {
+      metrics.uploadsFinished.inc({ status: "rejected" });
       log.warn({ uploadId }, "the api stopped while receiving this upload's body; upload rejected");
       await status
         .refresh(uploadId)
@@ -111,6 +112,7 @@ export function runController(deps: ControllerDeps): Controller {
    */
   async function endUnpublishable(): Promise<void> {
     for (const uploadId of await failUnpublishable(db, ABANDONED_INTAKE_SECONDS)) {
+      metrics.uploadsFinished.inc({ status: "failed" });
       log.warn({ uploadId }, "no api has this upload's stored batches to publish; upload failed");
       await status
         .refresh(uploadId)

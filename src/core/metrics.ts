@@ -43,7 +43,7 @@ const UPLOAD_BUCKETS = [1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600
 
 function apiMetrics(registry: Registry) {
   return {
-    uploadsFinished: uploadsFinished(registry, ["rejected", "cancelled"]),
+    uploadsFinished: uploadsFinished(registry, ["rejected", "cancelled", "failed"]),
     bytesReceived: new Counter({
       name: "sluice_upload_bytes_received_total",
       help: "Bytes of upload bodies received",
@@ -177,6 +177,8 @@ function controllerMetrics(registry: Registry) {
   });
   for (const reason of ["UploadStuck", "UploadRecovered"]) reports.inc({ reason }, 0);
   return {
+    /** Uploads it ends: bodies whose api stopped, batches no api holds any more. */
+    uploadsFinished: uploadsFinished(registry, ["rejected", "failed"]),
     /** Where the queue gauges read from at each scrape. */
     watchQueues(read: () => Promise<QueueStat[]>) {
       readQueues = read;
