@@ -73,7 +73,11 @@ async function call(expected: number, request: Call) {
   };
   assert.equal(answer.status, expected, `${method} ${path}: ${answer.text}`);
   problems.push(...(await mismatches(method, path, answer)));
-  seen.push(`${method} ${path.split("?")[0]?.replace(/[0-9a-f-]{36}/, "{id}")} ${answer.status}`);
+  const template = path
+    .split("?")[0]
+    ?.replace(/[0-9a-f-]{36}/, "{id}")
+    .replace(/^\/targets\/[^/]+$/, "/targets/{name}");
+  seen.push(`${method} ${template} ${answer.status}`);
   return answer.status === 204 || !answer.text.startsWith("{") ? {} : JSON.parse(answer.text);
 }
 
@@ -151,6 +155,39 @@ test("every answer, success or error, is as the description says", async () => {
   await call(422, { ...retry, body: "id,name\n2,bob\n" });
   await call(200, { method: "DELETE", path: `/uploads/${second.id}` });
 
+  const json = "application/json";
+  const people = JSON.stringify({
+    table: "people",
+    mode: "upsert",
+    key: ["id"],
+    columns: [
+      { name: "id", type: "bigint" },
+      { name: "name", type: "text" },
+    ],
+  });
+  await call(401, { path: "/targets", key: null });
+  await call(200, { path: "/targets" });
+  await call(201, { method: "PUT", path: "/targets/people", body: people, type: json });
+  await call(200, { method: "PUT", path: "/targets/people", body: people, type: json });
+  await call(200, { path: "/targets" });
+  await call(200, { path: "/targets/people" });
+  await call(413, {
+    method: "PUT",
+    path: "/targets/people",
+    body: JSON.stringify({ pad: "x".repeat(300_000) }),
+    type: json,
+  });
+  await call(415, { method: "PUT", path: "/targets/people", body: people });
+  await call(422, { method: "PUT", path: "/targets/people", body: '{"table":"x"}', type: json });
+  for (const method of ["GET", "PUT", "DELETE"]) {
+    const body = method === "PUT" ? { body: people, type: json } : {};
+    await call(400, { method, path: "/targets/Not.A.Name", ...body });
+    await call(401, { method, path: "/targets/people", key: "not-a-key", ...body });
+  }
+  await call(404, { path: "/targets/unknown" });
+  await call(404, { method: "DELETE", path: "/targets/unknown" });
+  await call(204, { method: "DELETE", path: "/targets/people" });
+
   assert.deepEqual(problems, []);
   // Each status described for the uploads routes has been met, but those of a fault, a
   // limit of the process or a timing: 408, 500, 503, 507, the 409s of a race and of a
@@ -180,21 +217,22 @@ test("every answer, success or error, is as the description says", async () => {
 test("a method a described path does not list gets 405 MethodNotAllowed, with Allow", async () => {
   const failures: string[] = [];
   for (const [template, item] of Object.entries(spec.paths as Record<string, object>)) {
-    const path = template.replace("{id}", UNKNOWN);
+    const path = template.replace("{id}", UNKNOWN).replace("{name}", "unknown");
     const listed = Object.keys(item)
       .filter((k) => k !== "parameters")
       .map((m) => m.toUpperCase());
+    // A method none of the paths lists.
     const response = await fetch(`${api.url}${path}`, {
-      method: "PUT",
+      method: "PATCH",
       headers: { authorization: `Bearer ${KEY}` },
     });
     const body = await response.text();
     const allow = (response.headers.get("allow") ?? "").split(/,\s*/).filter(Boolean).sort();
     const expected = [...listed, ...(listed.includes("GET") ? ["HEAD"] : [])].sort();
     if (response.status !== 405 || JSON.parse(body).error.code !== "MethodNotAllowed") {
-      failures.push(`PUT ${template}: ${response.status} ${body}`);
+      failures.push(`PATCH ${template}: ${response.status} ${body}`);
     } else if (allow.join() !== expected.join()) {
-      failures.push(`PUT ${template}: Allow "${allow.join(", ")}", not ${expected.join(", ")}`);
+      failures.push(`PATCH ${template}: Allow "${allow.join(", ")}", not ${expected.join(", ")}`);
     }
   }
   assert.deepEqual(failures, []);

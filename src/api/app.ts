@@ -5,6 +5,7 @@ import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { AppError } from "./app-error.ts";
 import openapi from "./openapi.json" with { type: "json" };
+import { targetsRouter } from "./targets.routes.ts";
 import { unavailableAnswer } from "./unavailable.ts";
 import { type UploadsRoutesDeps, uploadsRouter } from "./uploads.routes.ts";
 import { webRouter } from "./web.routes.ts";
@@ -67,13 +68,17 @@ export function createApp(deps: AppDeps): Koa {
 
   app.use(async (ctx, next) => {
     ctx.set(SECURITY_HEADERS);
-    // Only an upload reads its body, bounded by idleness and size. Node drains any other
-    // request's body after the answer, for as long as the client sends it, since no request
-    // timeout bounds bodies: the connection is closed with the answer instead.
+    // Only an upload and a target's definition read their bodies, bounded by idleness and
+    // size. Node drains any other request's body after the answer, for as long as the client
+    // sends it, since no request timeout bounds bodies: the connection is closed with the
+    // answer instead.
     const { headers } = ctx.req;
     const hasBody =
       headers["transfer-encoding"] !== undefined || Number(headers["content-length"] ?? 0) > 0;
-    if (hasBody && !(ctx.method === "POST" && ctx.path === "/uploads")) {
+    const readsBody =
+      (ctx.method === "POST" && ctx.path === "/uploads") ||
+      (ctx.method === "PUT" && ctx.path.startsWith("/targets/"));
+    if (hasBody && !readsBody) {
       ctx.set("Connection", "close");
     }
     try {
@@ -143,6 +148,9 @@ export function createApp(deps: AppDeps): Koa {
   const router = uploadsRouter(deps);
   app.use(router.routes());
   app.use(router.allowedMethods());
+  const targets = targetsRouter(deps);
+  app.use(targets.routes());
+  app.use(targets.allowedMethods());
   const web = webRouter(deps.webRoot);
   app.use(web.routes());
   app.use(web.allowedMethods());

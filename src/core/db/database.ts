@@ -2,6 +2,7 @@
 import type { ColumnType, Generated } from "kysely";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
+import type { TargetDefinition, TargetSnapshot } from "../targets/target-definition.ts";
 import { createWatchedPool, type Patience } from "./watched-client.ts";
 
 // PostgreSQL returns bigint as text; every count here fits a JavaScript number.
@@ -56,6 +57,8 @@ export interface UploadsTable {
   publisher: ColumnType<string | null, string | null | undefined, string | null>;
   /** When the publisher's lease lapses unless renewed. */
   publishing_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** The target the rows land in, as it was when the upload was accepted; null for JSON rows. */
+  target: ColumnType<TargetSnapshot | null, string | null | undefined, string | null>;
 }
 
 export interface UploadBatchesTable {
@@ -80,11 +83,23 @@ export interface RowErrorsTable {
   message: string;
 }
 
+export interface TargetsTable {
+  tenant: string;
+  name: string;
+  schema_name: string;
+  definition: ColumnType<TargetDefinition, string, string>;
+  not_null: ColumnType<string[], string, string>;
+  version: Generated<number>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
 export interface Database {
   uploads: UploadsTable;
   upload_batches: UploadBatchesTable;
   upload_rows: UploadRowsTable;
   row_errors: RowErrorsTable;
+  targets: TargetsTable;
 }
 
 export type Db = Kysely<Database>;

@@ -126,6 +126,26 @@ const migrations: Record<string, Migration> = {
       await sql`alter table uploads add column publishing_until timestamptz`.execute(db);
     },
   },
+  "2026-12-03-008-targets": {
+    async up(db: Kysely<unknown>) {
+      // A tenant's named targets: its own typed tables and how a file's rows land in them.
+      await sql`
+        create table targets (
+          tenant text not null,
+          name text not null,
+          schema_name text not null,
+          definition jsonb not null,
+          not_null jsonb not null,
+          version integer not null default 1,
+          created_at timestamptz not null default now(),
+          updated_at timestamptz not null default now(),
+          primary key (tenant, name)
+        )`.execute(db);
+      // The target as it was when the upload was accepted: the api checks its rows and the
+      // worker lands them by this copy, whatever becomes of the target meanwhile.
+      await sql`alter table uploads add column target jsonb`.execute(db);
+    },
+  },
 };
 
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before any typed schema exists
