@@ -3,6 +3,7 @@
 import { extname } from "node:path";
 import { Worker } from "node:worker_threads";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
+import type { TargetSnapshot } from "../core/targets/target-definition.ts";
 import { AppError } from "./app-error.ts";
 import {
   CsvFormatError,
@@ -13,7 +14,14 @@ import {
 } from "./csv/csv-reader.ts";
 
 export type ToThread =
-  | { op: "open"; id: string; path: string; batchSize: number; csv: CsvReaderOptions }
+  | {
+      op: "open";
+      id: string;
+      path: string;
+      batchSize: number;
+      csv: CsvReaderOptions;
+      target?: TargetSnapshot;
+    }
   | { op: "chunk"; id: string; chunk: Uint8Array }
   | { op: "end"; id: string }
   | { op: "abort"; id: string }
@@ -60,6 +68,8 @@ export type IntakeParser = Readonly<{
     path: string;
     batchSize: number;
     csv: CsvReaderOptions;
+    /** Rows go to this target: the header is checked against it, and each row's values. */
+    target?: TargetSnapshot;
   }): ParseSession;
   close(): Promise<void>;
 }>;
@@ -153,7 +163,7 @@ export function createIntakeParser(faults: Faults = NO_FAULTS): IntakeParser {
   }
 
   return {
-    open({ id, path, batchSize, csv }) {
+    open({ id, path, batchSize, csv, target }) {
       const worker = started();
       let settle!: Pending["settle"];
       const done = new Promise<Parsed>((resolve, reject) => {
@@ -163,7 +173,7 @@ export function createIntakeParser(faults: Faults = NO_FAULTS): IntakeParser {
       done.catch(() => undefined);
       const pending: Pending = { ahead: 0, settle, failed: new AbortController() };
       sessions.set(id, pending);
-      worker.postMessage({ op: "open", id, path, batchSize, csv } satisfies ToThread);
+      worker.postMessage({ op: "open", id, path, batchSize, csv, target } satisfies ToThread);
       if (faults.reached("intake-thread"))
         worker.postMessage({ op: "crash", id } satisfies ToThread);
       return {

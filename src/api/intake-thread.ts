@@ -7,12 +7,15 @@ import { parentPort } from "node:worker_threads";
 import { createBatchCutter, frameOf, type SpooledBatch } from "./batch-spool.ts";
 import { CsvFormatError, createCsvReader } from "./csv/csv-reader.ts";
 import type { FromThread, ToThread } from "./intake-parser.ts";
+import { targetSink } from "./target-sink.ts";
 
 type Session = {
   path: string;
   fd: number;
   reader: ReturnType<typeof createCsvReader>;
   cutter: ReturnType<typeof createBatchCutter>;
+  /** Rows its target's checks kept out. */
+  rejected: () => number;
   /** Bytes of heap its text holds between chunks, at most: two per UTF-16 unit. */
   held: number;
 };
@@ -88,8 +91,18 @@ port.on("message", (message: ToThread) => {
       case "open": {
         const cutter = createBatchCutter(id, message.batchSize);
         const fd = openSync(message.path, "wx");
-        const reader = createCsvReader(message.csv, cutter.sink);
-        sessions.set(id, { path: message.path, fd, cutter, reader, held: 0 });
+        const checked = message.target
+          ? targetSink(cutter.sink, message.target, () => reader.recordLine())
+          : undefined;
+        const reader = createCsvReader(message.csv, checked?.sink ?? cutter.sink);
+        sessions.set(id, {
+          path: message.path,
+          fd,
+          cutter,
+          reader,
+          held: 0,
+          rejected: checked?.rejected ?? (() => 0),
+        });
         break;
       }
       case "chunk": {
@@ -104,7 +117,14 @@ port.on("message", (message: ToThread) => {
       case "end": {
         const session = sessions.get(id);
         if (!session) return;
-        const summary = session.reader.end();
+        const read = session.reader.end();
+        // Rows whose values do not convert are row errors too, though the reader read them well.
+        const rejected = session.rejected();
+        const summary = {
+          ...read,
+          goodRows: read.goodRows - rejected,
+          rowErrors: read.rowErrors + rejected,
+        };
         store(session.fd, session.cutter.end());
         close(id, true);
         send({ op: "done", id, parsed: { summary, batches: session.cutter.count() } });

@@ -7,6 +7,7 @@ import { mkdir, readdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Db } from "../core/db/database.ts";
 import { findReceiving, findUpload, type UploadRecord } from "../core/db/uploads.repository.ts";
+import type { TargetSnapshot } from "../core/targets/target-definition.ts";
 import { AppError } from "./app-error.ts";
 import { CsvFormatError, type CsvReaderOptions, type CsvSummary } from "./csv/csv-reader.ts";
 import type { IntakeParser } from "./intake-parser.ts";
@@ -25,6 +26,8 @@ export type IntakeOptions = {
   maxBytes: number;
   batchSize: number;
   csv: CsvReaderOptions;
+  /** The target the rows go to, whose mapping the header and each row are checked against. */
+  target?: TargetSnapshot;
   parser: IntakeParser;
   /** Called with the bytes received so far as each chunk arrives; its failures are not the body's. */
   onChunk?: (bytes: number) => Promise<void>;
@@ -137,6 +140,7 @@ export async function receiveUpload(
     path: partial,
     batchSize: options.batchSize,
     csv: options.csv,
+    target: options.target,
   });
   const hash = createHash("sha256");
   let bytes = 0;

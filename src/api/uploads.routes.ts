@@ -3,10 +3,12 @@ import { Readable } from "node:stream";
 import Router from "@koa/router";
 import type { RedriveResult } from "../core/broker/dead-letters.ts";
 import type { Db } from "../core/db/database.ts";
+import { findTarget, snapshotOf } from "../core/db/targets.repository.ts";
 import { listUploads, markCancelled } from "../core/db/uploads.repository.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import { requestPurge } from "../core/purge.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
+import { isTargetName, type TargetSnapshot } from "../core/targets/target-definition.ts";
 import { toUploadView, type UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { Authenticate } from "./auth.ts";
@@ -120,6 +122,32 @@ function parseIdempotencyKey(value: string): string | undefined {
   return value;
 }
 
+/** The tenant's target named by `?target=`, as it is now; another tenant's is as unknown. */
+async function uploadTarget(
+  db: Db,
+  tenant: string,
+  name: string | undefined,
+): Promise<TargetSnapshot | undefined> {
+  if (name === undefined) return undefined;
+  if (!isTargetName(name)) {
+    throw new AppError("InvalidParameter", 400, "target must be the name of a target", {
+      details: { parameter: "target" },
+    });
+  }
+  const target = await findTarget(db, tenant, name);
+  if (!target) {
+    throw new AppError(
+      "UnknownTarget",
+      422,
+      `no target ${name}; define it with PUT /targets/${name}`,
+      {
+        details: { parameter: "target" },
+      },
+    );
+  }
+  return snapshotOf(target);
+}
+
 export function uploadsRouter(deps: UploadsRoutesDeps): Router {
   const router = new Router();
   const streams = createPlaces(deps.progressLimits.max, deps.progressLimits.perTenant);
@@ -142,6 +170,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
     checkBodyHeaders(ctx.req);
     const idempotencyKey = parseIdempotencyKey(ctx.get("idempotency-key"));
+    const target = await uploadTarget(deps.db, tenant, queryValue(ctx.query.target));
     const { view, replayed } = await deps.uploadSlots.hold(ctx, tenant, async () => {
       const body = await openUploadBody(ctx.req, deps.bodyLimits);
       try {
@@ -152,6 +181,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
           encoding,
           delimiter,
           idempotencyKey,
+          target,
         });
       } finally {
         body.close();

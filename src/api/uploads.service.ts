@@ -15,6 +15,7 @@ import {
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
+import type { TargetSnapshot } from "../core/targets/target-definition.ts";
 import { toUploadView, type UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { BatchPublisher } from "./batch-publisher.ts";
@@ -41,6 +42,8 @@ export type NewUpload = {
   delimiter?: CsvReaderOptions["delimiter"];
   /** The client's Idempotency-Key: a retry with it answers with the upload it first made. */
   idempotencyKey?: string;
+  /** The target the rows go to, as it is now; the JSON rows of upload_rows without one. */
+  target?: TargetSnapshot;
 };
 
 /** The upload a POST made, or (`replayed`) the one its Idempotency-Key made before. */
@@ -176,6 +179,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           tenant: upload.tenant,
           filename: sanitizeFilename(upload.filename),
           idempotencyKey: upload.idempotencyKey,
+          target: upload.target,
         },
         limits.maxActiveUploadsPerTenant,
       );
@@ -228,6 +232,7 @@ export function createUploadsService(deps: UploadsServiceDeps) {
           maxBytes: limits.maxUploadBytes,
           batchSize: limits.batchSize,
           parser: deps.parser,
+          target: upload.target,
           onChunk,
           signal: intake.stop.signal,
           csv: {

@@ -11,6 +11,8 @@ import type { UploadStatus } from "../core/db/database.ts";
 import { landingLockName } from "../core/db/uploads.repository.ts";
 import { allowLongerAnswers } from "../core/db/watched-client.ts";
 import type { Faults } from "../core/faults.ts";
+import type { TargetSnapshot } from "../core/targets/target-definition.ts";
+import { landInTarget } from "./target-rows.repository.ts";
 
 export type LandOutcome =
   | { kind: "landed"; progress: Progress }
@@ -106,21 +108,23 @@ export async function landBatch(
        set local statement_timeout = ${Math.trunc(statementTimeoutMs)};
        select pg_advisory_xact_lock_shared(hashtextextended(${client.escapeLiteral(landingLockName(batch.uploadId))}, 0));
        with upload as (
-         select status, purge_requested_at is not null as purged from uploads where id = ${id}),
+         select status, purge_requested_at is not null as purged, target from uploads where id = ${id}),
        claim as (
          insert into upload_batches (upload_id, seq, rows, row_errors)
          select ${id}, ${Math.trunc(batch.seq)}, ${Math.trunc(batch.rows)}, ${Math.trunc(batch.rowErrors)}
          from upload where status not in (${CLOSED.map((c) => `'${c}'`).join(", ")}) and not purged
          on conflict do nothing returning seq)
        select (select status from upload) as status, (select purged from upload) as purged,
-         exists (select from claim) as claimed, pg_current_xact_id()::text as xid`,
+         (select target from upload) as target, exists (select from claim) as claimed,
+         pg_current_xact_id()::text as xid`,
     );
-    const { status, purged, claimed, xid } = statementResult<{
+    const { status, purged, target, claimed, xid } = statementResult<{
       status: UploadStatus | null;
       purged: boolean | null;
+      target: TargetSnapshot | null;
       claimed: boolean;
       xid: string;
-    }>(opened, 3).rows[0] ?? { status: null, purged: null, claimed: false, xid: "" };
+    }>(opened, 3).rows[0] ?? { status: null, purged: null, target: null, claimed: false, xid: "" };
     if (!status || purged || CLOSED.includes(status) || !claimed) {
       await client.query("rollback");
       if (!status) return { kind: "unknown-upload" } as const;
@@ -131,7 +135,9 @@ export async function landBatch(
       return { kind: "duplicate" } as const;
     }
 
-    if (batch.rows > 0) {
+    if (batch.rows > 0 && target) {
+      await landInTarget(client, target, body);
+    } else if (batch.rows > 0) {
       const copy = client.query(
         copyFrom("copy upload_rows (upload_id, row_number, data) from stdin"),
       );

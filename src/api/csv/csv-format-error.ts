@@ -8,7 +8,11 @@ export type CsvFormatErrorCode =
   | "InvalidHeader"
   | "TooManyColumns"
   | "HeaderTooLarge"
-  | "NoDataRows";
+  | "NoDataRows"
+  /** The header lacks columns the upload's target requires. */
+  | "MissingColumns"
+  /** The header names columns the upload's target neither maps nor ignores. */
+  | "UnmappedColumns";
 
 export type CsvFormatErrorStatus = 400 | 415 | 422;
 
@@ -29,6 +33,8 @@ const STATUS: Record<CsvFormatErrorCode, CsvFormatErrorStatus> = {
   TooManyColumns: 422,
   HeaderTooLarge: 422,
   NoDataRows: 422,
+  MissingColumns: 422,
+  UnmappedColumns: 422,
 };
 
 export class CsvFormatError extends Error {

@@ -36,7 +36,15 @@ export type CsvReaderOptions = {
 
 export type CsvHeader = { columns: string[]; delimiter: Delimiter; encoding: TextEncoding };
 
-export type RowErrorCode = "FieldCount" | "NulByte" | "FieldTooLarge" | "RowTooLarge";
+export type RowErrorCode =
+  | "FieldCount"
+  | "NulByte"
+  | "FieldTooLarge"
+  | "RowTooLarge"
+  /** A value that does not convert to its target column's type. */
+  | "InvalidValue"
+  /** An empty value where the target column needs one. */
+  | "MissingValue";
 
 export type RowError = {
   /** Record number: 1 is the first record after the header, counting rejected ones. */
@@ -74,6 +82,8 @@ export type CsvReader = {
   end(): CsvSummary;
   /** UTF-16 units of text held between pushes: the header line or the record in progress. */
   heldChars(): number;
+  /** The line on which the record being handed to the sink starts. */
+  recordLine(): number;
 };
 
 // Control characters (C0, DEL, C1) and a byte order mark have no place in a column name.
@@ -297,6 +307,7 @@ export function createCsvReader(options: CsvReaderOptions, sink: CsvSink): CsvRe
 
   return {
     heldChars: () => (tokenizer ? tokenizer.heldChars() : scanner.heldChars() + headLength),
+    recordLine: () => tokenizer?.recordLine ?? 0,
     push(chunk) {
       guarded(() => {
         bytes += chunk.length;

@@ -1,5 +1,6 @@
 // Reads and writes of the uploads table: the truth about every upload.
 import { type Selectable, sql } from "kysely";
+import type { TargetSnapshot } from "../targets/target-definition.ts";
 import type { Db, UploadStatus, UploadsTable } from "./database.ts";
 
 export type UploadRecord = Selectable<UploadsTable>;
@@ -90,10 +91,17 @@ export type Admission =
  */
 export async function insertUploadWithinLimit(
   db: Db,
-  upload: { id: string; tenant: string; filename: string | null; idempotencyKey?: string },
+  upload: {
+    id: string;
+    tenant: string;
+    filename: string | null;
+    idempotencyKey?: string;
+    /** The target's definition now: the upload keeps it, whatever becomes of the target. */
+    target?: TargetSnapshot;
+  },
   limit: number,
 ): Promise<Admission> {
-  const { idempotencyKey, ...values } = upload;
+  const { idempotencyKey, target, ...values } = upload;
   return db.transaction().execute(async (tx): Promise<Admission> => {
     // Two api processes counting at once would both see room for one more: the count and
     // the insert of one tenant take turns, until the transaction ends. Two attempts with
@@ -147,7 +155,12 @@ export async function insertUploadWithinLimit(
     if (Number(active) >= limit) return { kind: "at-limit" };
     await tx
       .insertInto("uploads")
-      .values({ ...values, idempotency_key: idempotencyKey ?? null, status: "received" })
+      .values({
+        ...values,
+        idempotency_key: idempotencyKey ?? null,
+        target: target === undefined ? null : JSON.stringify(target),
+        status: "received",
+      })
       .execute();
     return { kind: "recorded" };
   });

@@ -1,0 +1,425 @@
+// Uploads into a target on the real services: typed rows in the tenant's own table, each
+// value that does not convert a row error with its line, column and reason, the header
+// checked before the 202, upsert and skip across uploads, exactly once on redelivery, and a
+// target changed while an upload into it runs.
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import amqp from "amqplib";
+import { encodeHeaders } from "../src/core/batch-message.ts";
+import { queueNames } from "../src/core/broker/queue-names.ts";
+import {
+  getObjectJson,
+  type InProcess,
+  listBatchObjects,
+  metricSample,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
+
+const KEYS = { acme: "acme-2b7f11", globex: "globex-c4e8a0" };
+type Tenant = keyof typeof KEYS;
+
+let env: TestEnv;
+let stack: InProcess;
+before(async () => {
+  env = await testEnv({ API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`, BATCH_SIZE: "3" });
+  stack = await startInProcess(env);
+});
+after(async () => {
+  await stack?.stop();
+  await env?.cleanup();
+});
+
+async function call(tenant: Tenant, method: string, path: string, body?: string, type?: string) {
+  const response = await fetch(`${stack.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${KEYS[tenant]}`,
+      ...(type ? { "content-type": type } : {}),
+    },
+    body,
+  });
+  const text = await response.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, text, body: json };
+}
+
+async function define(tenant: Tenant, name: string, definition: unknown) {
+  const answer = await call(
+    tenant,
+    "PUT",
+    `/targets/${name}`,
+    JSON.stringify(definition),
+    "application/json",
+  );
+  assert.ok(answer.status === 201 || answer.status === 200, answer.text);
+  return answer.body;
+}
+
+async function upload(tenant: Tenant, target: string, csv: string) {
+  return call(tenant, "POST", `/uploads?target=${target}`, csv, "text/csv");
+}
+
+async function completed(tenant: Tenant, id: string) {
+  return waitFor(`upload ${id} to complete`, async () => {
+    const { body } = await call(tenant, "GET", `/uploads/${id}`);
+    if (body.status === "failed" || body.status === "rejected") {
+      throw new Error(`upload ${id} is ${body.status}: ${JSON.stringify(body.error)}`);
+    }
+    return body.status === "completed" ? body : undefined;
+  });
+}
+
+async function errorsOf(tenant: Tenant, id: string) {
+  const { text } = await call(tenant, "GET", `/uploads/${id}/errors`);
+  return text.trimEnd().split("\n").slice(1);
+}
+
+async function rows(query: string) {
+  return (await env.sql.query(query)).rows;
+}
+
+describe("every type, with good and bad values", () => {
+  test("typed rows land in the table; each bad value is a row error naming its line, column and reason; the rest of the batch lands", async () => {
+    await define("acme", "typed", {
+      table: "typed",
+      columns: [
+        { name: "n", type: "integer" },
+        { name: "big", type: "bigint" },
+        { name: "amount", type: "numeric" },
+        { name: "ok", type: "boolean" },
+        { name: "day", type: "date" },
+        { name: "eu_day", type: "date", format: "DD/MM/YYYY", header: "EU day" },
+        { name: "at", type: "timestamptz", format: "YYYY-MM-DD HH:MI", timeZone: "Europe/Paris" },
+        { name: "id", type: "uuid" },
+        { name: "doc", type: "jsonb" },
+        { name: "zip", type: "text" },
+        { name: "score", type: "numeric", default: "0" },
+      ],
+    });
+    const header = "n,big,amount,ok,day,EU day,at,id,doc,zip,score";
+    const uuid = "0b5c2f9e-1d3a-4c8e-9f70-2a6b8d4e1c3f";
+    const good = (n: number, zip: string, extra = "") =>
+      `${n},9007199254740993,12.50,yes,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},"{""a"":[1,2]}",${zip},${extra}`;
+    const csv = [
+      header,
+      good(1, "01234"), // row 1, line 2: leading zeros kept
+      `2,1,"1,5",t,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // row 2, line 3: 1,5
+      `3,1,1.5,t,01/02/2026,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // 01/02/2026 in an ISO column
+      `4,1,1.5,t,2026-02-01,2026-02-01,2026-07-01 12:30,${uuid},{},x,`, // ISO in a DD/MM column
+      `,,,,,,,,,,`, // row 5, line 6: every value empty: NULLs and the default
+      `"6\n",1,1.5,t,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // row 6, lines 7-8
+      good(7, "007", "3.25"), // row 7, line 9
+      `8,1,1.5,maybe,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // line 10
+      `9,1,1.5,t,2026-02-30,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // line 11
+      `10,1,1.5,t,2026-02-01,01/02/2026,2026-07-01 25:00,${uuid},{},x,`, // line 12
+      `11,1,1.5,t,2026-02-01,01/02/2026,2026-07-01 12:30,not-a-uuid,{},x,`, // line 13
+      `12,1,1.5,t,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{a:1},x,`, // line 14
+      `13,99999999999999999999,1.5,t,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // line 15
+      `2147483648,1,1.5,t,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{},x,`, // row 14, line 16
+      `15,1,1.5,t,2026-02-01,01/02/2026,2026-07-01 12:30,${uuid},{},x,1e3`, // row 15, line 17
+      "",
+    ].join("\n");
+    const accepted = await upload("acme", "typed", csv);
+    assert.equal(accepted.status, 202, accepted.text);
+    assert.equal(accepted.body.rows, 15);
+    assert.equal(accepted.body.rowErrors, 12, "the bad values are counted before the 202");
+    const done = await completed("acme", accepted.body.id);
+    assert.equal(done.rowsLanded, 3);
+
+    const landed = await rows(
+      `select n, big::text, amount::text, ok, day::text, eu_day::text, at, id::text, doc, zip, score::text
+       from tenant_acme.typed order by n nulls first`,
+    );
+    assert.deepEqual(landed, [
+      {
+        n: null,
+        big: null,
+        amount: null,
+        ok: null,
+        day: null,
+        eu_day: null,
+        at: null,
+        id: null,
+        doc: null,
+        zip: null,
+        score: "0",
+      },
+      {
+        n: 1,
+        big: "9007199254740993",
+        amount: "12.50",
+        ok: true,
+        day: "2026-02-01",
+        eu_day: "2026-02-01",
+        at: new Date("2026-07-01T10:30:00Z"),
+        id: uuid,
+        doc: { a: [1, 2] },
+        zip: "01234",
+        score: "0",
+      },
+      {
+        n: 7,
+        big: "9007199254740993",
+        amount: "12.50",
+        ok: true,
+        day: "2026-02-01",
+        eu_day: "2026-02-01",
+        at: new Date("2026-07-01T10:30:00Z"),
+        id: uuid,
+        doc: { a: [1, 2] },
+        zip: "007",
+        score: "3.25",
+      },
+    ]);
+    // row,line,code,message
+    assert.deepEqual(await errorsOf("acme", accepted.body.id), [
+      '2,3,InvalidValue,"column amount: ""1,5"" is not a numeric (digits, with ""."" before any decimals; no thousands separator)"',
+      '3,4,InvalidValue,"column day: ""01/02/2026"" does not match the format YYYY-MM-DD"',
+      '4,5,InvalidValue,"column eu_day (header ""EU day""): ""2026-02-01"" does not match the format DD/MM/YYYY"',
+      '6,7,InvalidValue,"column n: ""6\\n"" is not an integer"',
+      '8,10,InvalidValue,"column ok: ""maybe"" is not a boolean (true, false, t, f, yes, no, y, n, 1 or 0)"',
+      '9,11,InvalidValue,"column day: ""2026-02-30"" has day 30, and the month has 28"',
+      '10,12,InvalidValue,"column at: ""2026-07-01 25:00"" has hour 25"',
+      '11,13,InvalidValue,"column id: ""not-a-uuid"" is not a UUID"',
+      '12,14,InvalidValue,"column doc: ""{a:1}"" is not JSON"',
+      '13,15,InvalidValue,"column big: ""99999999999999999999"" is out of the range of bigint"',
+      '14,16,InvalidValue,"column n: ""2147483648"" is out of the range of integer"',
+      '15,17,InvalidValue,"column score: ""1e3"" is not a numeric (digits, with ""."" before any decimals; no thousands separator)"',
+    ]);
+
+    // The S3 batches hold the file's strings, as for any upload.
+    const keys = await listBatchObjects(env, accepted.body.id);
+    const first = await getObjectJson(env, keys[0] as string);
+    assert.deepEqual(first.rows[0].values.slice(0, 6), [
+      "1",
+      "9007199254740993",
+      "12.50",
+      "yes",
+      "2026-02-01",
+      "01/02/2026",
+    ]);
+    assert.equal(first.errors[0].code, "InvalidValue");
+  });
+});
+
+describe("the header, before the 202", () => {
+  before(async () => {
+    await define("acme", "people", {
+      table: "people",
+      mode: "upsert",
+      key: ["id"],
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "name", type: "text", header: "Name", required: true },
+        { name: "city", type: "text" },
+      ],
+      ignore: ["notes"],
+    });
+  });
+
+  test("a file lacking required columns is 422 MissingColumns naming them, and nothing is queued", async () => {
+    const answer = await upload("acme", "people", "city,notes\nParis,x\n");
+    assert.equal(answer.status, 422, answer.text);
+    assert.equal(answer.body.error.code, "MissingColumns");
+    assert.deepEqual(answer.body.error.details.names, ["id", "Name"]);
+    assert.match(answer.body.error.message, /"id", "Name"/);
+    const status = await call("acme", "GET", `/uploads/${answer.body.error.details.uploadId}`);
+    assert.equal(status.body.status, "rejected");
+  });
+
+  test("a header name neither mapped nor ignored is 422 UnmappedColumns", async () => {
+    const answer = await upload("acme", "people", "id,Name,phone\n1,Ada,555\n");
+    assert.equal(answer.status, 422, answer.text);
+    assert.equal(answer.body.error.code, "UnmappedColumns");
+    assert.deepEqual(answer.body.error.details.names, ["phone"]);
+  });
+
+  test("an unknown target, or a name that cannot be one, is refused before the body is read", async () => {
+    const unknown = await upload("acme", "nope", "id\n1\n");
+    assert.equal(unknown.status, 422, unknown.text);
+    assert.equal(unknown.body.error.code, "UnknownTarget");
+    const bad = await upload("acme", "Not.A.Name", "id\n1\n");
+    assert.equal(bad.status, 400, bad.text);
+    assert.equal(bad.body.error.details.parameter, "target");
+  });
+
+  test("one tenant cannot upload into another's target, nor reach its table", async () => {
+    const answer = await upload("globex", "people", "id,Name\n1,Mallory\n");
+    assert.equal(answer.status, 422, answer.text);
+    assert.equal(answer.body.error.code, "UnknownTarget");
+    await define("globex", "people", {
+      table: "people",
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "name", type: "text" },
+      ],
+    });
+    const own = await upload("globex", "people", "id,name\n1,Mallory\n");
+    assert.equal(own.status, 202, own.text);
+    await completed("globex", own.body.id);
+    assert.deepEqual(await rows("select id, name from tenant_globex.people"), [
+      { id: 1, name: "Mallory" },
+    ]);
+    assert.deepEqual(await rows("select * from tenant_acme.people where name = 'Mallory'"), []);
+  });
+});
+
+describe("load modes across two uploads", () => {
+  const columns = [
+    { name: "id", type: "integer" },
+    { name: "name", type: "text" },
+    { name: "visits", type: "integer" },
+  ];
+  const first = "id,name,visits\n1,Ada,1\n2,Grace,1\n3,Alan,1\n4,Edsger,1\n";
+  // Batches of three rows: both rows of key 5 in the first.
+  const second = "id,name,visits\n5,Barbara,2\n5,Barbara L.,3\n3,Alan T.,2\n4,,2\n";
+
+  test("upsert updates the rows whose key exists, inserts the others, the last row of a key winning", async () => {
+    await define("acme", "visits-upsert", {
+      table: "visits_upsert",
+      mode: "upsert",
+      key: ["id"],
+      columns,
+    });
+    for (const csv of [first, second]) {
+      const accepted = await upload("acme", "visits-upsert", csv);
+      assert.equal(accepted.status, 202, accepted.text);
+      await completed("acme", accepted.body.id);
+    }
+    assert.deepEqual(await rows("select * from tenant_acme.visits_upsert order by id"), [
+      { id: 1, name: "Ada", visits: 1 },
+      { id: 2, name: "Grace", visits: 1 },
+      { id: 3, name: "Alan T.", visits: 2 },
+      { id: 4, name: null, visits: 2 },
+      { id: 5, name: "Barbara L.", visits: 3 },
+    ]);
+  });
+
+  test("skip leaves the rows whose key exists as they were", async () => {
+    await define("acme", "visits-skip", {
+      table: "visits_skip",
+      mode: "skip",
+      key: ["id"],
+      columns,
+    });
+    for (const csv of [first, second]) {
+      const accepted = await upload("acme", "visits-skip", csv);
+      assert.equal(accepted.status, 202, accepted.text);
+      await completed("acme", accepted.body.id);
+    }
+    assert.deepEqual(await rows("select * from tenant_acme.visits_skip order by id"), [
+      { id: 1, name: "Ada", visits: 1 },
+      { id: 2, name: "Grace", visits: 1 },
+      { id: 3, name: "Alan", visits: 1 },
+      { id: 4, name: "Edsger", visits: 1 },
+      { id: 5, name: "Barbara", visits: 2 },
+    ]);
+  });
+});
+
+test("a batch delivered twice lands its rows in the target once", async () => {
+  // Insert without a key: a second landing of a batch would show as twice the rows.
+  await define("acme", "log", {
+    table: "log",
+    columns: [
+      { name: "seq", type: "integer" },
+      { name: "what", type: "text" },
+    ],
+  });
+  const accepted = await upload("acme", "log", "seq,what\n1,a\n2,b\n3,c\n4,d\n");
+  assert.equal(accepted.status, 202, accepted.text);
+  const id = accepted.body.id;
+  await completed("acme", id);
+  const key = (await listBatchObjects(env, id))[0] as string;
+  // The batch's bytes as they were published, which the S3 object keeps.
+  const object = await env.s3.send(
+    new GetObjectCommand({ Bucket: env.config.s3.bucket, Key: key }),
+  );
+  const body = Buffer.from(
+    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+  );
+  const before = await metricSample(
+    stack.workerUrl as string,
+    "sluice_batches_consumed_total",
+    'outcome="duplicate"',
+  );
+
+  const connection = await amqp.connect(env.config.rabbitmqUrl);
+  const channel = await connection.createConfirmChannel();
+  channel.sendToQueue(queueNames(env.config.namespace).batches, body, {
+    persistent: true,
+    headers: encodeHeaders({ uploadId: id, seq: 1, rows: 3, rowErrors: 0, attempt: 1 }),
+  });
+  await channel.waitForConfirms();
+  await connection.close();
+  await waitFor(
+    "the worker to find the batch landed",
+    async () =>
+      (await metricSample(
+        stack.workerUrl as string,
+        "sluice_batches_consumed_total",
+        'outcome="duplicate"',
+      )) ===
+      (before ?? 0) + 1,
+  );
+  assert.deepEqual(await rows("select seq, what from tenant_acme.log order by seq"), [
+    { seq: 1, what: "a" },
+    { seq: 2, what: "b" },
+    { seq: 3, what: "c" },
+    { seq: 4, what: "d" },
+  ]);
+});
+
+test("a target changed while an upload into it runs: the upload lands by the definition it was accepted with", async () => {
+  // The worker's landing waits on a lock of the first table, so the target changes between
+  // the upload's 202 and the landing of its rows.
+  await define("acme", "moving", {
+    table: "moving_v1",
+    columns: [
+      { name: "id", type: "integer" },
+      { name: "amount", type: "numeric", header: "Amount" },
+    ],
+  });
+  const lock = await env.sql.connect();
+  try {
+    await lock.query("begin");
+    await lock.query("lock table tenant_acme.moving_v1 in exclusive mode");
+    const accepted = await upload("acme", "moving", "id,Amount\n1,1.5\n2,2.5\n3,3.5\n4,4.5\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    const changed = await define("acme", "moving", {
+      table: "moving_v2",
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "amount", type: "integer", header: "Total" },
+      ],
+    });
+    assert.equal(changed.version, 2);
+    await lock.query("commit");
+    await completed("acme", accepted.body.id);
+  } finally {
+    lock.release();
+  }
+  assert.deepEqual(
+    (await rows("select id, amount::text from tenant_acme.moving_v1 order by id")).map(
+      (r) => `${r.id}:${r.amount}`,
+    ),
+    ["1:1.5", "2:2.5", "3:3.5", "4:4.5"],
+  );
+  assert.deepEqual(await rows("select * from tenant_acme.moving_v2"), []);
+  // A file for the new definition lands by it.
+  const next = await upload("acme", "moving", "id,Total\n5,5\n");
+  assert.equal(next.status, 202, next.text);
+  await completed("acme", next.body.id);
+  assert.deepEqual(await rows("select id, amount from tenant_acme.moving_v2"), [
+    { id: 5, amount: 5 },
+  ]);
+});
