@@ -1,6 +1,7 @@
 """Runs a Tiltfile without Tilt and prints, as JSON, every Tilt function it called.
 
-Usage: python3 tilt/tiltfile_calls.py [Tiltfile]
+Usage: python3 tilt/tiltfile_calls.py [Tiltfile] [-- --option=value ...]
+(the options after `--` are those `tilt up -- ...` passes to config.parse())
 
 What this checks: the file parses; it stays within the Starlark subset of Python's syntax
 (no classes, imports, try, while, f-strings, sets, `is`, chained comparisons, ...); it
@@ -63,7 +64,7 @@ def kustomize(pathToDir, kustomize_bin=None, flags=[]): pass
 def link(url, name=None): pass
 def listdir(directory, recursive=False): pass
 def local(command, quiet=False, command_bat='', echo_off=False, env={}, dir='', stdin=None): pass
-def local_resource(name, cmd, deps=None, trigger_mode=None, resource_deps=[], ignore=[],
+def local_resource(name, cmd='', deps=None, trigger_mode=None, resource_deps=[], ignore=[],
                    auto_init=True, serve_cmd='', cmd_bat='', serve_cmd_bat='',
                    allow_parallel=False, links=[], labels=[], env={}, serve_env={},
                    readiness_probe=None, dir='', serve_dir=''): pass
@@ -90,6 +91,31 @@ def watch_settings(ignore): pass
 def workload_to_resource_function(fn): pass
 '''
 
+# Tilt's `config` and `os` modules (the parts of them listed in its API reference).
+TILT_MODULES = {
+    "config": '''
+def define_string(name, args=False, usage=''): pass
+def define_string_list(name, args=False, usage=''): pass
+def define_bool(name, args=False, usage=''): pass
+def define_object(name, args=False, usage=''): pass
+def parse(): pass
+def set_enabled_resources(resources): pass
+def clear_enabled_resources(): pass
+''',
+    "os": '''
+def getenv(key, default=None): pass
+def putenv(key, value): pass
+def getcwd(): pass
+''',
+    "os.path": '''
+def exists(path): pass
+def join(path, *paths): pass
+def basename(path): pass
+def dirname(path): pass
+def abspath(path): pass
+''',
+}
+
 # Python built-ins that Starlark also has; nothing else (open, __import__, ...) is reachable.
 STARLARK_BUILTINS = [
     "abs", "all", "any", "bool", "dict", "dir", "enumerate", "getattr", "hasattr", "int",
@@ -112,6 +138,10 @@ class TiltCall(dict):
     """The record of one call; built-ins that return objects return their call record."""
 
 
+class Module:
+    """A Tilt module (config, os): its functions as attributes."""
+
+
 def starlark_problems(tree):
     problems = []
     for node in ast.walk(tree):
@@ -131,7 +161,7 @@ def starlark_problems(tree):
     return problems
 
 
-def main(path):
+def main(path, options):
     with open(path) as file:
         source = file.read()
     tree = ast.parse(source, filename=path)
@@ -157,10 +187,44 @@ def main(path):
                 return "default"
             if name == "k8s_context":
                 return "kind-sluice"
+            if name == "local":
+                return "10.1.2.3\n"
             return record
         return call
 
     scope = {name: stub(name, inspect.signature(fn)) for name, fn in api.items()}
+    # config.parse() gives the defined options that were passed, as Tilt does; others fail.
+    defined = {}
+    for module_name, module_api in TILT_MODULES.items():
+        functions = {}
+        exec(compile(module_api, module_name, "exec"), {}, functions)
+        module = Module()
+        for name, fn in functions.items():
+            setattr(module, name, stub(f"{module_name}.{name}", inspect.signature(fn)))
+        if module_name == "os.path":
+            scope["os"].path = module
+        else:
+            scope[module_name] = module
+    for kind in ["string", "string_list", "bool", "object"]:
+        define = getattr(scope["config"], f"define_{kind}")
+        def record(name, *args, _define=define, _kind=kind, **kwargs):
+            defined[name] = _kind
+            return _define(name, *args, **kwargs)
+        setattr(scope["config"], f"define_{kind}", record)
+    def parse():
+        scope["config"].__dict__["_parse"]()
+        parsed = {}
+        for option in options:
+            name, _, value = option.removeprefix("--").partition("=")
+            if name not in defined:
+                raise RuntimeError(f"config.parse(): unknown option --{name}")
+            parsed[name] = value
+        return parsed
+    scope["config"]._parse = scope["config"].parse
+    scope["config"].parse = parse
+    # What the Tiltfile reads from its environment: nothing set, no file there.
+    scope["os"].getenv = lambda key, default=None: default
+    scope["os"].path.exists = lambda path: False
     scope["TRIGGER_MODE_AUTO"] = "TRIGGER_MODE_AUTO"
     scope["TRIGGER_MODE_MANUAL"] = "TRIGGER_MODE_MANUAL"
     builtins = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
@@ -174,4 +238,7 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "Tiltfile")
+    args = sys.argv[1:]
+    options = args[args.index("--") + 1:] if "--" in args else []
+    files = args[:args.index("--")] if "--" in args else args
+    main(files[0] if files else "Tiltfile", options)

@@ -20,16 +20,22 @@ export function writeKubeconfig(
     "cert" in user
       ? { "client-certificate": pki(`${user.cert}.crt`), "client-key": pki(`${user.cert}.key`) }
       : { token: user.token };
-  // JSON is YAML: kubectl, helm and client libraries all read it.
+  // JSON is YAML: kubectl, helm and client libraries all read it. The Tiltfile allows
+  // Tilt to deploy to the context by this name.
   const config = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [
-      { name: "sluice", cluster: { server: API_SERVER, "certificate-authority": pki("ca.crt") } },
+      {
+        name: "sluice-local",
+        cluster: { server: API_SERVER, "certificate-authority": pki("ca.crt") },
+      },
     ],
     users: [{ name: "user", user: credentials }],
-    contexts: [{ name: "sluice", context: { cluster: "sluice", user: "user", namespace } }],
-    "current-context": "sluice",
+    contexts: [
+      { name: "sluice-local", context: { cluster: "sluice-local", user: "user", namespace } },
+    ],
+    "current-context": "sluice-local",
   };
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   return file;

@@ -21,10 +21,10 @@ import {
 
 type Call = { function: string; arguments: Record<string, unknown> };
 
-async function tiltCalls(tiltfile: string): Promise<Call[]> {
+async function tiltCalls(tiltfile: string, options: readonly string[] = []): Promise<Call[]> {
   const { stdout } = await promisify(execFile)(
     "python3",
-    [join(root, "tilt", "tiltfile_calls.py"), tiltfile],
+    [join(root, "tilt", "tiltfile_calls.py"), tiltfile, "--", ...options],
     { cwd: root },
   );
   return JSON.parse(stdout);
@@ -101,6 +101,7 @@ test("resources name real workloads and forward ports their containers open", as
 
   const forwarded = new Map<string, number[]>();
   for (const resource of called("k8s_resource")) {
+    if (!resource.arguments.workload) continue;
     const workload = workloads.find((w) => w.metadata.name === resource.arguments.workload);
     assert.ok(workload, `no workload ${resource.arguments.workload}`);
     const containerPorts = deploymentSpec(workload).template.spec.containers.flatMap(
@@ -127,6 +128,93 @@ test("resources name real workloads and forward ports their containers open", as
     api &&
       container(api).command?.join(" ") === "node --inspect=0.0.0.0:9229 --watch src/api/main.ts",
     "the api runs its debug script",
+  );
+});
+
+test("--services=outside points the programs at this machine's services through forwards", async () => {
+  const address = "10.9.8.7";
+  const outside = await tiltCalls(join(root, "Tiltfile"), [
+    "--services=outside",
+    `--outside-address=${address}`,
+    "--api-port=3100",
+  ]);
+  const of = (name: string) => outside.filter((c) => c.function === name);
+  // None of k8s/ is applied.
+  assert.deepEqual(
+    of("k8s_yaml").filter((c) => list(c.arguments.yaml).some((y) => y.startsWith("k8s/"))),
+    [],
+  );
+  const serve = of("local_resource").find((c) => c.arguments.name === "services-outside");
+  assert.ok(serve);
+  const [command, script, listenOn, ...forwards] = String(serve.arguments.serve_cmd).split(" ");
+  assert.equal(command, "node_modules/.bin/node");
+  assert.ok(existsSync(join(root, String(script))), `${script} does not exist`);
+  assert.equal(listenOn, address);
+  const forwardedTo = new Map(forwards.map((f) => [Number(f.split("=")[0]), f.split("=")[1]]));
+  assert.deepEqual([...forwardedTo.values()].sort(), [
+    "127.0.0.1:5432",
+    "127.0.0.1:5672",
+    "127.0.0.1:6379",
+    "s3",
+  ]);
+
+  // Each Service's endpoint is a forward on the address, to the service it is named for.
+  const objects = of("encode_yaml_stream").flatMap((c) => c.arguments.objs as Rendered[]);
+  const services = objects.filter((o) => o.kind === "Service") as any[];
+  const slices = objects.filter((o) => o.kind === "EndpointSlice") as any[];
+  const expected: Record<string, string> = {
+    postgresql: "127.0.0.1:5432",
+    redis: "127.0.0.1:6379",
+    rabbitmq: "127.0.0.1:5672",
+    s3: "s3",
+  };
+  assert.deepEqual(services.map((s) => s.metadata.name).sort(), Object.keys(expected).sort());
+  for (const service of services) {
+    const name = service.metadata.name;
+    const slice = slices.find((s) => s.metadata.labels["kubernetes.io/service-name"] === name);
+    assert.ok(slice, `no EndpointSlice for ${name}`);
+    assert.deepEqual(slice.endpoints[0].addresses, [address]);
+    const port = slice.ports[0].port;
+    assert.equal(service.spec.ports[0].targetPort, port, name);
+    assert.equal(forwardedTo.get(port), expected[name], name);
+  }
+  const endpoints = of("k8s_resource").find((c) => c.arguments.new_name === "services-endpoints");
+  assert.deepEqual(
+    list(endpoints?.arguments.objects).sort(),
+    objects.map((o) => `${o.metadata.name}:${o.kind.toLowerCase()}`).sort(),
+  );
+
+  // The programs wait for both, and their URLs name those Services on their ports.
+  for (const program of ["sluice-api", "sluice-worker", "sluice-controller"]) {
+    const resource = of("k8s_resource").find((c) => c.arguments.workload === program);
+    assert.deepEqual(list(resource?.arguments.resource_deps).sort(), [
+      "services-endpoints",
+      "services-outside",
+    ]);
+  }
+  const set = list(of("helm")[0]?.arguments.set);
+  const urls = set
+    .filter((s) => /_URL=|AWS_ENDPOINT=/.test(s))
+    .map((s) => new URL(s.split("=")[1] as string));
+  for (const url of urls) {
+    const service = services.find((s) => s.metadata.name === url.hostname);
+    assert.ok(service, `${url} names no Service`);
+    assert.equal(Number(url.port || 80), service.spec.ports[0].port, String(url));
+  }
+  assert.deepEqual(urls.map((u) => u.protocol).sort(), ["amqp:", "http:", "postgres:"]);
+  const api = of("k8s_resource").find((c) => c.arguments.workload === "sluice-api");
+  const [apiForward] = (api?.arguments.port_forwards ?? []) as Call[];
+  assert.equal(apiForward?.arguments.local_port, 3100);
+});
+
+test("an unknown --services value or option fails the Tiltfile", async () => {
+  await assert.rejects(
+    tiltCalls(join(root, "Tiltfile"), ["--services=elsewhere"]),
+    /--services is cluster or outside, not elsewhere/,
+  );
+  await assert.rejects(
+    tiltCalls(join(root, "Tiltfile"), ["--service=outside"]),
+    /unknown option --service/,
   );
 });
 
