@@ -1,5 +1,6 @@
 // Migrations run apart from the programs (the chart's migration Job, `npm run migrate`),
-// and the programs then run as a user with the DML rights docs/kubernetes.md grants.
+// and the programs then run as a user with the DML rights docs/kubernetes.md grants; with
+// CREATE_BUCKET the migration, or a program migrating at start, makes the bucket too.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -7,7 +8,9 @@ import { after, before, test } from "node:test";
 import pg from "pg";
 import { loadConfig } from "../src/core/config.ts";
 import { createLogger } from "../src/core/logger.ts";
-import { openDatabase } from "../src/core/services.ts";
+import { openDatabase, openStorage } from "../src/core/services.ts";
+import { bucketExists } from "../src/core/storage/s3.ts";
+import { startProgram } from "./support/program.ts";
 import { callApi, ROOT, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
 const log = createLogger("test", "silent");
@@ -89,4 +92,46 @@ test("after the migrations, the programs land and purge an upload as a user with
   await app.connect();
   await assert.rejects(app.query("alter table uploads add column x int"), /must be owner/);
   await app.end();
+});
+
+test("in production the migration makes the bucket with CREATE_BUCKET=true, again without harm, and none without it", async () => {
+  // The database exists: in production nothing creates it.
+  const migrated = await openDatabase(env.config, log);
+  await migrated.db.destroy();
+  const production = { ...env.env, NODE_ENV: "production", LOG_LEVEL: "info" };
+  const migrate = async (vars: Record<string, string>) => {
+    const program = startProgram("src/core/db/migrate.main.ts", vars);
+    const { code } = await program.exit;
+    assert.equal(code, 0, [...program.stdout, ...program.stderr].join("\n"));
+  };
+
+  const untouched = `${env.config.s3.bucket}-none`;
+  await migrate({ ...production, S3_BUCKET: untouched });
+  assert.equal(await bucketExists(env.s3, untouched), false);
+
+  const made = `${env.config.s3.bucket}-made`;
+  for (const run of ["first", "second"]) {
+    // A region other than us-east-1: AWS wants it named in the request.
+    await migrate({
+      ...production,
+      S3_BUCKET: made,
+      CREATE_BUCKET: "true",
+      AWS_REGION: "eu-west-1",
+    });
+    assert.equal(await bucketExists(env.s3, made), true, `after the ${run} run`);
+  }
+});
+
+test("in production a program starting with CREATE_BUCKET=true makes its bucket; without it, names the setting", async () => {
+  const bucket = `${env.config.s3.bucket}-start`;
+  const production = { ...env.env, NODE_ENV: "production", S3_BUCKET: bucket };
+  await assert.rejects(
+    openStorage(loadConfig(production, { needsApiKeys: false })),
+    /bucket \S+ does not exist; create it, or set CREATE_BUCKET=true/,
+  );
+  const s3 = await openStorage(
+    loadConfig({ ...production, CREATE_BUCKET: "true" }, { needsApiKeys: false }),
+  );
+  s3.destroy();
+  assert.equal(await bucketExists(env.s3, bucket), true);
 });

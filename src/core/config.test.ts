@@ -135,3 +135,12 @@ test("programs that serve no uploads run in production without API_KEYS", () => 
   const keys = loadConfig({ ...PRODUCTION, API_KEYS: "acme:k1" }, { needsApiKeys: false });
   assert.equal(keys.apiKeys?.get("k1"), "acme");
 });
+
+test("a missing bucket is made outside production, and in production only with CREATE_BUCKET=true", () => {
+  const withKeys = { ...PRODUCTION, API_KEYS: "acme:k3y" };
+  assert.equal(loadConfig({}).s3.createBucket, true);
+  assert.equal(loadConfig({ CREATE_BUCKET: "false" }).s3.createBucket, false);
+  assert.equal(loadConfig(withKeys).s3.createBucket, false);
+  assert.equal(loadConfig({ ...withKeys, CREATE_BUCKET: "true" }).s3.createBucket, true);
+  assert.deepEqual(problemsOf({ CREATE_BUCKET: "yes" }), ["CREATE_BUCKET must be true or false"]);
+});

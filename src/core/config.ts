@@ -84,6 +84,7 @@ const schema = z.object({
     .regex(/^[a-z0-9][a-z0-9-]*$/, { error: "must be lowercase letters, digits and dashes" })
     .default("sluice"),
   S3_BUCKET: z.string().min(3).default("sluice"),
+  CREATE_BUCKET: flag.optional(),
   AWS_REGION: z.string().min(1).default("us-east-1"),
   AWS_ENDPOINT: url(["http:", "https:"]).optional(),
   AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
@@ -153,6 +154,11 @@ export type Config = Readonly<{
     /** Unset means AWS itself. */
     endpoint: string | undefined;
     credentials: Readonly<{ accessKeyId: string; secretAccessKey: string }> | undefined;
+    /**
+     * A missing bucket is made (by the migrations, and by each program at start) rather than
+     * refused. CREATE_BUCKET; by default only outside production.
+     */
+    createBucket: boolean;
   }>;
   /** Key to tenant; undefined when authentication is off. */
   apiKeys: ReadonlyMap<string, string> | undefined;
@@ -284,6 +290,7 @@ export function loadConfig(
         accessKeyId && secretAccessKey
           ? Object.freeze({ accessKeyId, secretAccessKey })
           : undefined,
+      createBucket: env.CREATE_BUCKET ?? env.NODE_ENV !== "production",
     }),
     apiKeys: env.AUTH_DISABLED ? undefined : env.API_KEYS,
     retentionDays: env.RETENTION_DAYS,

@@ -214,8 +214,8 @@ export async function openBroker(config: Config, log: Logger): Promise<Broker> {
 }
 
 /**
- * The S3 client, once the bucket answers: outside production the bucket is made on first
- * use; in production it must exist.
+ * The S3 client, once the bucket answers: with CREATE_BUCKET (the default outside
+ * production) a missing bucket is made; otherwise it must exist.
  */
 export async function openStorage(config: Config): Promise<S3Client> {
   const s3 = createS3(config.s3, config.timeouts);
@@ -223,9 +223,11 @@ export async function openStorage(config: Config): Promise<S3Client> {
   const { connectMs } = config.timeouts;
   const abort = new AbortController();
   const check = async () => {
-    if (config.env !== "production") return ensureBucket(s3, config.s3.bucket, abort.signal);
+    if (config.s3.createBucket) return ensureBucket(s3, config.s3.bucket, abort.signal);
     if (!(await bucketExists(s3, config.s3.bucket, abort.signal))) {
-      throw new Error(`bucket ${config.s3.bucket} does not exist`);
+      throw new Error(
+        `bucket ${config.s3.bucket} does not exist; create it, or set CREATE_BUCKET=true`,
+      );
     }
   };
   try {

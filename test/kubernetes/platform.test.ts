@@ -422,4 +422,67 @@ group("migrations", () => {
       "postgres://owner:pw@db:5432/sluice",
     );
   });
+
+  test("with config.CREATE_BUCKET, the Job makes the bucket with the programs' S3 settings and keys", async () => {
+    const env = async (set: string[]) => {
+      const objects = await render({
+        set: [
+          "migrations.enabled=true",
+          "config.CREATE_BUCKET=true",
+          "config.S3_BUCKET=acme-batches",
+          "config.AWS_REGION=eu-west-1",
+          ...set,
+        ],
+      });
+      const job = find(objects, "Job", "sluice-migrate") as unknown as Job;
+      return { objects, env: job.spec.template.spec.containers[0]?.env ?? [] };
+    };
+    const value = (list: { name: string; value?: string }[], name: string) =>
+      list.find((e) => e.name === name)?.value;
+
+    // The chart's own Secret does not exist before an install: the keys go in the hook Secret.
+    const own = await env([
+      "secret.env.DATABASE_URL=postgres://owner:pw@db:5432/sluice",
+      "secret.env.AWS_ACCESS_KEY_ID=AKIAEXAMPLE",
+      "secret.env.AWS_SECRET_ACCESS_KEY=s3cr3t",
+    ]);
+    assert.equal(value(own.env, "CREATE_BUCKET"), "true");
+    assert.equal(value(own.env, "S3_BUCKET"), "acme-batches");
+    assert.equal(value(own.env, "AWS_REGION"), "eu-west-1");
+    const keyRef = own.env.find((e) => e.name === "AWS_SECRET_ACCESS_KEY")?.valueFrom
+      ?.secretKeyRef as { name: string; key: string };
+    const hook = find(own.objects, "Secret", keyRef.name);
+    assert.equal(hook.metadata.annotations?.["helm.sh/hook"], "pre-install,pre-upgrade");
+    assert.equal((hook.stringData as Record<string, string>)[keyRef.key], "s3cr3t");
+    const parsed = loadConfig(
+      Object.fromEntries(
+        own.env.flatMap((e) => (e.value === undefined ? [] : [[e.name, e.value]])),
+      ),
+      { needsApiKeys: false },
+    );
+    assert.equal(parsed.s3.createBucket, true);
+
+    // An existing Secret is read in place; with neither (IRSA), no key is set.
+    const existing = await env(["secret.existingSecret=acme-sluice"]);
+    assert.deepEqual(
+      existing.env.find((e) => e.name === "AWS_ACCESS_KEY_ID")?.valueFrom?.secretKeyRef,
+      { name: "acme-sluice", key: "AWS_ACCESS_KEY_ID" },
+    );
+    const irsa = await env(["secret.env.DATABASE_URL=postgres://owner:pw@db:5432/sluice"]);
+    assert.equal(
+      irsa.env.some((e) => e.name.startsWith("AWS_ACCESS") || e.name.startsWith("AWS_SECRET")),
+      false,
+    );
+
+    // Without it, the Job knows nothing of S3.
+    const objects = await render({
+      set: ["migrations.enabled=true", "secret.env.DATABASE_URL=postgres://o:p@db:5432/sluice"],
+    });
+    const job = find(objects, "Job", "sluice-migrate") as unknown as Job;
+    const names = (job.spec.template.spec.containers[0]?.env ?? []).map((e) => e.name);
+    assert.deepEqual(
+      names.filter((name) => name.startsWith("AWS_") || name.includes("BUCKET")),
+      [],
+    );
+  });
 });

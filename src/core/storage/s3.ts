@@ -2,6 +2,7 @@
 
 import type { Readable } from "node:stream";
 import {
+  type BucketLocationConstraint,
   CreateBucketCommand,
   DeleteObjectCommand,
   HeadBucketCommand,
@@ -53,13 +54,34 @@ export async function bucketExists(
   }
 }
 
+/**
+ * Makes the bucket unless it exists; running again, or alongside another program doing the
+ * same, changes nothing.
+ */
 export async function ensureBucket(
   client: S3Client,
   bucket: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  if (!(await bucketExists(client, bucket, signal))) {
-    await client.send(new CreateBucketCommand({ Bucket: bucket }), { abortSignal: signal });
+  if (await bucketExists(client, bucket, signal)) return;
+  // AWS refuses a bucket outside us-east-1 whose request does not name its region.
+  const region = await client.config.region();
+  try {
+    await client.send(
+      new CreateBucketCommand({
+        Bucket: bucket,
+        CreateBucketConfiguration:
+          region === "us-east-1"
+            ? undefined
+            : { LocationConstraint: region as BucketLocationConstraint },
+      }),
+      { abortSignal: signal },
+    );
+  } catch (err) {
+    // Made meanwhile by another program; an existing bucket of another account stays an error.
+    const name = (err as { name?: string }).name;
+    const raced = name === "BucketAlreadyOwnedByYou" || name === "BucketAlreadyExists";
+    if (!raced || !(await bucketExists(client, bucket, signal))) throw err;
   }
 }
 
