@@ -10,6 +10,9 @@ export const API_SERVER = `https://${NETWORK.nodeIp}:${PORTS.apiserver}`;
 
 const pki = (file: string) => join(PKI_DIR, file);
 
+/** The kubeconfigs' context (and cluster) name; the Tiltfile allows Tilt to deploy to it. */
+export const CONTEXT = "sluice-local";
+
 /** A kubeconfig for one user, by client certificate or by bearer token. */
 export function writeKubeconfig(
   file: string,
@@ -20,22 +23,16 @@ export function writeKubeconfig(
     "cert" in user
       ? { "client-certificate": pki(`${user.cert}.crt`), "client-key": pki(`${user.cert}.key`) }
       : { token: user.token };
-  // JSON is YAML: kubectl, helm and client libraries all read it. The Tiltfile allows
-  // Tilt to deploy to the context by this name.
+  // JSON is YAML: kubectl, helm and client libraries all read it.
   const config = {
     apiVersion: "v1",
     kind: "Config",
     clusters: [
-      {
-        name: "sluice-local",
-        cluster: { server: API_SERVER, "certificate-authority": pki("ca.crt") },
-      },
+      { name: CONTEXT, cluster: { server: API_SERVER, "certificate-authority": pki("ca.crt") } },
     ],
     users: [{ name: "user", user: credentials }],
-    contexts: [
-      { name: "sluice-local", context: { cluster: "sluice-local", user: "user", namespace } },
-    ],
-    "current-context": "sluice-local",
+    contexts: [{ name: CONTEXT, context: { cluster: CONTEXT, user: "user", namespace } }],
+    "current-context": CONTEXT,
   };
   writeFileSync(file, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   return file;

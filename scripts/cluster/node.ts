@@ -4,7 +4,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kubectlPath } from "../helm.ts";
-import { writeKubeconfig } from "./control-plane.ts";
+import { CONTEXT, writeKubeconfig } from "./control-plane.ts";
 import { writeImageArchive } from "./image-archive.ts";
 import {
   ADMIN_KUBECONFIG,
@@ -288,7 +288,7 @@ export async function startCoreDns(): Promise<void> {
     health 127.0.0.1:${PORTS.corednsHealth}
     ready 127.0.0.1:${PORTS.corednsReady}
     kubernetes ${NETWORK.clusterDomain} in-addr.arpa ip6.arpa {
-        kubeconfig ${kubeconfig} sluice
+        kubeconfig ${kubeconfig} ${CONTEXT}
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
     }
