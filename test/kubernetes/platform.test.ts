@@ -176,7 +176,7 @@ group("routes into the api", () => {
     assert.equal(kinds.includes("Ingress") || kinds.includes("HTTPRoute"), false);
   });
 
-  test("an Ingress sends only /uploads to the api, streaming bodies of any size", async () => {
+  test("an Ingress sends only /uploads and /targets to the api, streaming bodies of any size", async () => {
     const objects = await render({
       set: [
         "ingress.enabled=true",
@@ -208,7 +208,10 @@ group("routes into the api", () => {
       // /metrics, /healthz and /readyz answer without a key: they stay inside the cluster.
       assert.deepEqual(
         rule.http.paths.map((p) => [p.path, p.pathType]),
-        [["/uploads", "Prefix"]],
+        [
+          ["/uploads", "Prefix"],
+          ["/targets", "Prefix"],
+        ],
       );
       for (const path of rule.http.paths) {
         assert.deepEqual(path.backend.service, {
@@ -219,7 +222,7 @@ group("routes into the api", () => {
     }
   });
 
-  test("an HTTPRoute sends only /uploads to the api, with no request timeout", async () => {
+  test("an HTTPRoute sends only /uploads and /targets to the api, with no request timeout", async () => {
     await assert.rejects(
       render({ set: ["httpRoute.enabled=true"] }),
       /httpRoute.parentRefs/,
@@ -240,7 +243,10 @@ group("routes into the api", () => {
     const service = find(objects, "Service", "sluice-api");
     const port = (service.spec as { ports: { port: number }[] }).ports[0]?.port;
     const [rule] = route.rules;
-    assert.deepEqual(rule?.matches, [{ path: { type: "PathPrefix", value: "/uploads" } }]);
+    assert.deepEqual(rule?.matches, [
+      { path: { type: "PathPrefix", value: "/uploads" } },
+      { path: { type: "PathPrefix", value: "/targets" } },
+    ]);
     assert.deepEqual(rule?.backendRefs, [{ name: service.metadata.name, port }]);
     // A multi-gigabyte body takes minutes; some gateways cut a request after 15 seconds.
     assert.equal(rule?.timeouts?.request, "0s");
