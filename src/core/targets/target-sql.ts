@@ -40,8 +40,25 @@ export function createTableSql(schema: string, definition: TargetDefinition): st
   return `create table ${tableName(schema, definition.table)} (${columns.join(", ")})`;
 }
 
+/**
+ * Formats whose values PostgreSQL reads as they are, ISO 8601's order of fields: a value
+ * that matched one needs no rewriting, which saves a regular expression per value.
+ */
+const READ_AS_IS = {
+  date: /^YYYY-MM-DD$/,
+  timestamptz: /^YYYY-MM-DD[T ]HH:MI(?::SS(?:\.FF)?)?(?:TZ)?$/,
+};
+
 /** `text` (a value that passed target-values.ts, or NULL) as the column's type. */
 export function castSql(column: TargetColumn, text: string): string {
+  if (
+    (column.type === "date" || column.type === "timestamptz") &&
+    READ_AS_IS[column.type].test(column.format as string)
+  ) {
+    return column.timeZone === undefined
+      ? `${text}::${column.type}`
+      : `(${text} || ${literal(` ${column.timeZone}`)})::timestamptz`;
+  }
   if (column.type === "date" || column.type === "timestamptz") {
     const { pattern, iso } = compileFormat(column.format as string, column.type) as CompiledFormat;
     const rewritten = `regexp_replace(${text}, ${literal(pattern)}, ${literal(iso)})`;
