@@ -1,6 +1,9 @@
 // The whole pipeline on one generated file, side by side with psql \copy, csv-parse and
 // pgloader: time, rows per second, CPU per program and the memory of Sluice's processes.
-// Usage: npm run bench -- [--rows N] [--scale K] [--keep]   (or BENCH_ROWS, BENCH_SCALE, BENCH_KEEP=1)
+// Usage: npm run bench -- [--rows N] [--scale K] [--keep] [--target]
+//        (or BENCH_ROWS, BENCH_SCALE, BENCH_KEEP=1, BENCH_TARGET=1)
+// --target loads into a target (a typed table with a primary key) instead of upload_rows,
+// beside psql \copy into that same table, then upserts into it holding half the keys.
 // It builds dist/ (npm run build) and runs the compiled programs, as the image does.
 // The last line printed is one JSON object with every figure.
 
@@ -49,20 +52,23 @@ const STALL_MS = 180_000;
 // ---------------------------------------------------------------------------------------
 // Options
 
-function readOptions(): { rows: number; keep: boolean } {
+function readOptions(): { rows: number; keep: boolean; target: boolean } {
   const { values } = parseArgs({
     options: {
       rows: { type: "string" },
       scale: { type: "string" },
       keep: { type: "boolean" },
+      target: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
     console.log(
-      "npm run bench -- [--rows N (1000000)] [--scale K (1)] [--keep]\n" +
+      "npm run bench -- [--rows N (1000000)] [--scale K (1)] [--keep] [--target]\n" +
         "  or BENCH_ROWS, BENCH_SCALE, BENCH_KEEP=1. --keep leaves the temporary folder\n" +
-        "  (the CSV file and the S3 objects); databases and queues are always removed.",
+        "  (the CSV file and the S3 objects); databases and queues are always removed.\n" +
+        "  --target (BENCH_TARGET=1): into a typed table through a target, beside psql \\copy\n" +
+        "  into that table, then an upsert into the table holding half the keys.",
     );
     process.exit(0);
   }
@@ -75,7 +81,8 @@ function readOptions(): { rows: number; keep: boolean } {
   const rows = count("--rows", values.rows ?? process.env.BENCH_ROWS, 1_000_000);
   const scale = count("--scale", values.scale ?? process.env.BENCH_SCALE, 1);
   const keep = values.keep ?? ["1", "true"].includes(process.env.BENCH_KEEP ?? "");
-  return { rows: rows * scale, keep };
+  const target = values.target ?? ["1", "true"].includes(process.env.BENCH_TARGET ?? "");
+  return { rows: rows * scale, keep, target };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -100,6 +107,17 @@ function cleanup(): Promise<void> {
     }
   })();
   return cleaning;
+}
+
+/** Undoes, in reverse order, what was registered since `mark` (the length of `undo` then). */
+async function undoSince(mark: number): Promise<void> {
+  for (const step of undo.splice(mark).reverse()) {
+    try {
+      await step.run();
+    } catch (err) {
+      console.error(`clean-up: could not ${step.what}: ${(err as Error).message}`);
+    }
+  }
 }
 
 const children = new Set<ChildProcess>();
@@ -247,8 +265,10 @@ async function copyBaseline(
   rows: number,
   database: string,
   dir: string,
+  /** A table that exists already; bench_copy, made here, without it. */
+  table = "bench_copy",
 ): Promise<Result> {
-  await sql(database, tableDdl("bench_copy"));
+  if (table === "bench_copy") await sql(database, tableDdl(table));
   // The backend reads its own CPU before and after, in the same session as the COPY.
   const script = join(dir, "copy.sql");
   await writeFile(
@@ -256,7 +276,7 @@ async function copyBaseline(
     [
       "\\set ON_ERROR_STOP on",
       "select '@@backend ' || pg_read_file('/proc/self/stat');",
-      `\\copy bench_copy (${CSV_COLUMNS.join(", ")}) from '${csv}' with (format csv, header true)`,
+      `\\copy ${table} (${CSV_COLUMNS.join(", ")}) from '${csv}' with (format csv, header true)`,
       "select '@@backend ' || pg_read_file('/proc/self/stat');",
       "",
     ].join("\n"),
@@ -284,7 +304,7 @@ async function copyBaseline(
   );
   const [{ count }] = (await sql<{ count: number }>(
     database,
-    "select count(*)::int as count from bench_copy",
+    `select count(*)::int as count from ${table}`,
   )) as [{ count: number }];
   if (count !== rows) throw new Error(`psql \\copy loaded ${count} rows, expected ${rows}`);
   return {
@@ -455,7 +475,7 @@ async function waitForLine(program: Running, pattern: RegExp): Promise<void> {
 function upload(url: string, csv: string, bytes: number): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
     const req = request(
-      `${url}/uploads`,
+      url,
       {
         method: "POST",
         headers: { "content-type": "text/csv", "content-length": String(bytes) },
@@ -511,12 +531,23 @@ type SluiceRun = {
   warnings: Record<string, Record<string, number>>;
 };
 
+/**
+ * Landing in a target instead of upload_rows: `prepare` defines it and readies its table once
+ * the programs run, and the run then counts the rows in `table`.
+ */
+type TargetRun = {
+  name: string;
+  table: string;
+  prepare: (apiUrl: string, database: string) => Promise<void>;
+};
+
 async function sluiceRun(
   csv: string,
   rows: number,
   bytes: number,
   dir: string,
   suffix: string,
+  target?: TargetRun,
 ): Promise<SluiceRun> {
   const database = `sluice_bench_${suffix}`;
   const namespace = `bench-${suffix}`;
@@ -536,7 +567,7 @@ async function sluiceRun(
     persistently(() => deleteQueuesAndKeys(namespace)),
   );
 
-  const s3Dir = join(dir, "s3");
+  const s3Dir = join(dir, `s3-${suffix}`);
   await mkdir(s3Dir);
   const s3Server = startProgram(
     "s3 server",
@@ -579,6 +610,7 @@ async function sluiceRun(
   );
   await waitReady(worker, `http://127.0.0.1:${workerPort}/readyz`);
   const programs = [api, worker, s3Server];
+  await target?.prepare(apiUrl, database);
 
   await checkpoint();
   const rabbitmq = findProcess("beam.smp", "rabbit boot");
@@ -612,7 +644,11 @@ async function sluiceRun(
 
   const before = snapshot();
   const start = performance.now();
-  const answer = await upload(apiUrl, csv, bytes);
+  const answer = await upload(
+    target ? `${apiUrl}/uploads?target=${target.name}` : `${apiUrl}/uploads`,
+    csv,
+    bytes,
+  );
   const uploadSeconds = seconds(start);
   const apiAt202 = cpuOf(api);
   if (answer.status !== 202) {
@@ -700,10 +736,13 @@ async function sluiceRun(
   // Exactly once: every row in PostgreSQL once, every batch in S3 once.
   const [landed] = (await sql<{ total: number; distinct: number; min: number; max: number }>(
     database,
-    `select count(*)::int as total, count(distinct row_number)::int as distinct,
+    target
+      ? `select count(*)::int as total, count(distinct id)::int as distinct,
+            min(id)::int as min, max(id)::int as max from ${target.table}`
+      : `select count(*)::int as total, count(distinct row_number)::int as distinct,
             min(row_number)::int as min, max(row_number)::int as max
      from upload_rows where upload_id = $1`,
-    [id],
+    target ? [] : [id],
   )) as [{ total: number; distinct: number; min: number; max: number }];
   const s3 = new S3Client({
     endpoint,
@@ -837,9 +876,124 @@ function printTable(results: Result[], rows: number, copy: Result, pgloader: Res
 }
 
 // ---------------------------------------------------------------------------------------
+// --target: a typed table with a primary key, in the tenant's schema, made by the target
+
+const TARGET_TABLE = "tenant_default.bench";
+
+function benchTarget(mode: "insert" | "upsert") {
+  const types: Record<(typeof CSV_COLUMNS)[number], string> = {
+    id: "bigint",
+    quantity: "integer",
+    price: "numeric",
+    ordered_on: "date",
+    updated_at: "timestamptz",
+    active: "boolean",
+    name: "text",
+    code: "text",
+    comment: "text",
+    description: "text",
+    note: "text",
+  };
+  return {
+    table: "bench",
+    mode,
+    key: ["id"],
+    columns: CSV_COLUMNS.map((name) => ({
+      name,
+      type: types[name],
+      // The file's timestamps are JavaScript's ISO strings, 2000-01-01T00:00:00.000Z.
+      ...(name === "updated_at" ? { format: "YYYY-MM-DDTHH:MI:SS.FFTZ" } : {}),
+    })),
+  };
+}
+
+async function putTarget(apiUrl: string, definition: unknown): Promise<void> {
+  const response = await fetch(`${apiUrl}/targets/bench`, {
+    method: "PUT",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(definition),
+  });
+  if (!response.ok) {
+    throw new Error(`PUT /targets/bench answered ${response.status}: ${await response.text()}`);
+  }
+}
+
+async function targetMain(csv: string, rows: number, bytes: number, dir: string, suffix: string) {
+  execFileSync("npm", ["run", "build", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  let copy: Result | undefined;
+  console.log("Sluice into a target, empty table (insert), beside psql \\copy into that table …");
+  let mark = undo.length;
+  const insert = await sluiceRun(csv, rows, bytes, dir, `${suffix}i`, {
+    name: "bench",
+    table: TARGET_TABLE,
+    async prepare(apiUrl, database) {
+      await putTarget(apiUrl, benchTarget("insert"));
+      console.log("  psql \\copy into the target's table …");
+      copy = await copyBaseline(csv, rows, database, dir, TARGET_TABLE);
+      console.log(`  ${copy.wall.toFixed(1)} s; emptied for Sluice`);
+      await sql(database, `truncate ${TARGET_TABLE}`);
+    },
+  });
+  await undoSince(mark);
+  console.log("Sluice into a target holding half the keys (upsert) …");
+  mark = undo.length;
+  let half = 0;
+  const upsert = await sluiceRun(csv, rows, bytes, dir, `${suffix}u`, {
+    name: "bench",
+    table: TARGET_TABLE,
+    async prepare(apiUrl, database) {
+      await putTarget(apiUrl, benchTarget("upsert"));
+      await copyBaseline(csv, rows, database, dir, TARGET_TABLE);
+      await sql(database, `delete from ${TARGET_TABLE} where id % 2 = 0`);
+      await sql(database, `vacuum analyze ${TARGET_TABLE}`);
+      const [counted] = await sql<{ n: number }>(
+        database,
+        `select count(*)::int as n from ${TARGET_TABLE}`,
+      );
+      half = counted?.n ?? 0;
+      console.log(`  the table holds ${fmt(half)} of the ${fmt(rows)} keys`);
+    },
+  });
+  await undoSince(mark);
+  await cleanup();
+  if (!copy) throw new Error("the psql \\copy baseline did not run");
+  const rate = (r: Result) => rows / r.wall;
+  const baseline = copy;
+  const named = (r: Result, name: string) => ({ ...r, name });
+  printTable(
+    [named(insert.result, "target"), named(upsert.result, "upsert"), baseline],
+    rows,
+    baseline,
+    null,
+  );
+  return {
+    rows,
+    bytes,
+    target_rows_per_s: Math.round(rate(insert.result)),
+    target_seconds: round(insert.result.wall, 3),
+    target_upload_seconds: round(insert.uploadSeconds, 3),
+    upsert_rows_per_s: Math.round(rate(upsert.result)),
+    upsert_seconds: round(upsert.result.wall, 3),
+    upsert_keys_present: half,
+    copy_rows_per_s: Math.round(rate(baseline)),
+    copy_seconds: round(baseline.wall, 3),
+    ratio_vs_copy: round(rate(insert.result) / rate(baseline), 4),
+    upsert_ratio_vs_copy: round(rate(upsert.result) / rate(baseline), 4),
+    api_peak_mb: round(insert.memory.api?.peakMb ?? Number.NaN, 1),
+    worker_peak_mb: round(insert.memory.worker?.peakMb ?? Number.NaN, 1),
+    cpu_us_per_row: {
+      target: cpuPerRow(insert.result, rows),
+      upsert: cpuPerRow(upsert.result, rows),
+      copy: cpuPerRow(baseline, rows),
+    },
+    node: process.version,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
 
 async function main(): Promise<Record<string, unknown>> {
-  const { rows, keep } = readOptions();
+  const { rows, keep, target } = readOptions();
   const suffix = randomUUID().replaceAll("-", "").slice(0, 12);
   const dir = await mkdtemp(join(tmpdir(), "sluice-bench-"));
   onCleanup(`remove ${dir}`, async () => {
@@ -856,6 +1010,8 @@ async function main(): Promise<Record<string, unknown>> {
   console.log(
     `CSV ${csv}: ${fmt(bytes)} bytes (${fmt(bytes / 1e6, 1)} MB, ${fmt(bytes / 1024 ** 2, 1)} MiB), ${CSV_COLUMNS.length} columns, generated in ${seconds(start).toFixed(1)} s`,
   );
+
+  if (target) return targetMain(csv, rows, bytes, dir, suffix);
 
   const baselineDb = `sluice_bench_${suffix}_baseline`;
   await createDatabase(baselineDb);
