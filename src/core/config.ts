@@ -77,6 +77,7 @@ const schema = z.object({
     "postgres://postgres@127.0.0.1:5432/sluice",
   ),
   MIGRATE_AT_START: flag.default(true),
+  TARGETS_FILE: z.string().min(1).optional(),
   REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379"),
   RABBITMQ_URL: url(["amqp:", "amqps:"]).default("amqp://guest:guest@127.0.0.1:5672"),
   SLUICE_NAMESPACE: z
@@ -145,6 +146,8 @@ export type Config = Readonly<{
    * a program only checks that it is up to date, needing no more than DML rights.
    */
   migrateAtStart: boolean;
+  /** Targets defined in a file, applied with the migrations (core/targets/targets-file.ts). */
+  targetsFile: string | undefined;
   redisUrl: string;
   rabbitmqUrl: string;
   namespace: string;
@@ -279,6 +282,7 @@ export function loadConfig(
     }),
     databaseUrl: env.DATABASE_URL,
     migrateAtStart: env.MIGRATE_AT_START,
+    targetsFile: env.TARGETS_FILE,
     redisUrl: env.REDIS_URL,
     rabbitmqUrl: env.RABBITMQ_URL,
     namespace: env.SLUICE_NAMESPACE,

@@ -1,12 +1,14 @@
 // Opens the services every program depends on, and says plainly which one is missing or
 // silent.
+import { readFile } from "node:fs/promises";
 import type { S3Client } from "@aws-sdk/client-s3";
 import { Redis } from "ioredis";
 import type pg from "pg";
 import { type Broker, connectBroker } from "./broker/broker.ts";
 import type { Config } from "./config.ts";
-import { createDatabase, type Postgres } from "./db/database.ts";
+import { createDatabase, type Db, type Postgres } from "./db/database.ts";
 import { migrateToLatest, pendingMigrations } from "./db/migrations.ts";
+import { applyTargets } from "./db/targets.repository.ts";
 import { type Patience, watchedClient } from "./db/watched-client.ts";
 import {
   type Dependency,
@@ -16,6 +18,7 @@ import {
 } from "./dependencies.ts";
 import type { Logger } from "./logger.ts";
 import { bucketExists, createS3, ensureBucket, s3Endpoint } from "./storage/s3.ts";
+import { parseTargetsFile } from "./targets/targets-file.ts";
 import { watchRedis } from "./watched-redis.ts";
 
 export class DependencyError extends Error {
@@ -142,6 +145,7 @@ export async function openDatabase(
   try {
     await lock.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
     await migrateToLatest(migrating.db);
+    if (config.targetsFile) await applyTargetsFile(migrating.db, config.targetsFile, log);
   } finally {
     await migrating.db.destroy();
     await lock.end();
@@ -152,6 +156,28 @@ export async function openDatabase(
     onConnectionError,
     poolSize,
   );
+}
+
+/**
+ * Applies the targets of TARGETS_FILE, with the migrations and by the same user; a file that
+ * cannot be read or applied stops the program, naming every problem.
+ */
+async function applyTargetsFile(db: Db, path: string, log: Logger): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new Error(`TARGETS_FILE ${path} cannot be read: ${(err as Error).message}`);
+  }
+  const parsed = parseTargetsFile(text);
+  if ("problems" in parsed) {
+    throw new Error(`TARGETS_FILE ${path} is not valid: ${parsed.problems.join("; ")}`);
+  }
+  const applied = await applyTargets(db, parsed.targets);
+  if (applied.problems.length > 0) {
+    throw new Error(`TARGETS_FILE ${path}: ${applied.problems.join("; ")}`);
+  }
+  log.info({ saved: applied.saved, unchanged: applied.unchanged }, "targets file applied");
 }
 
 export async function openRedis(config: Config, log: Logger): Promise<Redis> {

@@ -9,6 +9,7 @@ import {
 } from "../targets/target-definition.ts";
 import { CATALOG_TYPES, createTableSql, tableName } from "../targets/target-sql.ts";
 import { valueCheck } from "../targets/target-values.ts";
+import type { FileTarget } from "../targets/targets-file.ts";
 import type { Database, Db, TargetsTable } from "./database.ts";
 
 export type TargetRecord = TargetSnapshot &
@@ -132,6 +133,7 @@ export async function saveTarget(
     await sql`select pg_advisory_xact_lock(hashtextextended(${`sluice.targets.${schema}`}, 0))`.execute(
       tx,
     );
+
     for (const zone of await unknownZones(tx, definition)) {
       problems.push(`PostgreSQL knows no time zone ${zone}`);
     }
@@ -216,4 +218,37 @@ export async function deleteTarget(db: Db, tenant: string, name: string): Promis
 export function snapshotOf(target: TargetRecord): TargetSnapshot {
   const { createdAt: _c, updatedAt: _u, tenant: _t, ...snapshot } = target;
   return snapshot;
+}
+
+/**
+ * Saves each target of a targets file that differs from what is recorded; the problems of
+ * those whose tables do not fit, by tenant and name.
+ */
+export async function applyTargets(
+  db: Db,
+  targets: readonly FileTarget[],
+): Promise<{ saved: number; unchanged: number; problems: string[] }> {
+  const outcome = { saved: 0, unchanged: 0, problems: [] as string[] };
+  for (const { tenant, name, schema, definition } of targets) {
+    // A program starting again with the same file leaves each target, and its version, as is.
+    const same = await db
+      .selectFrom("targets")
+      .select("version")
+      .where("tenant", "=", tenant)
+      .where("name", "=", name)
+      .where("schema_name", "=", schema)
+      .where(sql<boolean>`definition = ${JSON.stringify(definition)}::jsonb`)
+      .executeTakeFirst();
+    if (same) {
+      outcome.unchanged++;
+      continue;
+    }
+    const saved = await saveTarget(db, tenant, name, schema, definition);
+    if (saved.kind === "invalid") {
+      outcome.problems.push(...saved.problems.map((p) => `${tenant}/${name}: ${p}`));
+    } else {
+      outcome.saved++;
+    }
+  }
+  return outcome;
 }
