@@ -66,6 +66,32 @@ describe("with a worker", () => {
     await env?.cleanup();
   });
 
+  test("upload --target lands typed rows in the target's table", async () => {
+    const defined = await fetch(`${api.url}/targets/people`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        table: "people",
+        columns: [
+          { name: "id", type: "integer" },
+          { name: "name", type: "text" },
+          { name: "zip", type: "text" },
+        ],
+      }),
+    });
+    assert.equal(defined.status, 201, await defined.text());
+    const file = await csvFile("typed.csv", peopleCsv(3));
+    const run = await sluice(["upload", "--json", "--target", "people", file], vars);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(JSON.parse(run.stdout).rowsLanded, 3);
+    const { rows } = await env.sql.query("select id, zip from tenant_acme.people order by id");
+    assert.deepEqual(rows, [
+      { id: 1, zip: "00001" },
+      { id: 2, zip: "00002" },
+      { id: 3, zip: "00003" },
+    ]);
+  });
+
   test("upload lands every row in PostgreSQL and exits 0; --json prints the upload", async () => {
     const file = await csvFile("people.csv", peopleCsv(5000));
     const run = await sluice(["upload", "--json", file], vars);

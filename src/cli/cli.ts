@@ -22,6 +22,7 @@ Options:
   --encoding NAME        upload: latin1 or windows-1252 for a legacy file
   --delimiter D          upload: , ; tab or pipe (detected from the header when not given)
   --idempotency-key KEY  upload: a retry with the same key never loads the file twice
+  --target NAME          upload: land the rows typed in that target's table (PUT /targets/NAME)
   --limit N, --after ID  list: page size (1 to 100, default 20) and the page after ID
   -h, --help             this help
 
@@ -78,6 +79,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
             encoding: values.encoding,
             delimiter: values.delimiter,
             idempotencyKey: values["idempotency-key"],
+            target: values.target,
           },
           {
             sending: (sent, total) => bars?.sending(sent, total),
@@ -158,6 +160,7 @@ function parseCommandLine(argv: readonly string[]) {
       encoding: { type: "string" },
       delimiter: { type: "string" },
       "idempotency-key": { type: "string" },
+      target: { type: "string" },
       limit: { type: "string" },
       after: { type: "string" },
     },

@@ -19,6 +19,8 @@ export type UploadOptions = Readonly<{
   encoding?: string;
   delimiter?: string;
   idempotencyKey?: string;
+  /** The target whose table the rows land in. */
+  target?: string;
 }>;
 
 export type UploadWatcher = Readonly<{
@@ -74,6 +76,7 @@ async function send(
   const query = new URLSearchParams();
   if (options.encoding) query.set("encoding", options.encoding);
   if (options.delimiter) query.set("delimiter", options.delimiter);
+  if (options.target) query.set("target", options.target);
   const search = query.size > 0 ? `?${query}` : "";
   const response = await client.request("POST", `/uploads${search}`, {
     headers: {
