@@ -25,7 +25,6 @@ export type ConsumerOptions = Readonly<{
 export type Consumer = Readonly<{
   /** Stops taking batches and waits for the ones in hand. */
   stop(): Promise<void>;
-  inFlight(): number;
 }>;
 
 function errorMessage(err: unknown): string {
@@ -180,7 +179,6 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
   await attach(await broker.connected());
 
   return {
-    inFlight: () => inFlight.size,
     async stop() {
       stopping = true;
       const held = current;
