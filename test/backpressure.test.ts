@@ -5,14 +5,12 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../src/core/broker/queue-names.ts";
-import { createLogger } from "../src/core/logger.ts";
-import { createMetrics } from "../src/core/metrics.ts";
-import { startWorker } from "../src/worker/worker.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
   type InProcess,
   startInProcess,
+  startWorkerInProcess,
   type TestEnv,
   testEnv,
   waitFor,
@@ -77,8 +75,7 @@ test("publishing waits for landing once MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches
     await connection.close();
   }
 
-  const log = createLogger("test-worker", "silent");
-  const consumer = await startWorker(env.config, stack.runtime, createMetrics("worker"), log);
+  const worker = await startWorkerInProcess(env, { beside: stack });
   try {
     const done = await waitFor("the upload to complete", async () => {
       const { body } = await getJson(`${stack.url}/uploads/${id}`);
@@ -88,7 +85,7 @@ test("publishing waits for landing once MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches
     assert.equal(done.rowsLanded, ROWS);
     assert.equal(done.batches.published, total);
   } finally {
-    await consumer.stop();
+    await worker.stop();
   }
   assert.equal(await heldUploads(), 0);
 

@@ -14,14 +14,13 @@ import {
   markValidating,
 } from "../src/core/db/uploads.repository.ts";
 import { createLogger } from "../src/core/logger.ts";
-import { createMetrics } from "../src/core/metrics.ts";
 import { openRuntime, type Runtime } from "../src/core/runtime.ts";
-import { startWorker } from "../src/worker/worker.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
   type InProcess,
   startInProcess,
+  startWorkerInProcess,
   type TestEnv,
   testEnv,
   waitFor,
@@ -207,11 +206,11 @@ describe("GET /uploads/:id/events", () => {
     assert.equal(events[0]?.batches.landed, 0);
     assert.equal(events[0]?.batches.total, 200);
 
-    const consumer = await startWorker(env.config, stack.runtime, createMetrics("worker"), log);
+    const worker = await startWorkerInProcess(env, { beside: stack });
     try {
       await reading;
     } finally {
-      await consumer.stop();
+      await worker.stop();
     }
 
     const last = events.at(-1);

@@ -4,18 +4,17 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { DeleteBucketCommand, DeleteObjectsCommand } from "@aws-sdk/client-s3";
-import { createLogger } from "../src/core/logger.ts";
-import { createMetrics } from "../src/core/metrics.ts";
+import type { RunningProgram } from "../src/core/program.ts";
 import { requestPurge } from "../src/core/purge.ts";
-import type { Consumer } from "../src/worker/consumer.ts";
-import { startWorker } from "../src/worker/worker.ts";
 import {
   getJson,
   type InProcess,
   type InProcessController,
   listBatchObjects,
+  metricSample,
   startControllerInProcess,
   startInProcess,
+  startWorkerInProcess,
   type TestEnv,
   testEnv,
   waitFor,
@@ -23,7 +22,7 @@ import {
 
 let env: TestEnv;
 let stack: InProcess;
-let worker: Consumer | undefined;
+let worker: RunningProgram | undefined;
 let controller: InProcessController | undefined;
 before(async () => {
   env = await testEnv({ BATCH_SIZE: "2", RETENTION_DAYS: "1", CONTROLLER_INTERVAL_SECONDS: "1" });
@@ -76,12 +75,7 @@ test("an upload in progress is refused; once finished its data goes, its record 
   assert.equal(refused.body.error.code, "Conflict");
   assert.match(refused.body.error.message, /queued; cancel it first/);
 
-  worker = await startWorker(
-    env.config,
-    stack.runtime,
-    createMetrics("worker"),
-    createLogger("test-worker", "silent"),
-  );
+  worker = await startWorkerInProcess(env, { beside: stack });
   await completed(id);
   assert.deepEqual(await dataOf(id), { rows: 9, rowErrors: 1, objects: 5 });
 
@@ -133,7 +127,7 @@ test("the controller finishes a purge cut short and purges uploads older than RE
 test("the batches of a purged upload still queued leave no object in S3 when they are delivered", async () => {
   const own = await testEnv({ BATCH_SIZE: "2" });
   const api = await startInProcess(own, { worker: false });
-  let late: Consumer | undefined;
+  let late: RunningProgram | undefined;
   try {
     const accepted = await getJson(`${api.url}/uploads`, {
       method: "POST",
@@ -151,17 +145,14 @@ test("the batches of a purged upload still queued leave no object in S3 when the
     const purged = await getJson(`${api.url}/uploads/${id}/data`, { method: "DELETE" });
     assert.equal(purged.status, 200, JSON.stringify(purged.body));
 
-    const metrics = createMetrics("worker");
-    late = await startWorker(
-      own.config,
-      api.runtime,
-      metrics,
-      createLogger("test-worker", "silent"),
+    const worker = await startWorkerInProcess(own, { beside: api });
+    late = worker;
+    await waitFor(
+      "the five batches to be delivered and skipped",
+      async () =>
+        (await metricSample(worker.url, "sluice_batches_consumed_total", 'outcome="skipped"')) ===
+        5,
     );
-    await waitFor("the five batches to be delivered and skipped", async () => {
-      const { values } = await metrics.batchesConsumed.get();
-      return values.find((v) => v.labels.outcome === "skipped")?.value === 5;
-    });
     assert.deepEqual(await listBatchObjects(own, id), []);
   } finally {
     await late?.stop();

@@ -10,11 +10,13 @@ import { after, before, describe, test } from "node:test";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.ts";
 import { PAGE_CSP } from "../src/api/web.routes.ts";
-import { createLogger } from "../src/core/logger.ts";
-import { createMetrics } from "../src/core/metrics.ts";
-import { openRuntime } from "../src/core/runtime.ts";
-import { startWorker } from "../src/worker/worker.ts";
-import { type InProcess, startInProcess, type TestEnv, testEnv } from "./support/stack.ts";
+import {
+  type InProcess,
+  startInProcess,
+  startWorkerInProcess,
+  type TestEnv,
+  testEnv,
+} from "./support/stack.ts";
 
 // What the callbacks given to page.evaluate find in the browser; the tests' types know no DOM.
 declare const document: any;
@@ -268,17 +270,8 @@ describe("the web page", () => {
     });
 
     // The page has the stream open before a batch can land.
-    const runtime = await openRuntime(env.config, createLogger("test", "silent"));
-    const consumer = await startWorker(
-      env.config,
-      runtime,
-      createMetrics("worker"),
-      createLogger("test", "silent"),
-    );
-    stopWorker = async () => {
-      await consumer.stop();
-      await runtime.close();
-    };
+    const worker = await startWorkerInProcess(env);
+    stopWorker = worker.stop;
 
     await statusIs(page, "completed");
     await page.getByText("100,000 of 100,000 rows landed", { exact: true }).waitFor();

@@ -4,12 +4,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
-import { createLogger } from "../src/core/logger.ts";
-import { createMetrics } from "../src/core/metrics.ts";
-import { openRuntime } from "../src/core/runtime.ts";
-import { startWorker } from "../src/worker/worker.ts";
 import { freePort, startProgram } from "./support/program.ts";
-import { getJson, listBatchObjects, startInProcess, testEnv, waitFor } from "./support/stack.ts";
+import {
+  getJson,
+  listBatchObjects,
+  metricSample,
+  startInProcess,
+  startWorkerInProcess,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
 const ROWS = 2_500;
@@ -37,13 +41,9 @@ for (const [service, variable] of [
       COMMAND_TIMEOUT_MS: "1000",
       DB_STATEMENT_TIMEOUT_MS: "1000",
     });
-    const log = createLogger("test-worker", "silent");
-    const runtime = await openRuntime(config, log);
-    const metrics = createMetrics("worker");
-    const consumer = await startWorker(config, runtime, metrics, log);
+    const worker = await startWorkerInProcess(env, { config });
     const retried = async () =>
-      (await metrics.batchesConsumed.get()).values.find((v) => v.labels.outcome === "retried")
-        ?.value ?? 0;
+      (await metricSample(worker.url, "sluice_batches_consumed_total", 'outcome="retried"')) ?? 0;
     try {
       proxy.stall();
       const csv = `id,name\n${Array.from({ length: ROWS }, (_, i) => `${i},n${i}`).join("\n")}\n`;
@@ -73,8 +73,7 @@ for (const [service, variable] of [
       assert.equal((await listBatchObjects(env, id)).length, 3);
     } finally {
       await proxy.restore();
-      await consumer.stop();
-      await runtime.close();
+      await worker.stop();
       await api.stop();
       await proxy.close();
       await env.cleanup();

@@ -1,19 +1,20 @@
-// Assembles the api from a runtime: the upload service, the publisher and the Koa app.
+// The api program: from a runtime, the upload service, the publisher and the Koa app, served.
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { constants } from "node:fs";
 import { access, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { hostname } from "node:os";
 import type Koa from "koa";
 import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ApiMetrics } from "../core/metrics.ts";
+import { type ApiMetrics, createMetrics } from "../core/metrics.ts";
+import type { Program, ProgramRuntime, RunningProgram } from "../core/program.ts";
 import { runPurge } from "../core/purge.ts";
 import { redriveUploads } from "../core/redrive.ts";
 import type { Runtime } from "../core/runtime.ts";
-import { createS3 } from "../core/storage/s3.ts";
 import { watchRedis } from "../core/watched-redis.ts";
 import { createApp } from "./app.ts";
 import { createAuthenticator } from "./auth.ts";
@@ -22,7 +23,7 @@ import { createIntakeParser, type IntakeParser } from "./intake-parser.ts";
 import { tenantShare } from "./places.ts";
 import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
 import { createTenantHolds } from "./tenant-holds.ts";
-import { storedPath } from "./upload-intake.ts";
+import { prepareUploadDir, storedPath } from "./upload-intake.ts";
 import { createUploadSlots } from "./upload-slots.ts";
 import { createUploadsService } from "./uploads.service.ts";
 import { WEB_ROOT } from "./web.routes.ts";
@@ -94,16 +95,15 @@ export function createPublishing(
   return { progress, publisher };
 }
 
-export function createApi(
+function createApi(
   config: Config,
   runtime: Runtime,
   metrics: ApiMetrics,
   log: Logger,
-  faults: Faults = NO_FAULTS,
-  webRoot: string = WEB_ROOT,
+  faults: Faults,
+  webRoot: string,
 ): Api {
-  const { db, status, broker, redis } = runtime;
-  const s3 = createS3(config.s3, config.timeouts);
+  const { db, status, broker, redis, s3 } = runtime;
   const { progress, publisher } = createPublishing(config, runtime, metrics, log, faults);
   const parser = createIntakeParser(faults);
   const uploads = createUploadsService({
@@ -193,8 +193,7 @@ export const publishingGraceMs = (shutdownTimeoutMs: number) =>
  */
 export const HEADERS_TIMEOUT_MS = 60_000;
 
-/** The api's HTTP server, listening; every program that serves the api starts it here. */
-export async function listenApi(api: Api, port: number, host?: string): Promise<Server> {
+async function listenApi(api: Api, port: number, host: string | undefined): Promise<Server> {
   const server = createServer(
     { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS },
     api.app.callback(),
@@ -203,3 +202,49 @@ export async function listenApi(api: Api, port: number, host?: string): Promise<
   await once(server, "listening");
   return server;
 }
+
+export type RunningApi = RunningProgram & Readonly<{ server: Server; api: Api }>;
+
+export type ApiOptions = Readonly<{
+  /** Where the built web page is: dist/web unless a test built its own. */
+  webRoot?: string;
+  /** How long a stop goes on publishing; publishingGraceMs() of the shutdown deadline unless given. */
+  publishingGraceMs?: number;
+}>;
+
+export async function start(
+  runtime: ProgramRuntime,
+  options: ApiOptions = {},
+): Promise<RunningApi> {
+  const { config, log, shutdown } = runtime;
+  await prepareUploadDir(config.uploadDir);
+  const api = createApi(
+    config,
+    runtime,
+    createMetrics("api"),
+    log,
+    runtime.faults,
+    options.webRoot ?? WEB_ROOT,
+  );
+  const server = await listenApi(api, config.ports.api, runtime.host);
+  shutdown.add("stop", "uploads", api.refuse);
+  shutdown.add("stop", "progress streams", api.progress.close);
+  // The server keeps answering while publishing finishes: readiness false, uploads 503.
+  const graceMs = options.publishingGraceMs ?? publishingGraceMs(config.shutdownTimeoutMs);
+  shutdown.add("drain", "publisher", () => api.publisher.finish(graceMs));
+  shutdown.add("drain", "http server", () => new Promise((resolve) => server.close(resolve)));
+  shutdown.add("close", "parsing thread", api.parser.close);
+  const { port } = server.address() as AddressInfo;
+  log.info({ port, auth: config.apiKeys ? "on" : "off" }, "api listening");
+  if (!config.apiKeys) log.warn("authentication is off: every request acts as the default tenant");
+  const resumed = await api.publisher.resumeUnfinished();
+  if (resumed > 0) log.info({ uploads: resumed }, "resumed publishing");
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    api,
+    stop: () => shutdown.run("stopped"),
+  };
+}
+
+export const apiProgram: Program = { name: "api", needs: {}, start: (runtime) => start(runtime) };

@@ -3,6 +3,7 @@ import Koa from "koa";
 import type { Dependency } from "../core/dependencies.ts";
 import type { Logger } from "../core/logger.ts";
 import type { ApiMetrics } from "../core/metrics.ts";
+import { answerOps, OPS_PATHS, type Ops } from "../core/ops-answers.ts";
 import { AppError } from "./app-error.ts";
 import openapi from "./openapi.json" with { type: "json" };
 import { targetsRouter } from "./targets.routes.ts";
@@ -29,7 +30,7 @@ const SECURITY_HEADERS = {
 };
 
 /** The paths answered without a route of the uploads router, and without a key. */
-export const OPS_PATHS = new Set(["/healthz", "/readyz", "/metrics", "/openapi.json"]);
+export const OPEN_PATHS: ReadonlySet<string> = new Set([...OPS_PATHS, "/openapi.json"]);
 
 /** What `unanswered` may name that every replica shares; anything else is the process's own. */
 const SERVICES: ReadonlySet<string> = new Set<Dependency>([
@@ -43,7 +44,7 @@ const SERVICES: ReadonlySet<string> = new Set<Dependency>([
 function routeOf(ctx: Koa.Context): string {
   const matched = (ctx as { _matchedRoute?: string | RegExp })._matchedRoute;
   if (typeof matched === "string") return matched;
-  return OPS_PATHS.has(ctx.path) ? ctx.path : "unmatched";
+  return OPEN_PATHS.has(ctx.path) ? ctx.path : "unmatched";
 }
 
 export function createApp(deps: AppDeps): Koa {
@@ -112,37 +113,39 @@ export function createApp(deps: AppDeps): Koa {
     }
   });
 
-  app.use(async (ctx, next) => {
-    if (ctx.method !== "GET" && ctx.method !== "HEAD") {
-      if (!OPS_PATHS.has(ctx.path)) return next();
-      throw new AppError("MethodNotAllowed", 405, `${ctx.method} is not allowed on ${ctx.path}`, {
-        headers: { allow: "HEAD, GET" },
-      });
-    }
-    if (ctx.path === "/healthz") {
-      ctx.body = { status: "ok" };
-    } else if (ctx.path === "/readyz" && deps.stopping()) {
-      ctx.status = 503;
-      ctx.body = { status: "stopping" };
-    } else if (ctx.path === "/readyz") {
+  const ops: Ops = {
+    registry: deps.metrics.registry,
+    readiness: async (verbose) => {
+      if (deps.stopping()) return { status: "stopping" };
       // The probe (no `verbose`) leaves the services out: they are the same for every
       // replica, so a blip would take all of them out of the Service at once and clients
       // would get no answer, where each request now gets 503 with Retry-After.
-      const verbose = ctx.query.verbose !== undefined;
       const unavailable = (await deps.unanswered()).filter(
         (name) => verbose || !SERVICES.has(name),
       );
-      ctx.status = unavailable.length === 0 ? 200 : 503;
-      ctx.body =
-        unavailable.length === 0 ? { status: "ready" } : { status: "not ready", unavailable };
-    } else if (ctx.path === "/metrics") {
-      ctx.type = deps.metrics.registry.contentType;
-      ctx.body = await deps.metrics.registry.metrics();
-    } else if (ctx.path === "/openapi.json") {
+      return unavailable.length === 0 ? { status: "ready" } : { status: "not ready", unavailable };
+    },
+  };
+  app.use(async (ctx, next) => {
+    const answer = await answerOps(ctx.method, ctx.path, ctx.query.verbose !== undefined, ops);
+    if (answer === undefined) {
+      if (ctx.path !== "/openapi.json") return next();
+      if (ctx.method !== "GET" && ctx.method !== "HEAD") {
+        throw new AppError("MethodNotAllowed", 405, `${ctx.method} is not allowed on ${ctx.path}`, {
+          headers: { allow: "HEAD, GET" },
+        });
+      }
       ctx.body = openapi;
-    } else {
-      return next();
+      return;
     }
+    if (answer.status === 405) {
+      throw new AppError("MethodNotAllowed", 405, `${ctx.method} is not allowed on ${ctx.path}`, {
+        headers: answer.headers,
+      });
+    }
+    ctx.status = answer.status;
+    ctx.type = answer.type ?? "application/json";
+    ctx.body = answer.body;
   });
 
   const router = uploadsRouter(deps);

@@ -1,10 +1,10 @@
 // Assembles the controller: every interval, while it holds the lease (or when there is no
 // cluster at all), it finds stuck uploads and reports them once per episode.
-import { hostname } from "node:os";
+import type { AddressInfo } from "node:net";
+import { homedir, hostname } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type QueueStat, readQueueStats } from "../core/broker/queue-stats.ts";
-import type { Config } from "../core/config.ts";
 import type { Db } from "../core/db/database.ts";
 import {
   ABANDONED_INTAKE_SECONDS,
@@ -17,13 +17,13 @@ import {
   UNFINISHED_STATUSES,
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
-import type { ControllerMetrics } from "../core/metrics.ts";
+import { type ControllerMetrics, createMetrics } from "../core/metrics.ts";
+import { brokerReadiness, startOpsServer } from "../core/ops-server.ts";
+import type { Program, ProgramRuntime, RunningProgram } from "../core/program.ts";
 import { purgeDue } from "../core/purge.ts";
-import type { Runtime } from "../core/runtime.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
-import { createS3 } from "../core/storage/s3.ts";
 import { createKubeReporter, type KubeReporter } from "./kube-reporter.ts";
-import { contextNamespace, kubeClients } from "./kubernetes.ts";
+import { contextNamespace, findKubeConfig, kubeClients } from "./kubernetes.ts";
 import { createLeaderElector, type LeaderElector } from "./leader-election.ts";
 import {
   assessUploads,
@@ -220,16 +220,21 @@ export function runController(deps: ControllerDeps): Controller {
   };
 }
 
-/** The controller of a program: with a cluster when `kubeConfig` is given, else without. */
-export function startController(
-  config: Config,
-  runtime: Runtime,
-  metrics: ControllerMetrics,
-  log: Logger,
-  kubeConfig: KubeConfig | undefined,
-): Controller {
+export type ControllerOptions = Readonly<{
+  /** The cluster it reports to, none for none; else the one KUBECONFIG, ~/.kube/config or its pod give. */
+  kubeConfig?: KubeConfig | undefined;
+}>;
+
+/** The controller program: with a cluster when it finds one, else without. */
+export async function start(
+  runtime: ProgramRuntime,
+  options: ControllerOptions = {},
+): Promise<RunningProgram> {
+  const { config, log, shutdown } = runtime;
+  const kubeConfig =
+    "kubeConfig" in options ? options.kubeConfig : findKubeConfig(runtime.env, homedir());
+  const metrics = createMetrics("controller");
   const queues = () => readQueueStats(runtime.broker, config.namespace);
-  const s3 = createS3(config.s3, config.timeouts);
   metrics.watchQueues(queues);
   let kube: ControllerDeps["kube"];
   if (kubeConfig) {
@@ -262,16 +267,30 @@ export function startController(
       "no Kubernetes cluster (no KUBECONFIG, ~/.kube/config or service account): reporting stuck uploads through status, logs and metrics only",
     );
   }
-  return runController({
+  const controller = runController({
     db: runtime.db,
     status: runtime.status,
     queues,
     stuckAfterSeconds: config.stuckAfterSeconds,
     intervalSeconds: config.controller.intervalSeconds,
     purgeDue: () =>
-      purgeDue({ db: runtime.db, s3, bucket: config.s3.bucket }, config.retentionDays),
+      purgeDue({ db: runtime.db, s3: runtime.s3, bucket: config.s3.bucket }, config.retentionDays),
     kube,
     metrics,
     log,
   });
+  shutdown.add("drain", "controller", controller.stop);
+  const ops = await startOpsServer(config.ports.controller, runtime.host, {
+    registry: metrics.registry,
+    readiness: brokerReadiness(runtime.broker),
+  });
+  shutdown.add("close", "ops server", ops.close);
+  log.info({ port: (ops.server.address() as AddressInfo).port }, "controller running");
+  return { url: ops.url, stop: () => shutdown.run("stopped") };
 }
+
+export const controllerProgram: Program = {
+  name: "controller",
+  needs: {},
+  start: (runtime) => start(runtime),
+};

@@ -4,8 +4,10 @@ import { existsSync } from "node:fs";
 import { type Config, loadConfig } from "./config.ts";
 import { type Faults, parseFaults } from "./faults.ts";
 import { createLogger, type Logger } from "./logger.ts";
+import { openProgramRuntime, type Program, startPrograms } from "./program.ts";
 import { DependencyError } from "./services.ts";
 import { createShutdown, exitOnSignals, type Shutdown } from "./shutdown.ts";
+import { startLocalS3 } from "./storage/local-s3.ts";
 
 export type MainContext = Readonly<{
   config: Config;
@@ -40,5 +42,39 @@ export function runMain(program: string, start: (context: MainContext) => Promis
     }
     await shutdown.run("start-up failed");
     process.exit(1);
+  });
+}
+
+/**
+ * Runs `programs` in this process on one runtime, which opens every connection they need and,
+ * outside production, the local S3-compatible server when one of them needs the bucket.
+ */
+export function runPrograms(name: string, programs: readonly Program[]): void {
+  runMain(name, async ({ config, log, shutdown, faults }) => {
+    const { endpoint, credentials } = config.s3;
+    if (
+      programs.some((p) => p.needs.bucket) &&
+      config.env !== "production" &&
+      endpoint &&
+      credentials
+    ) {
+      const localS3 = await startLocalS3(endpoint, credentials, ".data/s3", log);
+      if (localS3) shutdown.add("close", "local S3", localS3.close);
+    }
+    const runtime = await openProgramRuntime(programs, {
+      config,
+      log,
+      faults,
+      shutdown,
+      env: process.env,
+    });
+    const alone = programs.length === 1;
+    const running = await startPrograms(runtime, programs, (program) =>
+      alone ? log : createLogger(program, config.logLevel),
+    );
+    if (!alone) {
+      const urls = Object.fromEntries(programs.map((p, i) => [p.name, running[i]?.url]));
+      log.info(urls, "sluice running");
+    }
   });
 }

@@ -1,59 +1,55 @@
 // The small HTTP server of the programs that have no API of their own: health and metrics.
+import { once } from "node:events";
 import { createServer, type Server } from "node:http";
-import type { Registry } from "prom-client";
+import type { AddressInfo } from "node:net";
 import type { Broker } from "./broker/broker.ts";
-import type { Dependency } from "./dependencies.ts";
+import { answerOps, type Ops, type Readiness } from "./ops-answers.ts";
 
-export type OpsServer = Readonly<{ server: Server; close(): Promise<void> }>;
+export type OpsServer = Readonly<{ server: Server; url: string; close(): Promise<void> }>;
 
 /** The controller's readiness: only whether its RabbitMQ connection is up. */
 export const brokerReadiness =
-  (broker: Pick<Broker, "isConnected">) => async (): Promise<Dependency[]> =>
-    broker.isConnected() ? [] : ["RabbitMQ"];
+  (broker: Pick<Broker, "isConnected">) => async (): Promise<Readiness> =>
+    broker.isConnected() ? { status: "ready" } : { status: "not ready", unavailable: ["RabbitMQ"] };
 
-/**
- * /healthz says the process is alive; /readyz lists, as the api's does, the services that
- * `unanswered` found silent or out of reach.
- */
+const NOT_FOUND = '{"error":{"code":"NotFound","message":"no such path"}}';
+const UNAVAILABLE = '{"error":{"code":"Internal","message":"metrics unavailable"}}';
+
+/** Listens on `port` of `host` (every interface unless given). */
 export async function startOpsServer(
   port: number,
-  registry: Registry,
-  unanswered: () => Promise<Dependency[]>,
+  host: string | undefined,
+  ops: Ops,
 ): Promise<OpsServer> {
   const server = createServer((req, res) => {
-    const reply = (status: number, body: string, type = "application/json") => {
-      res.writeHead(status, { "content-type": type, "x-content-type-options": "nosniff" });
+    const reply = (
+      status: number,
+      body: string,
+      type = "application/json",
+      headers: Record<string, string> = {},
+    ) => {
+      res.writeHead(status, {
+        ...headers,
+        "content-type": type,
+        "x-content-type-options": "nosniff",
+      });
       res.end(body);
     };
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
-    if (req.method !== "GET")
-      return reply(405, '{"error":{"code":"MethodNotAllowed","message":"GET only"}}');
-    if (path === "/healthz") return reply(200, '{"status":"ok"}');
-    if (path === "/readyz") {
-      unanswered().then(
-        (unavailable) =>
-          unavailable.length === 0
-            ? reply(200, '{"status":"ready"}')
-            : reply(503, JSON.stringify({ status: "not ready", unavailable })),
-        () => reply(503, '{"status":"not ready"}'),
-      );
-      return;
-    }
-    if (path === "/metrics") {
-      registry.metrics().then(
-        (text) => reply(200, text, registry.contentType),
-        () => reply(500, '{"error":{"code":"Internal","message":"metrics unavailable"}}'),
-      );
-      return;
-    }
-    reply(404, '{"error":{"code":"NotFound","message":"no such path"}}');
+    const url = new URL(req.url ?? "/", "http://localhost");
+    answerOps(req.method ?? "GET", url.pathname, url.searchParams.has("verbose"), ops).then(
+      (answer) =>
+        answer
+          ? reply(answer.status, answer.body, answer.type, answer.headers)
+          : reply(404, NOT_FOUND),
+      () => reply(500, UNAVAILABLE),
+    );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, resolve);
-  });
+  server.listen(port, host);
+  await once(server, "listening");
+  const { port: listening } = server.address() as AddressInfo;
   return {
     server,
+    url: `http://127.0.0.1:${listening}`,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

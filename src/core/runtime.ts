@@ -1,4 +1,5 @@
 // The connections a program holds, opened in one place and closed in reverse order.
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { Redis } from "ioredis";
 import { sql } from "kysely";
 import type pg from "pg";
@@ -7,8 +8,9 @@ import type { Config } from "./config.ts";
 import type { Db } from "./db/database.ts";
 import { type Check, type Dependency, unanswered } from "./dependencies.ts";
 import type { Logger } from "./logger.ts";
-import { openBroker, openDatabase, openRedis } from "./services.ts";
+import { openBroker, openDatabase, openRedis, openStorage } from "./services.ts";
 import { createStatusStore, type StatusStore } from "./status/status.store.ts";
+import { createS3 } from "./storage/s3.ts";
 
 export type Runtime = Readonly<{
   db: Db;
@@ -16,6 +18,7 @@ export type Runtime = Readonly<{
   pool: pg.Pool;
   redis: Redis;
   broker: Broker;
+  s3: S3Client;
   status: StatusStore;
   /**
    * The dependencies that do not answer right now, with those of `more` (a program's own,
@@ -31,7 +34,19 @@ const READINESS_MS = 2_000;
 /** How long a readiness check waits for each dependency. */
 export const readinessMs = (config: Config) => Math.min(config.timeouts.commandMs, READINESS_MS);
 
-export async function openRuntime(config: Config, log: Logger): Promise<Runtime> {
+export type RuntimeNeeds = Readonly<{
+  /**
+   * S3 answers and its bucket exists before the runtime opens (outside production, the bucket
+   * is made); else S3 is a client whose first request reaches it.
+   */
+  bucket?: boolean;
+}>;
+
+export async function openRuntime(
+  config: Config,
+  log: Logger,
+  needs: RuntimeNeeds = {},
+): Promise<Runtime> {
   const opened: Array<() => Promise<unknown>> = [];
   const closeAll = async () => {
     for (const close of opened.reverse()) await close().catch(() => undefined);
@@ -43,11 +58,14 @@ export async function openRuntime(config: Config, log: Logger): Promise<Runtime>
     opened.push(() => redis.quit());
     const broker = await openBroker(config, log);
     opened.push(() => broker.close());
+    const s3 = needs.bucket ? await openStorage(config) : createS3(config.s3, config.timeouts);
+    opened.push(async () => s3.destroy());
     return {
       db,
       pool,
       redis,
       broker,
+      s3,
       status: createStatusStore(redis, db, config.namespace),
       unanswered: (more = []) =>
         unanswered(

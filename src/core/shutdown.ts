@@ -6,19 +6,33 @@ import type { Logger } from "./logger.ts";
 export type Phase = "stop" | "drain" | "close";
 const PHASES: Phase[] = ["stop", "drain", "close"];
 
+type Step = () => Promise<unknown> | unknown;
+
 export type Shutdown = Readonly<{
-  /** Steps run phase by phase, and within a phase in the order they were added. */
-  add(phase: Phase, name: string, step: () => Promise<unknown> | unknown): void;
+  /**
+   * Steps run phase by phase: within "stop" and "drain" in the order they were added, within
+   * "close" in the reverse order, so that what was opened first is closed last.
+   */
+  add(phase: Phase, name: string, step: Step): void;
   run(reason: string): Promise<void>;
+  /**
+   * The shutdown of one part of the process, such as one of the programs running in it: its
+   * steps run with all the others when this shutdown runs, or on their own, earlier, when the
+   * part's does; each step runs once.
+   */
+  part(): Shutdown;
 }>;
 
-export function createShutdown(log: Logger, deadlineMs: number): Shutdown {
-  const steps: Array<{ phase: Phase; name: string; step: () => Promise<unknown> | unknown }> = [];
+export function createShutdown(log: Logger, deadlineMs: number, whole?: Shutdown): Shutdown {
+  const steps: Array<{ phase: Phase; name: string; step: Step }> = [];
   let running: Promise<void> | undefined;
 
   async function runSteps(reason: string): Promise<void> {
     log.info({ reason }, "shutting down");
-    const ordered = PHASES.flatMap((phase) => steps.filter((s) => s.phase === phase));
+    const ordered = PHASES.flatMap((phase) => {
+      const inPhase = steps.filter((s) => s.phase === phase);
+      return phase === "close" ? inPhase.reverse() : inPhase;
+    });
     for (const { name, step } of ordered) {
       try {
         await step();
@@ -28,9 +42,12 @@ export function createShutdown(log: Logger, deadlineMs: number): Shutdown {
     }
   }
 
-  return {
+  const shutdown: Shutdown = {
     add: (phase, name, step) => {
-      steps.push({ phase, name, step });
+      let ran: Promise<unknown> | undefined;
+      const once = whole ? () => (ran ??= Promise.resolve().then(step)) : step;
+      steps.push({ phase, name, step: once });
+      whole?.add(phase, name, once);
     },
     run(reason) {
       running ??= (async () => {
@@ -46,7 +63,9 @@ export function createShutdown(log: Logger, deadlineMs: number): Shutdown {
       })();
       return running;
     },
+    part: () => createShutdown(log, deadlineMs, shutdown),
   };
+  return shutdown;
 }
 
 /** SIGTERM or SIGINT shuts down; a second signal forces the exit. */

@@ -1,31 +1,19 @@
-// Assembles the worker from a runtime: the S3 bucket and the batch consumer.
+// The worker program: consumes batches from RabbitMQ and lands them in S3 and PostgreSQL.
 
-import type { Config } from "../core/config.ts";
-import type { Dependency } from "../core/dependencies.ts";
-import { type Faults, NO_FAULTS } from "../core/faults.ts";
-import type { Logger } from "../core/logger.ts";
-import type { WorkerMetrics } from "../core/metrics.ts";
-import { type Runtime, readinessMs } from "../core/runtime.ts";
-import { openStorage } from "../core/services.ts";
+import type { AddressInfo } from "node:net";
+import { createMetrics } from "../core/metrics.ts";
+import { readyWhenAnswered } from "../core/ops-answers.ts";
+import { startOpsServer } from "../core/ops-server.ts";
+import type { Program, ProgramRuntime, RunningProgram } from "../core/program.ts";
+import { readinessMs } from "../core/runtime.ts";
 import { bucketExists } from "../core/storage/s3.ts";
 import { UnsettledCommits } from "./batch.handler.ts";
-import { type Consumer, startConsumer } from "./consumer.ts";
+import { startConsumer } from "./consumer.ts";
 
-export type Worker = Consumer &
-  Readonly<{
-    /** What the worker's /readyz lists: each service a batch needs that does not answer. */
-    unanswered(): Promise<Dependency[]>;
-  }>;
-
-export async function startWorker(
-  config: Config,
-  runtime: Runtime,
-  metrics: WorkerMetrics,
-  log: Logger,
-  faults: Faults = NO_FAULTS,
-): Promise<Worker> {
-  const s3 = await openStorage(config);
+export async function start(runtime: ProgramRuntime): Promise<RunningProgram> {
+  const { config, log, shutdown, s3 } = runtime;
   const { bucket } = config.s3;
+  const metrics = createMetrics("worker");
   const s3Answers = async () => {
     // Given up with the check, so that a silent S3 does not collect unanswered requests.
     if (!(await bucketExists(s3, bucket, AbortSignal.timeout(readinessMs(config))))) {
@@ -41,17 +29,26 @@ export async function startWorker(
       db: runtime.db,
       pool: runtime.pool,
       s3,
-      bucket: config.s3.bucket,
+      bucket,
       status: runtime.status,
       statementTimeoutMs: config.worker.statementTimeoutMs,
       metrics,
-      faults,
+      faults: runtime.faults,
       log,
       unsettled: new UnsettledCommits(),
     },
   });
-  return {
-    ...consumer,
-    unanswered: () => runtime.unanswered([{ dependency: "S3", answers: s3Answers }]),
-  };
+  shutdown.add("drain", "consumer", consumer.stop);
+  // Readiness: each service a batch needs that does not answer.
+  const ops = await startOpsServer(config.ports.worker, runtime.host, {
+    registry: metrics.registry,
+    readiness: readyWhenAnswered(() =>
+      runtime.unanswered([{ dependency: "S3", answers: s3Answers }]),
+    ),
+  });
+  shutdown.add("close", "ops server", ops.close);
+  log.info({ port: (ops.server.address() as AddressInfo).port }, "worker running");
+  return { url: ops.url, stop: () => shutdown.run("stopped") };
 }
+
+export const workerProgram: Program = { name: "worker", needs: { bucket: true }, start };

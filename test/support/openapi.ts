@@ -5,7 +5,7 @@ import type Router from "@koa/router";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import type Koa from "koa";
-import { OPS_PATHS } from "../../src/api/app.ts";
+import { OPEN_PATHS } from "../../src/api/app.ts";
 import spec from "../../src/api/openapi.json" with { type: "json" };
 import { WEB_ROUTES } from "../../src/api/web.routes.ts";
 import { readSse } from "../../src/cli/sse.ts";
@@ -64,7 +64,7 @@ export function servedRoutes(app: Koa): string[] {
       for (const method of layer.methods) if (method !== "HEAD") routes.add(`${method} ${path}`);
     }
   }
-  for (const path of OPS_PATHS) routes.add(`GET ${path}`);
+  for (const path of OPEN_PATHS) routes.add(`GET ${path}`);
   return [...routes].sort();
 }
 

@@ -13,19 +13,22 @@ import { after } from "node:test";
 import { GetObjectCommand, ListObjectsCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { KubeConfig } from "@kubernetes/client-node";
 import pg from "pg";
-import { type Api, createApi, listenApi } from "../../src/api/api.ts";
-import { prepareUploadDir } from "../../src/api/upload-intake.ts";
-import { startController } from "../../src/controller/controller.ts";
+import { type Api, start as startApi } from "../../src/api/api.ts";
+import { controllerProgram, start as startController } from "../../src/controller/controller.ts";
 import { type Config, loadConfig } from "../../src/core/config.ts";
 import { type Faults, NO_FAULTS } from "../../src/core/faults.ts";
 import { createLogger } from "../../src/core/logger.ts";
-import { createMetrics } from "../../src/core/metrics.ts";
 import { NODE_OPTIONS } from "../../src/core/node-options.ts";
-import { brokerReadiness, startOpsServer } from "../../src/core/ops-server.ts";
-import { openRuntime, type Runtime } from "../../src/core/runtime.ts";
+import {
+  openProgramRuntime,
+  type ProgramRuntime,
+  type RunningProgram,
+} from "../../src/core/program.ts";
+import type { RuntimeNeeds } from "../../src/core/runtime.ts";
+import { createShutdown } from "../../src/core/shutdown.ts";
 import { startLocalS3 } from "../../src/core/storage/local-s3.ts";
-import { createS3 } from "../../src/core/storage/s3.ts";
-import { startWorker } from "../../src/worker/worker.ts";
+import { createS3, ensureBucket } from "../../src/core/storage/s3.ts";
+import { start as startWorker, workerProgram } from "../../src/worker/worker.ts";
 
 const ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres";
 export const ROOT = new URL("../../", import.meta.url).pathname;
@@ -140,54 +143,87 @@ export type InProcess = Readonly<{
   server: Server;
   /** The in-process worker's ops server (/metrics, /healthz), when there is a worker. */
   workerUrl: string | undefined;
-  runtime: Runtime;
+  runtime: ProgramRuntime;
   api: Api;
   stop(): Promise<void>;
 }>;
 
-const urlOf = (server: Server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+/** Longer than any test: a test's stop ends what it started before the test cleans up. */
+const TEST_SHUTDOWN_MS = 600_000;
 
-/** The api (and, unless told otherwise, a worker) in this test's process. */
+/** A runtime for programs in this test's process: their servers on 127.0.0.1 only. */
+async function openTestRuntime(
+  test: TestEnv,
+  name: string,
+  options: { needs?: RuntimeNeeds; faults?: Faults; config?: Config } = {},
+): Promise<ProgramRuntime> {
+  const { needs = {}, faults = NO_FAULTS, config = test.config } = options;
+  const log = createLogger(name, "silent");
+  return openProgramRuntime([{ needs }], {
+    config,
+    log,
+    faults,
+    shutdown: createShutdown(log, TEST_SHUTDOWN_MS),
+    env: {},
+    host: "127.0.0.1",
+  });
+}
+
+/**
+ * The api (and, unless told otherwise, a worker) in this test's process, started as the
+ * programs start. Its stop publishes nothing more: a test's uploads wait for no worker.
+ */
 export async function startInProcess(
   test: TestEnv,
   options: { worker?: boolean; webRoot?: string; faults?: Faults } = {},
 ): Promise<InProcess> {
-  const log = createLogger("test", "silent");
-  await prepareUploadDir(test.config.uploadDir);
-  const runtime = await openRuntime(test.config, log);
-  const workerMetrics = createMetrics("worker");
-  const consumer =
-    options.worker === false
-      ? undefined
-      : await startWorker(test.config, runtime, workerMetrics, log);
-  const workerOps = consumer
-    ? await startOpsServer(0, workerMetrics.registry, consumer.unanswered)
-    : undefined;
-  const api = createApi(
-    test.config,
-    runtime,
-    createMetrics("api"),
-    log,
-    options.faults ?? NO_FAULTS,
-    options.webRoot,
-  );
-  const server = await listenApi(api, 0, "127.0.0.1");
-  return {
-    url: urlOf(server),
-    server,
-    workerUrl: workerOps && urlOf(workerOps.server),
-    runtime,
-    api,
-    async stop() {
-      await api.progress.close();
-      await new Promise((resolve) => server.close(resolve));
-      await api.parser.close();
-      await api.publisher.stop();
-      await consumer?.stop();
-      await workerOps?.close();
-      await runtime.close();
-    },
-  };
+  const worker = options.worker !== false;
+  const runtime = await openTestRuntime(test, "test", {
+    needs: worker ? workerProgram.needs : {},
+    faults: options.faults,
+  });
+  try {
+    const api = await startApi(runtime, { webRoot: options.webRoot, publishingGraceMs: 0 });
+    const running = worker ? await startWorker(runtime) : undefined;
+    return {
+      url: api.url,
+      server: api.server,
+      workerUrl: running?.url,
+      runtime,
+      api: api.api,
+      stop: () => runtime.shutdown.run("test done"),
+    };
+  } catch (err) {
+    await runtime.shutdown.run("start failed");
+    throw err;
+  }
+}
+
+/**
+ * A worker in this test's process: on the runtime of `beside` (stopped with it, or before
+ * by its own stop), else on a runtime of its own, from `config` when given.
+ */
+export async function startWorkerInProcess(
+  test: TestEnv,
+  on: { beside?: InProcess; config?: Config } = {},
+): Promise<RunningProgram> {
+  if (on.beside) {
+    const { runtime } = on.beside;
+    // What a worker's runtime does at start; that of an api alone does not.
+    await ensureBucket(runtime.s3, runtime.config.s3.bucket);
+    return startWorker({ ...runtime, shutdown: runtime.shutdown.part() });
+  }
+  const runtime = await openTestRuntime(test, "test-worker", {
+    needs: workerProgram.needs,
+    config: on.config,
+  });
+  try {
+    const worker = await startWorker(runtime);
+    return { url: worker.url, stop: () => runtime.shutdown.run("test done") };
+  } catch (err) {
+    await runtime.shutdown.run("start failed");
+    throw err;
+  }
 }
 
 export type InProcessController = Readonly<{ url: string; stop(): Promise<void> }>;
@@ -200,19 +236,16 @@ export async function startControllerInProcess(
   test: TestEnv,
   kubeConfig: KubeConfig | undefined,
 ): Promise<InProcessController> {
-  const log = createLogger("test-controller", "silent");
-  const runtime = await openRuntime(test.config, log);
-  const metrics = createMetrics("controller");
-  const controller = startController(test.config, runtime, metrics, log, kubeConfig);
-  const ops = await startOpsServer(0, metrics.registry, brokerReadiness(runtime.broker));
-  return {
-    url: urlOf(ops.server),
-    async stop() {
-      await controller.stop();
-      await ops.close();
-      await runtime.close();
-    },
-  };
+  const runtime = await openTestRuntime(test, "test-controller", {
+    needs: controllerProgram.needs,
+  });
+  try {
+    const controller = await startController(runtime, { kubeConfig });
+    return { url: controller.url, stop: () => runtime.shutdown.run("test done") };
+  } catch (err) {
+    await runtime.shutdown.run("start failed");
+    throw err;
+  }
 }
 
 // Whatever ends a test process (a failure, --test-force-exit, Ctrl-C) ends the programs it
