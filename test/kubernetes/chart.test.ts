@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe as group, test } from "node:test";
+import { parse } from "yaml";
 import { KUBERNETES_PERMISSIONS } from "../../src/controller/kubernetes.ts";
 import {
   chartDir,
@@ -75,6 +76,19 @@ group("every value set", () => {
         assert.equal(hostPath, false, `${describe(object)} mounts a host path`);
       }
     });
+  }
+});
+
+test("Chart.yaml names its maintainers and what the chart runs on, and no address Sluice does not publish", () => {
+  const chart = parse(readFileSync(join(chartDir, "Chart.yaml"), "utf8"));
+  assert.deepEqual(chart.maintainers, [{ name: "The Sluice team" }]);
+  for (const keyword of ["csv", "upload", "postgresql", "rabbitmq", "redis", "s3", "keda"]) {
+    assert.ok(chart.keywords?.includes(keyword), `keyword ${keyword}`);
+  }
+  // Helm takes these as URLs only, and the project has no public address yet; the web page's
+  // icon (web/icon.svg) is served by each api, not from a stable URL.
+  for (const field of ["home", "sources", "icon"]) {
+    assert.equal(chart[field], undefined, `${field} would name an address that does not exist`);
   }
 });
 
