@@ -132,6 +132,7 @@ describe("every type, with good and bad values", () => {
     assert.equal(accepted.status, 202, accepted.text);
     assert.equal(accepted.body.rows, 15);
     assert.equal(accepted.body.rowErrors, 12, "the bad values are counted before the 202");
+    assert.deepEqual(accepted.body.target, { name: "typed", version: 1 });
     const done = await completed("acme", accepted.body.id);
     assert.equal(done.rowsLanded, 3);
 
@@ -404,7 +405,8 @@ test("a target changed while an upload into it runs: the upload lands by the def
     });
     assert.equal(changed.version, 2);
     await lock.query("commit");
-    await completed("acme", accepted.body.id);
+    const done = await completed("acme", accepted.body.id);
+    assert.deepEqual(done.target, { name: "moving", version: 1 }, "the upload says which it used");
   } finally {
     lock.release();
   }
@@ -421,5 +423,47 @@ test("a target changed while an upload into it runs: the upload lands by the def
   await completed("acme", next.body.id);
   assert.deepEqual(await rows("select id, amount from tenant_acme.moving_v2"), [
     { id: 5, amount: 5 },
+  ]);
+});
+
+test("a table dropped under an upload fails it with PostgreSQL's reason; made again, a re-drive lands every row once", async () => {
+  const definition = {
+    table: "fragile",
+    columns: [
+      { name: "id", type: "integer" },
+      { name: "name", type: "text" },
+    ],
+  };
+  await define("acme", "fragile", definition);
+  const lock = await env.sql.connect();
+  let id: string;
+  try {
+    // The landing waits on the table, which goes before it can land.
+    await lock.query("begin");
+    await lock.query("lock table tenant_acme.fragile in exclusive mode");
+    const accepted = await upload("acme", "fragile", "id,name\n1,a\n2,b\n3,c\n4,d\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    id = accepted.body.id;
+    await lock.query("drop table tenant_acme.fragile");
+    await lock.query("commit");
+  } finally {
+    lock.release();
+  }
+  const failed = await waitFor("the upload to fail", async () => {
+    const { body } = await call("acme", "GET", `/uploads/${id}`);
+    return body.status === "failed" ? body : undefined;
+  });
+  assert.match(failed.error.message, /fragile/, JSON.stringify(failed.error));
+
+  // PUT makes the missing table again; the re-drive lands what had not landed.
+  await define("acme", "fragile", definition);
+  const redriven = await call("acme", "POST", `/uploads/${id}/redrive`);
+  assert.equal(redriven.status, 200, redriven.text);
+  await completed("acme", id);
+  assert.deepEqual(await rows("select id, name from tenant_acme.fragile order by id"), [
+    { id: 1, name: "a" },
+    { id: 2, name: "b" },
+    { id: 3, name: "c" },
+    { id: 4, name: "d" },
   ]);
 });
