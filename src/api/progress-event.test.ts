@@ -30,6 +30,7 @@ function view(overrides: Partial<UploadView> = {}): UploadView {
     completedAt: null,
     lastProgressAt: "2026-11-28T10:00:10.000Z",
     purgedAt: null,
+    target: null,
     ...overrides,
   };
 }

@@ -26,6 +26,8 @@ export type UploadView = {
   lastProgressAt: string;
   /** When its rows, row errors and S3 objects were deleted; the record stays. */
   purgedAt: string | null;
+  /** The target its rows land in, and the version of the definition it keeps; null: JSON rows. */
+  target: { name: string; version: number } | null;
 };
 
 const iso = (value: Date | string | null): string | null =>
@@ -62,5 +64,6 @@ export function toUploadView(r: UploadRecord): UploadView {
     completedAt: iso(r.completed_at),
     lastProgressAt: iso(r.last_progress_at) as string,
     purgedAt: iso(r.purged_at),
+    target: r.target ? { name: r.target.name, version: r.target.version } : null,
   };
 }
