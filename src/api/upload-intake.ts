@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Db } from "../core/db/database.ts";
 import { findReceiving, findUpload, type UploadRecord } from "../core/db/uploads.repository.ts";
 import type { TargetSnapshot } from "../core/targets/target-definition.ts";
+import { isUploadId } from "../core/upload-id.ts";
 import { AppError } from "./app-error.ts";
 import { CsvFormatError, type CsvReaderOptions, type CsvSummary } from "./csv/csv-reader.ts";
 import type { IntakeParser } from "./intake-parser.ts";
@@ -37,7 +38,6 @@ export type IntakeOptions = {
 
 const STORED_SUFFIX = ".batches";
 const PARTIAL_SUFFIX = ".batches.part";
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const storedPath = (uploadDir: string, id: string) =>
   join(uploadDir, `${id}${STORED_SUFFIX}`);
@@ -58,10 +58,7 @@ export async function prepareUploadDir(uploadDir: string): Promise<void> {
 export async function removePartialFiles(db: Db, uploadDir: string): Promise<number> {
   const partial = (await readdir(uploadDir)).filter((name) => name.endsWith(PARTIAL_SUFFIX));
   const ids = partial.map((name) => name.slice(0, -PARTIAL_SUFFIX.length));
-  const receiving = await findReceiving(
-    db,
-    ids.filter((id) => UUID.test(id)),
-  );
+  const receiving = await findReceiving(db, ids.filter(isUploadId));
   let removed = 0;
   for (const [i, name] of partial.entries()) {
     if (receiving.has(ids[i] as string)) continue;
@@ -84,7 +81,7 @@ export async function removeStoredBatches(
   for (const name of await readdir(uploadDir)) {
     if (!name.endsWith(STORED_SUFFIX)) continue;
     const id = name.slice(0, -STORED_SUFFIX.length);
-    if (!removable(UUID.test(id) ? await findUpload(db, id) : undefined)) continue;
+    if (!removable(isUploadId(id) ? await findUpload(db, id) : undefined)) continue;
     await rm(join(uploadDir, name), { force: true });
     removed++;
   }

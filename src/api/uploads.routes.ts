@@ -9,6 +9,7 @@ import type { ApiMetrics } from "../core/metrics.ts";
 import { requestPurge } from "../core/purge.ts";
 import type { StatusStore } from "../core/status/status.store.ts";
 import { isTargetName, type TargetSnapshot } from "../core/targets/target-definition.ts";
+import { isUploadId } from "../core/upload-id.ts";
 import { toUploadView, type UploadView } from "../core/upload-view.ts";
 import { AppError } from "./app-error.ts";
 import type { Authenticate } from "./auth.ts";
@@ -48,7 +49,6 @@ const HEARTBEAT_MS = 15_000;
 /** Seconds a client refused a progress stream is asked to wait before reconnecting. */
 const STREAM_RETRY_AFTER_SECONDS = 30;
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const ENCODINGS = new Set(["utf-8", "utf8", "latin1", "iso-8859-1", "windows-1252", "cp1252"]);
 const DELIMITERS: Record<string, NonNullable<CsvReaderOptions["delimiter"]>> = {
   ",": ",",
@@ -154,7 +154,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
 
   /** The upload if the caller's tenant owns it; another tenant's upload is as unknown as a missing one. */
   async function owned(id: string, tenant: string): Promise<UploadView> {
-    const view = UUID.test(id) ? await deps.status.get(id) : undefined;
+    const view = isUploadId(id) ? await deps.status.get(id) : undefined;
     if (!view || view.tenant !== tenant) throw new AppError("NotFound", 404, `no upload ${id}`);
     return view;
   }
@@ -202,7 +202,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router {
       });
     }
     const after = queryValue(ctx.query.after);
-    if (after !== undefined && !UUID.test(after)) {
+    if (after !== undefined && !isUploadId(after)) {
       throw new AppError("InvalidParameter", 400, "after must be an upload id", {
         details: { parameter: "after" },
       });

@@ -4,6 +4,7 @@
 //
 // Body: {"uploadId","seq","columns":[...],"errors":[{"row":n,"line":n,"code","message"}],
 //        "rows":[{"row":n,"values":[...]}]}   (see batch-layout.ts)
+import { isUploadId } from "./upload-id.ts";
 
 export type BatchHeaders = Readonly<{
   uploadId: string;
@@ -18,8 +19,6 @@ export class MalformedBatchError extends Error {
   override name = "MalformedBatchError";
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
 export function encodeHeaders(headers: BatchHeaders): Record<string, string | number> {
   return {
     "x-upload-id": headers.uploadId,
@@ -33,7 +32,7 @@ export function encodeHeaders(headers: BatchHeaders): Record<string, string | nu
 export function decodeHeaders(raw: Record<string, unknown> | undefined): BatchHeaders {
   const uploadId = raw?.["x-upload-id"];
   const numbers = ["x-seq", "x-rows", "x-row-errors", "x-attempt"].map((name) => raw?.[name]);
-  if (typeof uploadId !== "string" || !UUID.test(uploadId)) {
+  if (typeof uploadId !== "string" || !isUploadId(uploadId)) {
     throw new MalformedBatchError("batch message has no valid x-upload-id header");
   }
   if (!numbers.every((n) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0)) {

@@ -8,12 +8,11 @@ import { runMain } from "./main-runner.ts";
 import { createMetrics } from "./metrics.ts";
 import { redriveUploads } from "./redrive.ts";
 import { openRuntime } from "./runtime.ts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+import { isUploadId } from "./upload-id.ts";
 
 runMain("redrive", async ({ config, log, shutdown }) => {
   const { values } = parseArgs({ options: { upload: { type: "string" } } });
-  if (values.upload !== undefined && !UUID.test(values.upload)) {
+  if (values.upload !== undefined && !isUploadId(values.upload)) {
     console.error("sluice redrive: --upload must be an upload id");
     process.exit(2);
   }
