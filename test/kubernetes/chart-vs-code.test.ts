@@ -22,9 +22,6 @@ import {
 
 // Variables the chart sets that src/core/config.ts does not read, and why.
 const OUTSIDE_CONFIGURATION: Record<string, string> = {
-  POD_NAMESPACE: "controller: the namespace of its Events and Lease (downward API)",
-  POD_NAME: "controller: its identity as Lease holder (downward API)",
-  WORKER_DEPLOYMENT: "controller: the Deployment its Events refer to",
   DEBUG_HOST: "read by the debug npm scripts, not by the programs",
 };
 
@@ -32,7 +29,7 @@ const OUTSIDE_CONFIGURATION: Record<string, string> = {
 const PROGRAMS = {
   api: { port: 3000, debugPort: 9229, ready: "/readyz", script: "start:debug:api" },
   worker: { port: 9464, debugPort: 9230, ready: "/readyz", script: "start:debug:rmq-process" },
-  // The controller serves no /readyz.
+  // The controller takes no traffic: its pod is ready once alive, whatever its /readyz says.
   controller: { port: 9465, debugPort: 9231, ready: "/healthz", script: "start:debug:controller" },
 } as const;
 

@@ -3,7 +3,7 @@ The Deployment of one program. Call with a dict:
   root       the chart's top-level context
   component  api | worker | controller
   debugPort  the inspector port (9229, 9230, 9231)
-  readyPath  the readiness path (/readyz, or /healthz for the controller, which has no /readyz)
+  readyPath  the readiness path (/readyz, or /healthz for the controller, which takes no traffic)
   replicas   the replica count, or nil to leave it to an autoscaler or `kubectl scale`
   preStop    seconds to pause before SIGTERM reaches the program
   env        extra environment entries (list)
