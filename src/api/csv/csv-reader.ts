@@ -6,6 +6,8 @@
 // outside quotes on the header line. Working on strings also lets the hot loop slice values
 // out of decoded text rather than decode each field on its own, which makes it several times
 // faster than csv-parse on the same bytes (bench/csv-reader.bench.ts).
+// Where it reads records differently from csv-parse is listed, and checked, with generated
+// files in csv-reader.differential.test.ts.
 import { binaryFormat, detectBom, SNIFF_BYTES } from "./byte-sniffing.ts";
 import { CsvFormatError } from "./csv-format-error.ts";
 import { type Delimiter, HeaderLineScanner } from "./header-line.ts";
