@@ -11,6 +11,7 @@ import type { UploadStatus } from "../core/db/database.ts";
 import { landingLockName } from "../core/db/uploads.repository.ts";
 import { allowLongerAnswers } from "../core/db/watched-client.ts";
 import type { Faults } from "../core/faults.ts";
+import type { Progress as ViewProgress } from "../core/status/status.store.ts";
 import type { TargetSnapshot } from "../core/targets/target-definition.ts";
 import { landInTarget } from "./target-rows.repository.ts";
 
@@ -21,13 +22,8 @@ export type LandOutcome =
   | { kind: "skipped"; status: UploadStatus; purged: boolean }
   | { kind: "unknown-upload" };
 
-export type Progress = {
-  status: UploadStatus;
-  batchesLanded: number;
-  batchesTotal: number;
-  rowsLanded: number;
-  justCompleted: boolean;
-};
+/** What the live view takes (status.store.ts), and what the worker decides on besides. */
+export type Progress = ViewProgress & { batchesTotal: number; justCompleted: boolean };
 
 /**
  * The commit was sent but its answer never came (the connection fell during it): the batch
