@@ -570,6 +570,15 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     const restarted = Date.now();
     await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-api`]);
     await rolledOut("api");
+    // Landing held, the old pod cannot finish publishing within its grace period: it ends.
+    await waitFor(
+      `${publisher.metadata.name} to be gone`,
+      async () =>
+        (await kubectlResult([...ns(), "get", "pod", publisher.metadata.name])).stderr.includes(
+          "NotFound",
+        ),
+      300_000,
+    );
     await release();
     // The stored batches went with the old pod: the controller ends the upload once its
     // publishing lease has lapsed for as long as an abandoned intake (five minutes).
