@@ -99,7 +99,6 @@ const TOKENS: Readonly<Record<Token, string>> = {
   FF: "([0-9]{1,6})",
   TZ: "(Z|[+-][0-9]{2}(?::?[0-9]{2})?)",
 };
-// MI before MM is not needed (no token starts "MI" but MI), only longest first among equals.
 const TOKEN_ORDER: Token[] = ["YYYY", "MM", "MI", "DD", "HH", "SS", "FF", "TZ"];
 const SEPARATORS = new Set(["-", "/", ".", ":", " ", "T", ","]);
 
