@@ -66,12 +66,12 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     await admin.end();
     await ensureBucket(env.s3, env.config.s3.bucket);
     const s3Port = Number(new URL(env.env.AWS_ENDPOINT as string).port);
-    // The names and ports in-cluster-values.yaml points at; S3 stands in for LocalStack.
+    // The names and ports in-cluster-values.yaml points at.
     for (const [name, port, target] of [
       ["postgresql", 5432, 5432],
       ["redis", 6379, 6379],
       ["rabbitmq", 5672, 5672],
-      ["localstack", 4566, s3Port],
+      ["s3", 80, s3Port],
     ] as const) {
       const forward = await forwardFromNode({ host: "127.0.0.1", port: target });
       forwards.push(forward);

@@ -5,14 +5,25 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
 import { chartDir, parseYamlStream, type Rendered, root } from "./chart.ts";
+import { pinnedImage } from "./pinned.ts";
 import { validateObject } from "./strict-schema.ts";
 
 const dir = join(root, "k8s");
-const files = readdirSync(dir).filter((file) => file.endsWith(".yaml"));
+// kustomization.yaml lists the others for `kubectl apply -k`; it is no Kubernetes object.
+const files = readdirSync(dir).filter(
+  (file) => file.endsWith(".yaml") && file !== "kustomization.yaml",
+);
 const objects = files.flatMap(
   (file) => parseYamlStream(readFileSync(join(dir, file), "utf8")) as Rendered[],
 );
 const byKind = (kind: string) => objects.filter((o) => o.kind === kind);
+type Container = {
+  lifecycle?: { postStart?: unknown };
+  readinessProbe?: { httpGet?: { path: string } };
+};
+const container = (workload: Rendered) =>
+  (workload.spec as { template: { spec: { containers: Container[] } } }).template.spec
+    .containers[0] as Container;
 function named(kinds: RegExp, name: string): Rendered {
   const found = objects.find((o) => kinds.test(o.kind) && o.metadata.name === name);
   if (!found) throw new Error(`k8s/ has no ${kinds.source} named ${name}`);
@@ -22,6 +33,38 @@ function named(kinds: RegExp, name: string): Rendered {
 test("every object in k8s/ matches its Kubernetes schema, with no unknown field", () => {
   assert.ok(files.length >= 5);
   assert.deepEqual(objects.flatMap(validateObject), []);
+});
+
+test("every image in k8s/ is pinned to a release", () => {
+  const images = [...byKind("Deployment"), ...byKind("StatefulSet")].flatMap((workload) => {
+    const pod = (
+      workload.spec as {
+        template: {
+          spec: { containers: { image: string }[]; initContainers?: { image: string }[] };
+        };
+      }
+    ).template.spec;
+    return [...pod.containers, ...(pod.initContainers ?? [])].map((c) => c.image);
+  });
+  assert.ok(images.length >= 4);
+  assert.deepEqual(
+    images.filter((image) => !pinnedImage(image)),
+    [],
+  );
+});
+
+test("kustomization.yaml applies every manifest and names every image, for overrides", () => {
+  const kustomization = parse(readFileSync(join(dir, "kustomization.yaml"), "utf8"));
+  assert.deepEqual([...kustomization.resources].sort(), [...files].sort());
+  const images = [...byKind("Deployment"), ...byKind("StatefulSet")].flatMap((workload) =>
+    (
+      workload.spec as { template: { spec: { containers: { image: string }[] } } }
+    ).template.spec.containers.map((c) => c.image),
+  );
+  const listed = (kustomization.images as { name: string; newTag: string }[]).map(
+    (i) => `${i.name}:${i.newTag}`,
+  );
+  assert.deepEqual([...listed].sort(), [...new Set(images)].sort());
 });
 
 test("each Service selects the pods of a workload and targets a port they name", () => {
@@ -65,7 +108,8 @@ test("the Tilt values reach these services with these credentials", () => {
   const reaches = (url: string) => {
     const parsed = new URL(url);
     const ports = services.get(parsed.hostname);
-    assert.ok(ports?.includes(Number(parsed.port)), `${url} reaches no Service in k8s/`);
+    const port = Number(parsed.port || (parsed.protocol === "http:" ? 80 : Number.NaN));
+    assert.ok(ports?.includes(port), `${url} reaches no Service in k8s/`);
     return parsed;
   };
   const database = reaches(values.secret.env.DATABASE_URL);
@@ -78,16 +122,18 @@ test("the Tilt values reach these services with these credentials", () => {
   reaches(values.secret.env.REDIS_URL);
   reaches(values.config.AWS_ENDPOINT);
 
-  const bucketScript = byKind("ConfigMap").find((c) => c.metadata.name === "localstack-init");
-  const chartValues = parse(readFileSync(join(chartDir, "values.yaml"), "utf8"));
+  // The S3 server creates the chart's bucket when it starts, and is ready once it answers.
+  const bucket = parse(readFileSync(join(chartDir, "values.yaml"), "utf8")).config.S3_BUCKET;
+  const s3 = container(named(/^Deployment$/, "s3"));
   assert.match(
-    JSON.stringify(bucketScript?.data),
-    new RegExp(`s3 mb s3://${chartValues.config.S3_BUCKET}\\b`),
+    JSON.stringify(s3.lifecycle?.postStart),
+    new RegExp(`http://127\\.0\\.0\\.1:5000/${bucket}\\b`),
   );
+  assert.equal(s3.readinessProbe?.httpGet?.path, `/${bucket}`);
 });
 
-test("PostgreSQL, Redis and RabbitMQ run unprivileged", () => {
-  for (const name of ["postgresql", "redis", "rabbitmq"]) {
+test("every service runs unprivileged", () => {
+  for (const name of ["postgresql", "redis", "rabbitmq", "s3"]) {
     const workload = named(/^(Deployment|StatefulSet)$/, name);
     type Pod = {
       securityContext: Record<string, unknown>;

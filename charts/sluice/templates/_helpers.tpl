@@ -96,6 +96,20 @@ envFrom:
       name: {{ include "sluice.fullname" .root }}-config
 env:
 {{- range $key := list "DATABASE_URL" "REDIS_URL" "RABBITMQ_URL" "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "API_KEYS" }}
+{{- $url := get $.root.Values.secret.urlFrom $key }}
+{{- if $url }}
+{{- /* The URL's parts first: the kubelet replaces $(NAME) only with variables defined before. */}}
+{{- $parts := list (list "USERNAME" ($url.usernameKey | default "username")) (list "PASSWORD" ($url.passwordKey | default "password")) (list "HOST" ($url.hostKey | default "host")) (list "PORT" ($url.portKey | default "port")) }}
+{{- range $parts }}
+  - name: {{ printf "%s_%s" $key (index . 0) }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ $url.name }}
+        key: {{ index . 1 }}
+{{- end }}
+  - name: {{ $key }}
+    value: {{ printf "%s://$(%s_USERNAME):$(%s_PASSWORD)@$(%s_HOST):$(%s_PORT)%s" $url.scheme $key $key $key $key ($url.path | default "") | quote }}
+{{- else }}
 {{- $ref := get $.root.Values.secret.keyRefs $key | default dict }}
   - name: {{ $key }}
     valueFrom:
@@ -104,6 +118,7 @@ env:
         key: {{ $ref.key | default $key }}
         {{- /* Optional: IRSA needs no AWS keys, and AUTH_DISABLED needs no API_KEYS. */}}
         optional: true
+{{- end }}
 {{- end }}
 {{- if .root.Values.debug.enabled }}
   - name: DEBUG_HOST
