@@ -12,6 +12,7 @@ import {
   KUBE_ROUTER_BIN,
   KUBERNETES_BIN,
   PAUSE_BIN,
+  TILT_BIN,
 } from "./paths.ts";
 import { KUBERNETES_PROGRAMS, VERSIONS } from "./versions.ts";
 
@@ -215,10 +216,66 @@ export function ensurePause(): string {
   return PAUSE_BIN;
 }
 
+/**
+ * Tilt's command line, built from its module as its release is, with the version stamped in
+ * (a build without one takes itself for a checkout of Tilt and serves its web UI from the
+ * sources). The module does not ship the web UI's compiled files, which a release embeds
+ * from pkg/assets/build: a copy of the module embeds one page in their place that says so,
+ * so that Tilt starts and serves its API, its terminal view and its port forwards.
+ */
+export function ensureTilt(): string {
+  if (existsSync(TILT_BIN)) return TILT_BIN;
+  console.log(`building Tilt ${VERSIONS.tilt} into ${TILT_BIN} (once)`);
+  const src = join(dirname(dirname(TILT_BIN)), "src");
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(dirname(src), { recursive: true });
+  // The module cache's files are read-only; the copy's are the builder's.
+  const copy = spawnSync(
+    "cp",
+    ["-r", "--no-preserve=mode", moduleDir("github.com/tilt-dev/tilt", VERSIONS.tilt), src],
+    { stdio: "inherit" },
+  );
+  if (copy.status !== 0) throw new Error(`copying Tilt's module failed (exit ${copy.status})`);
+  writeFileSync(
+    join(src, "pkg/assets/build/index.html"),
+    `<!doctype html>
+<html lang="en">
+<title>Tilt ${VERSIONS.tilt}</title>
+<body style="font-family: sans-serif; margin: 2em">
+<h1>Tilt ${VERSIONS.tilt}, built from its Go module</h1>
+<p>This build of Tilt has no web UI: its compiled files are not part of the Go module.
+Everything else works: the terminal view of <code>tilt up</code>, <code>tilt ci</code>,
+the port forwards, and <code>tilt get uiresources</code>, <code>tilt logs</code> and
+<code>tilt trigger</code> against this API server.</p>
+</body>
+</html>
+`,
+  );
+  mkdirSync(dirname(TILT_BIN), { recursive: true });
+  // The module's zip keeps vendor/modules.txt without the vendored code: modules instead.
+  go(
+    [
+      "build",
+      "-mod=mod",
+      "-trimpath",
+      `-ldflags=-s -w -X main.version=${VERSIONS.tilt} -X main.date=1970-01-01`,
+      "-o",
+      `${TILT_BIN}.partial`,
+      "./cmd/tilt",
+    ],
+    src,
+    // Its Tiltfile language server parses with tree-sitter, which is C.
+    { CGO_ENABLED: "1" },
+  );
+  renameSync(`${TILT_BIN}.partial`, TILT_BIN);
+  return TILT_BIN;
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   ensureKubernetes();
   ensureCoreDns();
   ensurePause();
   ensureKeda();
   ensureKubeRouter();
+  ensureTilt();
 }

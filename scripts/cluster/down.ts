@@ -8,6 +8,7 @@ import { stopKubeRouter } from "./network-policy.ts";
 import { stopNode } from "./node.ts";
 import { NETWORK, STATE_DIR } from "./paths.ts";
 import { stopProcess } from "./processes.ts";
+import { stopRegistry } from "./registry.ts";
 
 /** In the reverse order of starting: nothing is left talking to a program already gone. */
 const PROGRAMS = ["kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"];
@@ -15,6 +16,7 @@ const PROGRAMS = ["kube-scheduler", "kube-controller-manager", "kube-apiserver",
 export async function clusterDown(): Promise<void> {
   if (await stopKubeRouter()) console.log("stopped kube-router");
   await stopNode();
+  if (await stopRegistry()) console.log("stopped registry");
   for (const name of PROGRAMS) {
     if (await stopProcess(name)) console.log(`stopped ${name}`);
   }
@@ -23,7 +25,7 @@ export async function clusterDown(): Promise<void> {
   // Only what cluster:up and the checks (volumes/) write, should STATE_DIR point somewhere
   // shared.
   const made =
-    /^(etcd|containerd|cni|kubelet|run|pki|volumes|Corefile|pause\.tar|.+\.(kubeconfig|json|toml))$/;
+    /^(etcd|containerd|cni|kubelet|run|pki|volumes|registry|Corefile|pause\.tar|.+\.(kubeconfig|json|toml))$/;
   if (existsSync(STATE_DIR)) {
     for (const entry of readdirSync(STATE_DIR)) {
       if (made.test(entry)) rmSync(join(STATE_DIR, entry), { recursive: true, force: true });

@@ -22,6 +22,7 @@ import {
 } from "./paths.ts";
 import { NODE_NAME } from "./pki.ts";
 import { startProcess, stopProcess, waitFor } from "./processes.ts";
+import { REGISTRY_HOSTS_DIR } from "./registry.ts";
 import { VERSIONS } from "./versions.ts";
 
 export const SANDBOX_IMAGE = `sluice.local/pause:${VERSIONS.pause}`;
@@ -81,6 +82,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "${CNI_CONF_DIR}"
+  # The local registry (registry.ts), reached over HTTP.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "${REGISTRY_HOSTS_DIR}"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "${join(root, "opt")}"

@@ -15,6 +15,7 @@ export const KUBE_ROUTER_BIN = join(
   "bin",
   "kube-router",
 );
+export const TILT_BIN = join(CACHE_DIR, `tilt-${VERSIONS.tilt}`, "bin", "tilt");
 // Built from scripts/cluster/pause; the version names the source's revision.
 export const PAUSE_BIN = join(CACHE_DIR, `pause-${VERSIONS.pause}`, "pause");
 export const GO_ENV = {
@@ -29,6 +30,7 @@ export const CONTAINERD_STATE = "/run/sluice-cluster/containerd";
 export const CONTAINERD_SOCKET = join(CONTAINERD_STATE, "containerd.sock");
 export const KUBELET_DIR = join(STATE_DIR, "kubelet");
 export const CNI_CONF_DIR = join(STATE_DIR, "cni", "net.d");
+export const REGISTRY_DIR = join(STATE_DIR, "registry");
 export const ADMIN_KUBECONFIG = join(STATE_DIR, "admin.kubeconfig");
 
 /**
@@ -58,4 +60,6 @@ export const PORTS = {
   corednsHealth: 20280,
   corednsReady: 20281,
   kubeRouterHealth: 20244,
+  /** The image registry, on 127.0.0.1: localhost:<port> for Docker, Tilt and containerd. */
+  registry: 20500,
 } as const;

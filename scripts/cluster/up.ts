@@ -8,6 +8,7 @@ import {
   ensureKubeRouter,
   ensureKubernetes,
   ensurePause,
+  ensureTilt,
 } from "./build.ts";
 import {
   ensureBridge,
@@ -31,6 +32,7 @@ import {
 import { ADMIN_KUBECONFIG } from "./paths.ts";
 import { ensurePki } from "./pki.ts";
 import { runningPid } from "./processes.ts";
+import { publishRegistry, REGISTRY_HOST, startRegistry, writeRegistryHosts } from "./registry.ts";
 import { DEBIAN_PACKAGES } from "./versions.ts";
 
 const started = Date.now();
@@ -50,6 +52,7 @@ const missing = [
   "ipset",
   "conntrack",
   "openssl",
+  "docker-registry",
   "go",
 ].filter(
   (command) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status !== 0,
@@ -67,6 +70,7 @@ try {
   ensurePause();
   ensureKeda();
   ensureKubeRouter();
+  ensureTilt();
   console.log(`binaries ready (${elapsed()})`);
   ensurePki();
   ensureBridge();
@@ -78,13 +82,16 @@ try {
   await startScheduler();
   console.log(`control plane ready (${elapsed()})`);
   writeCniConfig();
+  await startRegistry();
+  writeRegistryHosts();
   await startContainerd();
   importSandboxImage();
   await startKubelet();
   await startKubeProxy();
   await startKubeRouter();
   await startCoreDns();
-  console.log(`node ready (${elapsed()})`);
+  publishRegistry();
+  console.log(`node ready, images from ${REGISTRY_HOST} (${elapsed()})`);
   await startKeda();
   console.log(`KEDA ready (${elapsed()})`);
 } catch (err) {

@@ -1,5 +1,5 @@
-// Every version the local cluster uses, in one place. Kubernetes, CoreDNS, KEDA and
-// kube-router are built from their Go modules; the rest comes from Debian's packages.
+// Every version the local cluster uses, in one place. Kubernetes, CoreDNS, KEDA,
+// kube-router and Tilt are built from their Go modules; the rest comes from Debian's packages.
 export const VERSIONS = {
   kubernetes: "1.35.4",
   // The staging modules (k8s.io/api, client-go, ...) released with that Kubernetes.
@@ -11,6 +11,9 @@ export const VERSIONS = {
   kubeRouter: "2.1.0",
   // The sandbox image made from scripts/cluster/pause.
   pause: "1",
+  // Tilt's command line (github.com/tilt-dev/tilt), for the Tiltfile's check. Its helm()
+  // does not know Helm 4 before 0.36, so the Tiltfile runs `helm template` itself.
+  tilt: "0.34.0",
 } as const;
 
 /** Debian packages the cluster runs, as bookworm ships them. */
@@ -24,6 +27,8 @@ export const DEBIAN_PACKAGES = [
   "openssl",
   // kube-router keeps the pods selected by NetworkPolicies in ip sets.
   "ipset",
+  // The registry on localhost that Tilt pushes its images to and the node pulls from.
+  "docker-registry",
 ] as const;
 
 /** The Kubernetes programs built from k8s.io/kubernetes/cmd/<name>. */
