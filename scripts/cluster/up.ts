@@ -8,7 +8,6 @@ import {
   ensureKubeRouter,
   ensureKubernetes,
   ensurePause,
-  ensureTilt,
 } from "./build.ts";
 import {
   ensureBridge,
@@ -70,7 +69,6 @@ try {
   ensurePause();
   ensureKeda();
   ensureKubeRouter();
-  ensureTilt();
   console.log(`binaries ready (${elapsed()})`);
   ensurePki();
   ensureBridge();
