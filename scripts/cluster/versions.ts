@@ -14,6 +14,9 @@ export const VERSIONS = {
   // Tilt's command line (github.com/tilt-dev/tilt), for the Tiltfile's check. Its helm()
   // does not know Helm 4 before 0.36, so the Tiltfile runs `helm template` itself.
   tilt: "0.34.0",
+  // The recipe of the services' images made from Debian's packages
+  // (scripts/cluster/services-images.ts); a change to it takes a new number.
+  servicesImages: "1",
 } as const;
 
 /** Debian packages the cluster runs, as bookworm ships them. */
