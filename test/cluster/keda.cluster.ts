@@ -1,13 +1,10 @@
 // KEDA scaling the worker on the batches queue: from none while the queue is empty, up
-// while an upload's batches wait, and back to none once they are written; and, read over the
-// management API, counting the batches the workers hold unacknowledged.
+// while an upload's batches wait, and back to none once they are written.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KEDA_NAMESPACE } from "../../scripts/cluster/keda.ts";
-import { queueNames } from "../../src/core/broker/queue-names.ts";
-import { queueStates } from "../support/broker-queues.ts";
 import { waitFor } from "../support/stack.ts";
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, RELEASE } from "./cluster.ts";
+import { createNamespace, deleteNamespace, kubectlJson, RELEASE } from "./cluster.ts";
 import {
   apiUrl,
   holdLanding,
@@ -47,25 +44,6 @@ const scaledObjectReady = (namespace: string) =>
     },
     120_000,
   );
-
-/** The queue's length as KEDA gives it to the HorizontalPodAutoscaler (external metrics API). */
-async function kedaReading(namespace: string, hpaName: string): Promise<number> {
-  const hpa = await kubectlJson(["--namespace", namespace, "get", "hpa", hpaName]);
-  const { name, selector } = hpa.spec.metrics[0].external.metric;
-  const labels = Object.entries(selector?.matchLabels ?? {})
-    .map(([key, value]) => `${key}=${value}`)
-    .join(",");
-  const reading = JSON.parse(
-    await kubectl([
-      "get",
-      "--raw",
-      `/apis/external.metrics.k8s.io/v1beta1/namespaces/${namespace}/${name}?labelSelector=${encodeURIComponent(labels)}`,
-    ]),
-  );
-  // A quantity: "20", or "20500m" for 20.5.
-  const value = String(reading.items[0].value);
-  return value.endsWith("m") ? Number(value.slice(0, -1)) / 1000 : Number(value);
-}
 
 describe("KEDA", { skip }, () => {
   let namespace: string;
@@ -142,86 +120,6 @@ describe("KEDA", { skip }, () => {
     const hpa = scaledObject.status.hpaName as string;
     t.diagnostic(
       `worker replicas ${figure} over ${ROWS / 1000} batches (KEDA in ${KEDA_NAMESPACE}, ${hpa})`,
-    );
-  });
-});
-
-// A worker holds up to WORKER_PREFETCH batches unacknowledged; read over AMQP the queue
-// leaves them out and may read 0, and start a scale-in, while they are still being written.
-const HELD_ROWS = 20_000;
-
-describe("KEDA over RabbitMQ's management API", { skip }, () => {
-  let namespace: string;
-  let outside: Outside;
-  before(async () => {
-    namespace = await createNamespace("sluice-keda-http");
-    outside = await servicesOutside(namespace);
-  });
-  after(async () => {
-    await deleteNamespace(namespace);
-    await outside?.close();
-  });
-
-  test("batches a worker holds unacknowledged still count in KEDA's reading", async (t) => {
-    await installSluice(namespace, outside, {
-      credentials: { RABBITMQ_USERNAME: "guest", RABBITMQ_PASSWORD: "guest" },
-      set: [
-        "worker.scaling=keda",
-        "worker.keda.minReplicas=0",
-        "worker.keda.maxReplicas=1",
-        "worker.keda.pollingInterval=1",
-        "worker.keda.cooldownPeriod=5",
-        "worker.keda.protocol=http",
-        `worker.keda.host=http://rabbitmq-management.${namespace}.svc.cluster.local:15672`,
-        "worker.keda.usernameKey=RABBITMQ_USERNAME",
-        "worker.keda.passwordKey=RABBITMQ_PASSWORD",
-        // One worker takes every batch of the upload into its hands.
-        "config.WORKER_PREFETCH=64",
-      ],
-    });
-    await rolledOut(namespace, "api");
-    const scaledObject = await scaledObjectReady(namespace);
-    const hpa = scaledObject.status.hpaName as string;
-    await waitFor(
-      "the worker to scale to 0",
-      async () => (await workerReplicas(namespace)) === 0,
-      120_000,
-    );
-    const work = queueNames(outside.env.config.namespace).batches;
-    let held = 0;
-    let reading = 0;
-    await uploadLands(await apiUrl(namespace), outside, HELD_ROWS, 300_000, async (id) => {
-      const release = await holdLanding(outside.env.env.DATABASE_URL as string, id);
-      try {
-        // The worker KEDA started holds every batch: none ready, all unacknowledged.
-        held = await waitFor(
-          "the worker to hold every batch",
-          async () => {
-            const queue = queueStates(outside.env.config.namespace).find((q) => q.name === work);
-            return queue?.ready === 0 && queue.unacked === HELD_ROWS / 1000 && queue.unacked;
-          },
-          180_000,
-        );
-        reading = await waitFor(
-          "KEDA to read the held batches",
-          async () => {
-            const value = await kedaReading(namespace, hpa);
-            return value === held && value;
-          },
-          120_000,
-        );
-        assert.equal(await workerReplicas(namespace), 1, "no scale-in while batches are held");
-      } finally {
-        await release();
-      }
-    });
-    await waitFor(
-      "the worker to scale back to 0",
-      async () => (await workerReplicas(namespace)) === 0,
-      300_000,
-    );
-    t.diagnostic(
-      `KEDA read ${reading} while the worker held ${held} batches unacknowledged and none was ready`,
     );
   });
 });

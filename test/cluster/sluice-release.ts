@@ -34,7 +34,7 @@ export async function missingImage(): Promise<string | undefined> {
   return missing;
 }
 
-export type ServiceName = "postgresql" | "redis" | "rabbitmq" | "rabbitmq-management" | "s3";
+export type ServiceName = "postgresql" | "redis" | "rabbitmq" | "s3";
 
 export type Outside = Readonly<{
   env: TestEnv;
@@ -61,7 +61,6 @@ export async function servicesOutside(namespace: string): Promise<Outside> {
     ["postgresql", 5432, 5432],
     ["redis", 6379, 6379],
     ["rabbitmq", 5672, 5672],
-    ["rabbitmq-management", 15672, 15672],
     ["s3", 80, s3Port],
   ] as const) {
     const forward = await forwardFromNode({ host: "127.0.0.1", port: target });
