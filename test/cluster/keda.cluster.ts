@@ -23,28 +23,6 @@ const MAX_WORKERS = 3;
 
 const skip = await missingImage();
 
-const workerReplicas = async (namespace: string): Promise<number> =>
-  (await kubectlJson(["--namespace", namespace, "get", "deployment", `${RELEASE}-worker`])).spec
-    .replicas;
-
-/** The release's ScaledObject once KEDA has made it Ready. */
-const scaledObjectReady = (namespace: string) =>
-  waitFor(
-    "the ScaledObject to be Ready",
-    async () => {
-      const found = await kubectlJson([
-        "--namespace",
-        namespace,
-        "get",
-        "scaledobject",
-        `${RELEASE}-worker`,
-      ]);
-      const conditions: Array<{ type: string; status: string }> = found.status?.conditions ?? [];
-      return conditions.some((c) => c.type === "Ready" && c.status === "True") && found;
-    },
-    120_000,
-  );
-
 describe("KEDA", { skip }, () => {
   let namespace: string;
   let outside: Outside;
@@ -56,6 +34,10 @@ describe("KEDA", { skip }, () => {
     await deleteNamespace(namespace);
     await outside?.close();
   });
+
+  const workerReplicas = async (): Promise<number> =>
+    (await kubectlJson(["--namespace", namespace, "get", "deployment", `${RELEASE}-worker`])).spec
+      .replicas;
 
   test(`the ScaledObject takes the worker from 0 to ${MAX_WORKERS} while batches queue, and back to 0`, async (t) => {
     // KEDA reads the queue from its own namespace: the broker by its fully qualified name.
@@ -74,20 +56,30 @@ describe("KEDA", { skip }, () => {
       ],
     });
     await rolledOut(namespace, "api");
-    const scaledObject = await scaledObjectReady(namespace);
-    // An empty queue: KEDA takes the Deployment's first replica away.
-    await waitFor(
-      "the worker to scale to 0",
-      async () => (await workerReplicas(namespace)) === 0,
+    const scaledObject = await waitFor(
+      "the ScaledObject to be Ready",
+      async () => {
+        const found = await kubectlJson([
+          "--namespace",
+          namespace,
+          "get",
+          "scaledobject",
+          `${RELEASE}-worker`,
+        ]);
+        const conditions: Array<{ type: string; status: string }> = found.status?.conditions ?? [];
+        return conditions.some((c) => c.type === "Ready" && c.status === "True") && found;
+      },
       120_000,
     );
+    // An empty queue: KEDA takes the Deployment's first replica away.
+    await waitFor("the worker to scale to 0", async () => (await workerReplicas()) === 0, 120_000);
 
     // Every change of the count KEDA and its HorizontalPodAutoscaler make, in order.
     const counts = [0];
     let watching = true;
     const watcher = (async () => {
       while (watching) {
-        const replicas = await workerReplicas(namespace);
+        const replicas = await workerReplicas();
         if (replicas !== counts.at(-1)) counts.push(replicas);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
