@@ -1,120 +1,6 @@
 // Reads the environment once into one frozen, typed object; every problem is reported together.
-import { z } from "zod";
-
-const positiveInt = z.coerce
-  .number({ error: "must be a positive integer" })
-  .int({ error: "must be a positive integer" })
-  .positive({ error: "must be a positive integer" });
-const port = z.coerce
-  .number({ error: "must be a port number" })
-  .int({ error: "must be a port number" })
-  .min(0, { error: "must be a port number" })
-  .max(65535, { error: "must be a port number" });
-const url = (protocols: string[]) =>
-  z.string().refine(
-    (value) => {
-      try {
-        return protocols.includes(new URL(value).protocol);
-      } catch {
-        return false;
-      }
-    },
-    { error: `must be a URL starting with ${protocols.map((p) => `${p}//`).join(" or ")}` },
-  );
-const flag = z
-  .enum(["true", "false"], { error: "must be true or false" })
-  .transform((v) => v === "true");
-
-/** Parses `tenant:key` pairs separated by commas. */
-const apiKeys = z.string().transform((value, ctx) => {
-  const keys = new Map<string, string>();
-  for (const entry of value
-    .split(",")
-    .map((e) => e.trim())
-    .filter(Boolean)) {
-    const at = entry.indexOf(":");
-    if (at <= 0 || at === entry.length - 1) {
-      ctx.addIssue({
-        code: "custom",
-        message: "must be a comma-separated list of tenant:key pairs",
-      });
-      return z.NEVER;
-    }
-    const key = entry.slice(at + 1);
-    const tenant = entry.slice(0, at);
-    // One key for two tenants would silently hand one tenant's uploads to the other.
-    if (keys.has(key) && keys.get(key) !== tenant) {
-      ctx.addIssue({ code: "custom", message: "gives the same key to more than one tenant" });
-      return z.NEVER;
-    }
-    keys.set(key, tenant);
-  }
-  if (keys.size === 0) {
-    ctx.addIssue({ code: "custom", message: "must be a comma-separated list of tenant:key pairs" });
-    return z.NEVER;
-  }
-  return keys;
-});
-
-const schema = z.object({
-  NODE_ENV: z.enum(["development", "production", "test"]).default("development"),
-  PORT: port.default(3000),
-  WORKER_PORT: port.default(9464),
-  CONTROLLER_PORT: port.default(9465),
-  UPLOAD_DIR: z.string().min(1).default("./uploads"),
-  MAX_UPLOAD_BYTES: positiveInt.default(5 * 1024 ** 3),
-  MAX_COLUMNS: positiveInt.default(512),
-  MAX_FIELD_BYTES: positiveInt.default(128 * 1024),
-  MAX_ROW_BYTES: positiveInt.default(1024 * 1024),
-  BATCH_SIZE: positiveInt.default(1000),
-  MAX_ACTIVE_UPLOADS_PER_TENANT: positiveInt.default(10),
-  MAX_CONCURRENT_UPLOADS: positiveInt.default(32),
-  UPLOAD_IDLE_TIMEOUT_MS: positiveInt.default(60_000),
-  MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: positiveInt.default(256),
-  UPLOAD_FORM_TIMEOUT_MS: positiveInt.default(30_000),
-  MAX_PROGRESS_STREAMS: positiveInt.default(256),
-  DATABASE_URL: url(["postgres:", "postgresql:"]).default(
-    "postgres://postgres@127.0.0.1:5432/sluice",
-  ),
-  MIGRATE_AT_START: flag.default(true),
-  TARGETS_FILE: z.string().min(1).optional(),
-  REDIS_URL: url(["redis:", "rediss:"]).default("redis://127.0.0.1:6379"),
-  RABBITMQ_URL: url(["amqp:", "amqps:"]).default("amqp://guest:guest@127.0.0.1:5672"),
-  SLUICE_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]*$/, { error: "must be lowercase letters, digits and dashes" })
-    .default("sluice"),
-  S3_BUCKET: z.string().min(3).default("sluice"),
-  CREATE_BUCKET: flag.optional(),
-  AWS_REGION: z.string().min(1).default("us-east-1"),
-  AWS_ENDPOINT: url(["http:", "https:"]).optional(),
-  AWS_ACCESS_KEY_ID: z.string().min(1).optional(),
-  AWS_SECRET_ACCESS_KEY: z.string().min(1).optional(),
-  API_KEYS: apiKeys.optional(),
-  AUTH_DISABLED: flag.default(false),
-  RETENTION_DAYS: positiveInt.optional(),
-  STUCK_AFTER_SECONDS: positiveInt.default(120),
-  CONTROLLER_INTERVAL_SECONDS: positiveInt.default(15),
-  WORKER_DEPLOYMENT: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes object name" })
-    .default("sluice-worker"),
-  POD_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, { error: "must be a Kubernetes namespace name" })
-    .optional(),
-  POD_NAME: z.string().min(1).optional(),
-  WORKER_PREFETCH: positiveInt.default(16),
-  MAX_ATTEMPTS: positiveInt.default(5),
-  RETRY_BASE_MS: positiveInt.default(1000),
-  DB_STATEMENT_TIMEOUT_MS: positiveInt.default(30_000),
-  CONNECT_TIMEOUT_MS: positiveInt.default(5_000),
-  COMMAND_TIMEOUT_MS: positiveInt.default(10_000),
-  SHUTDOWN_TIMEOUT_MS: positiveInt.default(20_000),
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-});
-
-type Env = z.output<typeof schema>;
+// The variables themselves, with their defaults and meanings, are in config-variables.ts.
+import { type Env, VARIABLES } from "./config-variables.ts";
 
 export type Config = Readonly<{
   env: Env["NODE_ENV"];
@@ -206,7 +92,7 @@ const DEVELOPMENT_S3 = {
 };
 
 /** The names of every variable the configuration reads. */
-export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(VARIABLES);
 
 /**
  * Parses each variable on its own: zod's object parse yields no data once any field fails,
@@ -215,8 +101,8 @@ export const CONFIG_VARIABLES: readonly string[] = Object.keys(schema.shape);
 function parseVariables(present: Record<string, string | undefined>) {
   const values: Record<string, unknown> = {};
   const problems: string[] = [];
-  for (const [name, field] of Object.entries(schema.shape)) {
-    const parsed = field.safeParse(present[name]);
+  for (const [name, variable] of Object.entries(VARIABLES)) {
+    const parsed = variable.parser.safeParse(present[name] ?? variable.default);
     if (parsed.success) values[name] = parsed.data;
     else problems.push(...parsed.error.issues.map((issue) => `${name} ${issue.message}`));
   }
