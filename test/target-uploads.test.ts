@@ -1,56 +1,39 @@
 // Uploads into a target on the real services: typed rows in the tenant's own table, each
 // value that does not convert a row error with its line, column and reason, the header
-// checked before the 202, upsert and skip across uploads, exactly once on redelivery, and a
-// target changed while an upload into it runs.
+// checked before the 202, upsert and skip across uploads, insert meeting keys that exist,
+// exactly once on redelivery, and a target changed while an upload into it runs.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import amqp from "amqplib";
-import { encodeHeaders } from "../src/core/batch-message.ts";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { encodeHeaders } from "../src/core/uploads/batch-message.ts";
 import {
+  callApi,
   getObjectJson,
   type InProcess,
   listBatchObjects,
   metricSample,
-  startInProcess,
+  stackStarter,
   type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-2b7f11", globex: "globex-c4e8a0" };
 type Tenant = keyof typeof KEYS;
 
+const startStack = stackStarter();
 let env: TestEnv;
 let stack: InProcess;
 before(async () => {
-  env = await testEnv({ API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`, BATCH_SIZE: "3" });
-  stack = await startInProcess(env);
-});
-after(async () => {
-  await stack?.stop();
-  await env?.cleanup();
+  ({ env, api: stack } = await startStack({
+    API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`,
+    BATCH_SIZE: "3",
+  }));
 });
 
-async function call(tenant: Tenant, method: string, path: string, body?: string, type?: string) {
-  const response = await fetch(`${stack.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${KEYS[tenant]}`,
-      ...(type ? { "content-type": type } : {}),
-    },
-    body,
-  });
-  const text = await response.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: response.status, text, body: json };
-}
+const call = (tenant: Tenant, method: string, path: string, body?: string, type?: string) =>
+  callApi(stack.url, method, path, body, { key: KEYS[tenant], type });
 
 async function define(tenant: Tenant, name: string, definition: unknown) {
   const answer = await call(
@@ -274,6 +257,53 @@ describe("the header, before the 202", () => {
   });
 });
 
+describe("the file's columns and the table's", () => {
+  before(async () => {
+    await env.sql.query(`
+      create schema if not exists tenant_acme;
+      create table tenant_acme.contacts (
+        id integer primary key, name text, city text, country text default 'FR')`);
+  });
+
+  test("an ignored column is dropped; a column the header does not name takes its default, or else the table's", async () => {
+    await define("acme", "contacts", {
+      table: "contacts",
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "name", type: "text", header: "Name" },
+        { name: "city", type: "text", default: "Paris" },
+        { name: "country", type: "text" },
+      ],
+      ignore: ["notes"],
+    });
+    const accepted = await upload("acme", "contacts", "id,notes,Name\n1,call back,Ada\n2,,Grace\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    await completed("acme", accepted.body.id);
+    assert.deepEqual(await rows("select * from tenant_acme.contacts order by id"), [
+      { id: 1, name: "Ada", city: "Paris", country: "FR" },
+      { id: 2, name: "Grace", city: "Paris", country: "FR" },
+    ]);
+  });
+
+  test("ignoreOthers drops every header name the mapping does not know", async () => {
+    const loose = await define("acme", "contacts-loose", {
+      table: "contacts",
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "name", type: "text" },
+      ],
+      ignoreOthers: true,
+    });
+    assert.equal(loose.ignoreOthers, true);
+    const accepted = await upload("acme", "contacts-loose", "id,phone,name,fax\n3,555,Alan,556\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    await completed("acme", accepted.body.id);
+    assert.deepEqual(await rows("select * from tenant_acme.contacts where id = 3"), [
+      { id: 3, name: "Alan", city: null, country: "FR" },
+    ]);
+  });
+});
+
 describe("load modes across two uploads", () => {
   const columns = [
     { name: "id", type: "integer" },
@@ -327,6 +357,270 @@ describe("load modes across two uploads", () => {
   });
 });
 
+/** Publishes a stored batch again, as a redelivery would, and waits for the worker to find it landed. */
+async function deliverAgain(id: string, seq: number, rowErrors: number) {
+  const key = (await listBatchObjects(env, id))[seq - 1] as string;
+  // The batch's bytes as they were published, which the S3 object keeps.
+  const object = await env.s3.send(
+    new GetObjectCommand({ Bucket: env.config.s3.bucket, Key: key }),
+  );
+  const body = Buffer.from(
+    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+  );
+  const rowCount = (JSON.parse(body.toString()).rows as unknown[]).length;
+  const duplicates = () =>
+    metricSample(stack.workerUrl as string, "sluice_batches_consumed_total", 'outcome="duplicate"');
+  const before = (await duplicates()) ?? 0;
+  const connection = await amqp.connect(env.config.rabbitmqUrl);
+  const channel = await connection.createConfirmChannel();
+  channel.sendToQueue(queueNames(env.config.namespace).batches, body, {
+    persistent: true,
+    headers: encodeHeaders({ uploadId: id, seq, rows: rowCount, rowErrors, attempt: 1 }),
+  });
+  await channel.waitForConfirms();
+  await connection.close();
+  await waitFor(
+    "the worker to find the batch landed",
+    async () => (await duplicates()) === before + 1,
+  );
+}
+
+describe("insert, and keys that exist", () => {
+  test("a row whose key is in the table, or on another row of the file, is a DuplicateKey row error; the rest lands; a redelivered batch changes nothing", async () => {
+    await define("acme", "members", {
+      table: "members",
+      key: ["id"],
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "name", type: "text" },
+      ],
+    });
+    const firstFile = await upload("acme", "members", "id,name\n1,Ada\n2,Grace\n");
+    assert.equal(firstFile.status, 202, firstFile.text);
+    await completed("acme", firstFile.body.id);
+
+    // Batches of three rows.
+    const csv = [
+      "id,name",
+      "3,Alan", // row 1, line 2
+      "1,Ada again", // row 2, line 3: in the table
+      "3,Alan again", // row 3, line 4: twice in the batch, after row 1
+      '4,"Barbara\nLiskov"', // row 4, lines 5-6
+      "3,Alan once more", // row 5, line 7: in another batch than rows 1 and 3
+      "5,Edsger", // row 6, line 8
+      "x,bad", // row 7, line 9: not an integer
+      "6,Frances", // row 8, line 10
+      ",Nobody", // row 9, line 11: a key must have a value
+      "", // the file ends with a line break
+    ].join("\n");
+    const accepted = await upload("acme", "members", csv);
+    assert.equal(accepted.status, 202, accepted.text);
+    assert.equal(accepted.body.rows, 9);
+    assert.equal(accepted.body.rowErrors, 2, "keys are found taken when the rows land, not before");
+    const id = accepted.body.id;
+    const done = await completed("acme", id);
+
+    // Of the three rows of key 3, the first of its batch that lands first lands: row 1 or row 5.
+    const table = await rows("select id, name from tenant_acme.members order by id");
+    const three = table.find((r) => r.id === 3);
+    assert.ok(three?.name === "Alan" || three?.name === "Alan once more", JSON.stringify(table));
+    assert.deepEqual(
+      table.filter((r) => r.id !== 3),
+      [
+        { id: 1, name: "Ada" },
+        { id: 2, name: "Grace" },
+        { id: 4, name: "Barbara\nLiskov" },
+        { id: 5, name: "Edsger" },
+        { id: 6, name: "Frances" },
+      ],
+    );
+    const taken = (row: number, line: number, value: string) =>
+      `${row},${line},DuplicateKey,"key (id) = (""${value}"") exists already, in the table or on another row of the file"`;
+    const expected = [
+      taken(2, 3, "1"),
+      taken(3, 4, "3"),
+      three?.name === "Alan" ? taken(5, 7, "3") : taken(1, 2, "3"),
+      '7,9,InvalidValue,"column id: ""x"" is not an integer"',
+      "9,11,MissingValue,column id is empty and has no default",
+    ].sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10));
+    assert.deepEqual(await errorsOf("acme", id), expected);
+    assert.equal(done.rowErrors, 5, "the upload counts the taken keys among its row errors");
+    assert.equal(done.rowsLanded, 4, "and not among the rows landed");
+
+    // The first batch again, as a redelivery: its own rows are not taken keys, nothing lands twice.
+    await deliverAgain(id, 1, 0);
+    assert.deepEqual(await rows("select id, name from tenant_acme.members order by id"), table);
+    assert.deepEqual(await errorsOf("acme", id), expected);
+    const again = await call("acme", "GET", `/uploads/${id}`);
+    assert.equal(again.body.rowErrors, 5);
+    assert.equal(again.body.rowsLanded, 4);
+  });
+});
+
+describe("constraints of the table other than the key", () => {
+  test("insert: a row that a unique index, a CHECK, a foreign key or NOT NULL refuses is a ConstraintViolation row error naming its line, columns and the constraint; the rest of its batch lands, once", async () => {
+    await env.sql.query(`
+      create schema if not exists tenant_acme;
+      create table tenant_acme.countries (code text primary key);
+      insert into tenant_acme.countries values ('FR'), ('DE');
+      create table tenant_acme.customers (
+        id integer primary key,
+        email text unique,
+        age integer check (age >= 0),
+        country text references tenant_acme.countries (code),
+        name text);
+      insert into tenant_acme.customers (id, email, name) values (100, 'old@x', 'Old')`);
+    await define("acme", "customers", {
+      table: "customers",
+      key: ["id"],
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "email", type: "text" },
+        { name: "age", type: "integer" },
+        { name: "country", type: "text" },
+        { name: "name", type: "text", header: "Full name" },
+      ],
+    });
+    // After the definition, which records the table's NOT NULL columns: an empty name passes
+    // the api's checks and meets the table's constraint when it lands.
+    await env.sql.query("alter table tenant_acme.customers alter column name set not null");
+
+    // Batches of three rows.
+    const csv = [
+      "id,email,age,country,Full name",
+      "1,a@x,30,FR,Ada", // row 1, line 2
+      "2,a@x,31,FR,Grace", // row 2, line 3: the email of row 1
+      "3,c@x,-1,DE,Alan", // row 3, line 4: the CHECK
+      "4,d@x,40,XX,Edsger", // row 4, line 5: no such country
+      "5,e@x,41,DE,Barbara", // row 5, line 6
+      "5,f@x,42,DE,Barbara L.", // row 6, line 7: the key of row 5
+      "7,g@x,43,DE,", // row 7, line 8: NOT NULL
+      "8,old@x,44,DE,Frances", // row 8, line 9: an email in the table
+      "9,i@x,45,,Niklaus", // row 9, line 10
+      "10,j@x,46,FR,Ken", // rows 10 to 12: a batch the table takes whole
+      "11,k@x,47,DE,Dennis",
+      "12,l@x,48,FR,Bjarne",
+      "",
+    ].join("\n");
+    const accepted = await upload("acme", "customers", csv);
+    assert.equal(accepted.status, 202, accepted.text);
+    assert.equal(accepted.body.rowErrors, 0, "constraints are met when the rows land");
+    const id = accepted.body.id;
+    const done = await completed("acme", id);
+    assert.equal(done.rowsLanded, 6);
+    assert.equal(done.rowErrors, 6);
+
+    const table = await rows(
+      "select id, email, age, country, name from tenant_acme.customers order by id",
+    );
+    assert.deepEqual(table, [
+      { id: 1, email: "a@x", age: 30, country: "FR", name: "Ada" },
+      { id: 5, email: "e@x", age: 41, country: "DE", name: "Barbara" },
+      { id: 9, email: "i@x", age: 45, country: null, name: "Niklaus" },
+      { id: 10, email: "j@x", age: 46, country: "FR", name: "Ken" },
+      { id: 11, email: "k@x", age: 47, country: "DE", name: "Dennis" },
+      { id: 12, email: "l@x", age: 48, country: "FR", name: "Bjarne" },
+      { id: 100, email: "old@x", age: null, country: null, name: "Old" },
+    ]);
+    const expected = [
+      '2,3,ConstraintViolation,"column email: duplicate key value violates unique constraint ""customers_email_key"". Key (email)=(a@x) already exists."',
+      '3,4,ConstraintViolation,"column age: new row for relation ""customers"" violates check constraint ""customers_age_check"". Failing row contains (3, c@x, -1, DE, Alan)."',
+      '4,5,ConstraintViolation,"column country: insert or update on table ""customers"" violates foreign key constraint ""customers_country_fkey"". Key (country)=(XX) is not present in table ""countries""."',
+      '6,7,DuplicateKey,"key (id) = (""5"") exists already, in the table or on another row of the file"',
+      '7,8,ConstraintViolation,"column name (header ""Full name""): null value in column ""name"" of relation ""customers"" violates not-null constraint. Failing row contains (7, g@x, 43, DE, null)."',
+      '8,9,ConstraintViolation,"column email: duplicate key value violates unique constraint ""customers_email_key"". Key (email)=(old@x) already exists."',
+    ];
+    assert.deepEqual(await errorsOf("acme", id), expected);
+
+    // Each batch again, as redeliveries: nothing lands twice, no row error is added.
+    for (const seq of [1, 2, 3, 4]) await deliverAgain(id, seq, 0);
+    assert.deepEqual(
+      await rows("select id, email, age, country, name from tenant_acme.customers order by id"),
+      table,
+    );
+    assert.deepEqual(await errorsOf("acme", id), expected);
+    const again = await call("acme", "GET", `/uploads/${id}`);
+    assert.equal(again.body.rowsLanded, 6);
+    assert.equal(again.body.rowErrors, 6);
+  });
+
+  test("insert without a key: a row a unique index refuses is a row error; the others land (columns named n and line too)", async () => {
+    await env.sql.query(`
+      create schema if not exists tenant_acme;
+      create table tenant_acme.emails (email text unique, n integer, line text)`);
+    await define("acme", "emails", {
+      table: "emails",
+      columns: [
+        { name: "email", type: "text" },
+        { name: "n", type: "integer" },
+        { name: "line", type: "text" },
+      ],
+    });
+    // Columns named n and line, as the staging table's own bookkeeping might be.
+    const accepted = await upload(
+      "acme",
+      "emails",
+      "email,n,line\na@x,1,one\na@x,2,two\nb@x,3,three\n",
+    );
+    assert.equal(accepted.status, 202, accepted.text);
+    const done = await completed("acme", accepted.body.id);
+    assert.equal(done.rowsLanded, 2);
+    assert.deepEqual(await rows("select email, n, line from tenant_acme.emails order by n"), [
+      { email: "a@x", n: 1, line: "one" },
+      { email: "b@x", n: 3, line: "three" },
+    ]);
+    assert.deepEqual(await errorsOf("acme", accepted.body.id), [
+      '2,3,ConstraintViolation,"column email: duplicate key value violates unique constraint ""emails_email_key"". Key (email)=(a@x) already exists."',
+    ]);
+  });
+
+  test("upsert: a row refused by a CHECK, or by a deferred foreign key at the commit, is a row error; the batch's other rows update or insert (a column named n too)", async () => {
+    await env.sql.query(`
+      create schema if not exists tenant_acme;
+      create table tenant_acme.teams (code text primary key);
+      insert into tenant_acme.teams values ('red'), ('blue');
+      create table tenant_acme.scores (
+        id integer primary key,
+        n integer check (n between 0 and 100),
+        team text references tenant_acme.teams (code) deferrable initially deferred)`);
+    await define("acme", "scores", {
+      table: "scores",
+      mode: "upsert",
+      key: ["id"],
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "n", type: "integer" },
+        { name: "team", type: "text" },
+      ],
+    });
+    const first = await upload("acme", "scores", "id,n,team\n1,10,red\n2,20,blue\n3,30,red\n");
+    assert.equal(first.status, 202, first.text);
+    await completed("acme", first.body.id);
+
+    // Batches of three rows: the CHECK refuses row 2 in the first, the foreign key row 4 in
+    // the second, only when it commits.
+    const second = await upload(
+      "acme",
+      "scores",
+      "id,n,team\n1,11,red\n2,200,blue\n3,33,red\n4,40,green\n5,50,blue\n",
+    );
+    assert.equal(second.status, 202, second.text);
+    const done = await completed("acme", second.body.id);
+    assert.equal(done.rowsLanded, 3);
+    assert.equal(done.rowErrors, 2);
+    assert.deepEqual(await rows("select id, n, team from tenant_acme.scores order by id"), [
+      { id: 1, n: 11, team: "red" },
+      { id: 2, n: 20, team: "blue" },
+      { id: 3, n: 33, team: "red" },
+      { id: 5, n: 50, team: "blue" },
+    ]);
+    assert.deepEqual(await errorsOf("acme", second.body.id), [
+      '2,3,ConstraintViolation,"column n: new row for relation ""scores"" violates check constraint ""scores_n_check"". Failing row contains (2, 200, blue)."',
+      '4,5,ConstraintViolation,"column team: insert or update on table ""scores"" violates foreign key constraint ""scores_team_fkey"". Key (team)=(green) is not present in table ""teams""."',
+    ]);
+  });
+});
+
 test("a batch delivered twice lands its rows in the target once", async () => {
   // Insert without a key: a second landing of a batch would show as twice the rows.
   await define("acme", "log", {
@@ -340,38 +634,7 @@ test("a batch delivered twice lands its rows in the target once", async () => {
   assert.equal(accepted.status, 202, accepted.text);
   const id = accepted.body.id;
   await completed("acme", id);
-  const key = (await listBatchObjects(env, id))[0] as string;
-  // The batch's bytes as they were published, which the S3 object keeps.
-  const object = await env.s3.send(
-    new GetObjectCommand({ Bucket: env.config.s3.bucket, Key: key }),
-  );
-  const body = Buffer.from(
-    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-  );
-  const before = await metricSample(
-    stack.workerUrl as string,
-    "sluice_batches_consumed_total",
-    'outcome="duplicate"',
-  );
-
-  const connection = await amqp.connect(env.config.rabbitmqUrl);
-  const channel = await connection.createConfirmChannel();
-  channel.sendToQueue(queueNames(env.config.namespace).batches, body, {
-    persistent: true,
-    headers: encodeHeaders({ uploadId: id, seq: 1, rows: 3, rowErrors: 0, attempt: 1 }),
-  });
-  await channel.waitForConfirms();
-  await connection.close();
-  await waitFor(
-    "the worker to find the batch landed",
-    async () =>
-      (await metricSample(
-        stack.workerUrl as string,
-        "sluice_batches_consumed_total",
-        'outcome="duplicate"',
-      )) ===
-      (before ?? 0) + 1,
-  );
+  await deliverAgain(id, 1, 0);
   assert.deepEqual(await rows("select seq, what from tenant_acme.log order by seq"), [
     { seq: 1, what: "a" },
     { seq: 2, what: "b" },
@@ -424,6 +687,43 @@ test("a target changed while an upload into it runs: the upload lands by the def
   assert.deepEqual(await rows("select id, amount from tenant_acme.moving_v2"), [
     { id: 5, amount: 5 },
   ]);
+});
+
+test("a target deleted while an upload into it runs: the upload lands by its copy; the next upload finds no target", async () => {
+  await define("acme", "vanishing", {
+    table: "vanishing",
+    columns: [
+      { name: "id", type: "integer" },
+      { name: "name", type: "text" },
+    ],
+  });
+  const lock = await env.sql.connect();
+  let id: string;
+  try {
+    // The landing waits on the table while the target goes.
+    await lock.query("begin");
+    await lock.query("lock table tenant_acme.vanishing in exclusive mode");
+    const accepted = await upload("acme", "vanishing", "id,name\n1,a\n2,b\n3,c\n4,d\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    id = accepted.body.id;
+    const deleted = await call("acme", "DELETE", "/targets/vanishing");
+    assert.equal(deleted.status, 204, deleted.text);
+    await lock.query("commit");
+  } finally {
+    lock.release();
+  }
+  const done = await completed("acme", id);
+  assert.deepEqual(done.target, { name: "vanishing", version: 1 });
+  assert.equal(done.rowsLanded, 4);
+  assert.deepEqual(await rows("select id, name from tenant_acme.vanishing order by id"), [
+    { id: 1, name: "a" },
+    { id: 2, name: "b" },
+    { id: 3, name: "c" },
+    { id: 4, name: "d" },
+  ]);
+  const next = await upload("acme", "vanishing", "id,name\n5,e\n");
+  assert.equal(next.status, 422, next.text);
+  assert.equal(next.body.error.code, "UnknownTarget");
 });
 
 test("a table dropped under an upload fails it with PostgreSQL's reason; made again, a re-drive lands every row once", async () => {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
 import { createLogger } from "../src/core/logger.ts";
-import { openDatabase } from "../src/core/services.ts";
+import { openDatabase } from "../src/core/program/services.ts";
 import { type TestEnv, testEnv } from "./support/stack.ts";
 
 const log = createLogger("test", "silent");

@@ -1,46 +1,37 @@
 // Targets over HTTP on the real PostgreSQL: a tenant defines its typed tables, every bad
 // definition is a 422 naming its problems, and a tenant sees and writes only its own.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { type InProcess, startInProcess, type TestEnv, testEnv } from "./support/stack.ts";
+import { before, describe, test } from "node:test";
+import { callApi, type InProcess, stackStarter, type TestEnv } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-5c1e7a", globex: "globex-0d93b4" };
 type Tenant = keyof typeof KEYS;
 
+const startStack = stackStarter();
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
-  env = await testEnv({ API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` });
-  api = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
+  ({ env, api } = await startStack(
+    { API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` },
+    { worker: false },
+  ));
 });
 
-async function call(
+/** A call as `tenant`; a body that is not text yet goes as JSON. */
+const call = (
   tenant: Tenant,
   method: string,
   path: string,
   body?: unknown,
   type = "application/json",
-) {
-  const response = await fetch(`${api.url}${path}`, {
+) =>
+  callApi(
+    api.url,
     method,
-    headers: {
-      authorization: `Bearer ${KEYS[tenant]}`,
-      ...(body === undefined ? {} : { "content-type": type }),
-    },
-    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    text,
-    body: text ? JSON.parse(text) : undefined,
-  };
-}
+    path,
+    body === undefined || typeof body === "string" ? body : JSON.stringify(body),
+    { key: KEYS[tenant], type },
+  );
 
 const people = {
   table: "people",
@@ -261,6 +252,21 @@ describe("defining a target", () => {
     assert.match(problems, /table orders has no column missing/);
     assert.match(problems, /column placed of table orders is NOT NULL without a default/);
     assert.match(problems, /no unique index on exactly \(id\), which upsert needs/);
+    // Insert with a key tells the rows whose key is taken by that index too.
+    const inserting = await call("acme", "PUT", "/targets/orders", {
+      table: "orders",
+      key: ["id"],
+      columns: [
+        { name: "id", type: "integer" },
+        { name: "amount", type: "text" },
+        { name: "placed", type: "date" },
+      ],
+    });
+    assert.equal(inserting.status, 422, inserting.text);
+    assert.match(
+      inserting.body.error.details.problems.join("\n"),
+      /no unique index on exactly \(id\), which insert needs/,
+    );
 
     await env.sql.query("alter table tenant_acme.orders add primary key (id)");
     const right = await call("acme", "PUT", "/targets/orders", {

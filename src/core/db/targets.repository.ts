@@ -82,8 +82,9 @@ async function checkTable(
       );
     }
   }
-  if (definition.mode !== "insert") {
-    // ON CONFLICT finds the rows by a unique index on exactly the key's columns.
+  if (definition.key.length > 0) {
+    // ON CONFLICT finds the rows by a unique index on exactly the key's columns; insert
+    // too, to tell the rows whose key is taken.
     const { rows } = await sql<{ found: boolean }>`
       select exists (
         select from pg_index i

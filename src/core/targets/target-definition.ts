@@ -88,7 +88,8 @@ export function tenantSchema(tenant: string): string {
 export const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 // Date and time formats: tokens, and separators taken as they are.
-type Token = "YYYY" | "MM" | "DD" | "HH" | "MI" | "SS" | "FF" | "TZ";
+export type FormatToken = "YYYY" | "MM" | "DD" | "HH" | "MI" | "SS" | "FF" | "TZ";
+type Token = FormatToken;
 const TOKENS: Readonly<Record<Token, string>> = {
   YYYY: "([0-9]{4})",
   MM: "([0-9]{2})",

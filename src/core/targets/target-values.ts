@@ -10,6 +10,7 @@ import {
   compileFormat,
   type TargetColumn,
   type TargetSnapshot,
+  type FormatToken as Token,
 } from "./target-definition.ts";
 
 /** Why the value does not convert, or undefined when it does. */
@@ -36,33 +37,81 @@ function inRange(value: string, [low, high]: readonly [bigint, bigint]): boolean
 const isLeap = (y: number) => (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
 const DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
+/** Each token's place in a value of `format`, for those before any of varying width. */
+function fixedPlaces(format: string): Partial<Record<Token, number>> {
+  const places: Partial<Record<Token, number>> = {};
+  for (let at = 0; at < format.length; ) {
+    const token = (["YYYY", "MM", "MI", "DD", "HH", "SS"] as const).find((t) =>
+      format.startsWith(t, at),
+    );
+    if (token) places[token] = at;
+    // FF and TZ vary in width: what follows them has no fixed place.
+    if (format.startsWith("FF", at) || format.startsWith("TZ", at)) break;
+    at += token ? token.length : 1;
+  }
+  return places;
+}
+
+/** The number written by the digits of `value` from `at` for `length` characters. */
+function digitsAt(value: string, at: number, length: number): number {
+  let n = 0;
+  for (let i = at; i < at + length; i++) n = n * 10 + value.charCodeAt(i) - 48;
+  return n;
+}
+
 function dateCheck(format: string, type: "date" | "timestamptz"): ValueCheck {
   const compiled = compileFormat(format, type) as CompiledFormat;
   const pattern = new RegExp(compiled.pattern);
   const { groups } = compiled;
-  const field = (match: RegExpExecArray, token: keyof CompiledFormat["groups"]) =>
-    groups[token] === undefined ? 0 : Number(match[groups[token] as number]);
+  const places = fixedPlaces(format);
+  // The same pattern without its groups, for values whose fields have fixed places.
+  const shape = new RegExp(compiled.pattern.replaceAll("(", "(?:").replaceAll("(?:?:", "(?:"));
+  // Fields at fixed places are read from the value itself, which the pattern matched: no
+  // array of groups to make for each value.
+  const fixed = (["YYYY", "MM", "DD", "HH", "MI", "SS"] as const).every(
+    (t) => groups[t] === undefined || places[t] !== undefined,
+  );
+  const width = (t: Token) => (t === "YYYY" ? 4 : 2);
+  // A zone that ends the format ends the value: Z, or from its last sign on.
+  const zoneLast = groups.TZ === undefined || format.endsWith("TZ");
   return (value) => {
+    if (fixed && zoneLast) {
+      if (!shape.test(value)) return `does not match the format ${format}`;
+      const problem = fieldsProblem((t) =>
+        places[t] === undefined ? 0 : digitsAt(value, places[t] as number, width(t)),
+      );
+      if (problem || groups.TZ === undefined || value.endsWith("Z")) return problem;
+      const sign = Math.max(value.lastIndexOf("+"), value.lastIndexOf("-"));
+      const hours = digitsAt(value, sign + 1, 2);
+      const minutes = value.length - sign > 3 ? digitsAt(value, value.length - 2, 2) : 0;
+      return hours > 14 || minutes > 59 ? `has the offset ${value.slice(sign)}` : undefined;
+    }
     const match = pattern.exec(value);
     if (!match) return `does not match the format ${format}`;
-    const year = field(match, "YYYY");
-    const month = field(match, "MM");
-    const day = field(match, "DD");
-    if (year < 1) return "has year 0000";
-    if (month < 1 || month > 12) return `has month ${month}`;
-    const days = month === 2 && isLeap(year) ? 29 : (DAYS[month - 1] as number);
-    if (day < 1 || day > days) return `has day ${day}, and the month has ${days}`;
-    if (field(match, "HH") > 23) return `has hour ${field(match, "HH")}`;
-    if (field(match, "MI") > 59) return `has minute ${field(match, "MI")}`;
-    if (field(match, "SS") > 59) return `has second ${field(match, "SS")}`;
-    if (groups.TZ !== undefined) {
-      const zone = match[groups.TZ] as string;
-      const hours = zone === "Z" ? 0 : Number(zone.slice(1, 3));
-      const minutes = zone.length > 3 ? Number(zone.slice(-2)) : 0;
-      if (hours > 14 || minutes > 59) return `has the offset ${zone}`;
-    }
-    return undefined;
+    const problem = fieldsProblem((t) =>
+      groups[t] === undefined ? 0 : Number(match[groups[t] as number]),
+    );
+    if (problem || groups.TZ === undefined) return problem;
+    const zone = match[groups.TZ] as string;
+    const hours = zone === "Z" ? 0 : Number(zone.slice(1, 3));
+    const minutes = zone.length > 3 ? Number(zone.slice(-2)) : 0;
+    return hours > 14 || minutes > 59 ? `has the offset ${zone}` : undefined;
   };
+}
+
+/** What is wrong with a date's or a time's fields, read by `field`, if anything. */
+function fieldsProblem(field: (token: Token) => number): string | undefined {
+  const year = field("YYYY");
+  const month = field("MM");
+  const day = field("DD");
+  if (year < 1) return "has year 0000";
+  if (month < 1 || month > 12) return `has month ${month}`;
+  const days = month === 2 && isLeap(year) ? 29 : (DAYS[month - 1] as number);
+  if (day < 1 || day > days) return `has day ${day}, and the month has ${days}`;
+  if (field("HH") > 23) return `has hour ${field("HH")}`;
+  if (field("MI") > 59) return `has minute ${field("MI")}`;
+  if (field("SS") > 59) return `has second ${field("SS")}`;
+  return undefined;
 }
 
 /** No NUL, no lone surrogate (PostgreSQL's jsonb refuses both), and not too deep. */
@@ -94,6 +143,8 @@ export function valueCheck(column: Pick<TargetColumn, "type" | "format">): Value
         if (!NUMERIC.test(value)) {
           return 'is not a numeric (digits, with "." before any decimals; no thousands separator)';
         }
+        // Shorter values hold fewer digits than either limit: no need to count them.
+        if (value.length <= NUMERIC_DIGITS[1]) return undefined;
         const [whole = "", decimals = ""] = value.replace(/^[+-]/, "").split(".");
         return whole.length > NUMERIC_DIGITS[0] || decimals.length > NUMERIC_DIGITS[1]
           ? "has more digits than numeric holds"
@@ -129,6 +180,13 @@ export function shownValue(value: string): string {
   return JSON.stringify(short);
 }
 
+/** How a row error names a column: by its name, and by the file's when that differs. */
+export function columnLabel(column: TargetColumn): string {
+  return column.header === column.name
+    ? `column ${column.name}`
+    : `column ${column.name} (header ${shownValue(column.header)})`;
+}
+
 export type RowProblem = Readonly<{ code: "InvalidValue" | "MissingValue"; message: string }>;
 
 /** What the file's header means for a target: the columns it lacks or does not map, and the row check. */
@@ -148,10 +206,7 @@ export function planHeader(target: TargetSnapshot, header: readonly string[]): H
   const checks = target.columns.flatMap((column) => {
     const at = index.get(column.header);
     if (at === undefined) return [];
-    const label =
-      column.header === column.name
-        ? `column ${column.name}`
-        : `column ${column.name} (header ${shownValue(column.header)})`;
+    const label = columnLabel(column);
     return [
       {
         at,
