@@ -1,7 +1,7 @@
 // A local S3-compatible server for development, standing in for LocalStack.
 
 import { createRequire } from "node:module";
-import { createConnection } from "node:net";
+import { acceptsConnections } from "../dependencies.ts";
 import type { Logger } from "../logger.ts";
 
 const require = createRequire(import.meta.url);
@@ -10,17 +10,6 @@ type S3rverInstance = { run(): Promise<unknown>; close(): Promise<void> };
 type S3rverConstructor = new (options: Record<string, unknown>) => S3rverInstance;
 
 export type LocalS3 = Readonly<{ close(): Promise<void> }>;
-
-function isListening(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host, port });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 /** s3rver is a development dependency: an install without them (`npm ci --omit=dev`) lacks it. */
 function loadS3rver(endpoint: string): S3rverConstructor {
@@ -49,7 +38,8 @@ export async function startLocalS3(
   const url = new URL(endpoint);
   const port = Number(url.port || 80);
   if (!["127.0.0.1", "localhost", "[::1]"].includes(url.hostname)) return undefined;
-  if (await isListening(url.hostname === "[::1]" ? "::1" : url.hostname, port)) return undefined;
+  if (await acceptsConnections(url.hostname === "[::1]" ? "::1" : url.hostname, port))
+    return undefined;
 
   const S3rver = loadS3rver(endpoint);
   // s3rver checks signatures against its own account registry; register our key pair there.

@@ -9,15 +9,50 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
+import { StandardRetryStrategy } from "@smithy/core/retry";
 import type { Config } from "../config.ts";
+import { DependencyTimeoutError } from "../dependencies.ts";
 
 /** Where the client sends its requests, for messages. */
 export function s3Endpoint(s3: Config["s3"]): string {
   return s3.endpoint ?? `https://s3.${s3.region}.amazonaws.com`;
 }
 
+/**
+ * The SDK's timeouts as Sluice's: a connection not made within connectionTimeout, or a
+ * request left unanswered for socketTimeout, names S3 and the limit it passed. The SDK also
+ * calls resets and refusals TimeoutError, keeping their codes; those stay as they are.
+ */
+function silence(
+  err: unknown,
+  endpoint: string,
+  timeouts: Config["timeouts"],
+): DependencyTimeoutError | undefined {
+  const { name, code, message } = err as { name?: unknown; code?: unknown; message?: unknown };
+  if (name !== "TimeoutError" || (code !== undefined && code !== "ETIMEDOUT")) return undefined;
+  const connecting = typeof message === "string" && message.includes("establish a connection");
+  const ms = connecting ? timeouts.connectMs : timeouts.commandMs;
+  return DependencyTimeoutError.silent("S3", endpoint, ms, { cause: err });
+}
+
+/**
+ * The SDK's retries, but none after silence: another attempt would keep the caller waiting
+ * as long again, once per attempt, where PostgreSQL, Redis and RabbitMQ hold it one
+ * COMMAND_TIMEOUT_MS. The caller retries in its own way (a 503 with Retry-After, the batch
+ * redelivered). S3's 5xx and throttling, and connections reset, are still retried here:
+ * they come back at once, and the next attempt usually succeeds.
+ */
+class RetryUnlessSilent extends StandardRetryStrategy {
+  override refreshRetryTokenForRetry(
+    ...[token, errorInfo]: Parameters<StandardRetryStrategy["refreshRetryTokenForRetry"]>
+  ): ReturnType<StandardRetryStrategy["refreshRetryTokenForRetry"]> {
+    if (errorInfo.error instanceof DependencyTimeoutError) return Promise.reject(errorInfo.error);
+    return super.refreshRetryTokenForRetry(token, errorInfo);
+  }
+}
+
 export function createS3(s3: Config["s3"], timeouts: Config["timeouts"]): S3Client {
-  return new S3Client({
+  const client = new S3Client({
     region: s3.region,
     endpoint: s3.endpoint,
     // Local endpoints serve buckets by path, not by DNS name.
@@ -27,7 +62,7 @@ export function createS3(s3: Config["s3"], timeouts: Config["timeouts"]): S3Clie
     // Compatible servers such as s3rver reject the newer default checksum headers.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
-    maxAttempts: 3,
+    retryStrategy: new RetryUnlessSilent(3),
     // Without these the SDK waits for ever on an endpoint that takes the connection and then
     // says nothing. The second bounds silence, not the whole request: a large object may
     // take longer than that to send.
@@ -36,6 +71,19 @@ export function createS3(s3: Config["s3"], timeouts: Config["timeouts"]): S3Clie
       socketTimeout: timeouts.commandMs,
     },
   });
+  const endpoint = s3Endpoint(s3);
+  // Innermost, around the HTTP handler itself, so that the retries above see Sluice's error.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        throw silence(err, endpoint, timeouts) ?? err;
+      }
+    },
+    { step: "deserialize", priority: "low", name: "sluiceSilence" },
+  );
+  return client;
 }
 
 export async function bucketExists(
@@ -85,11 +133,11 @@ export async function ensureBucket(
   }
 }
 
-/** A stream body needs its length given: S3 refuses a PUT of unknown length. */
 export async function deleteObject(client: S3Client, bucket: string, key: string): Promise<void> {
   await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
 }
 
+/** A stream body needs its length given: S3 refuses a PUT of unknown length. */
 export async function putJson(
   client: S3Client,
   bucket: string,
