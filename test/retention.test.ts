@@ -4,9 +4,10 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { DeleteBucketCommand, DeleteObjectsCommand } from "@aws-sdk/client-s3";
-import type { RunningProgram } from "../src/core/program.ts";
-import { requestPurge } from "../src/core/purge.ts";
+import { requestPurge } from "../src/core/db/purge.repository.ts";
+import type { RunningProgram } from "../src/core/program/program.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
   type InProcessController,
@@ -40,13 +41,7 @@ after(async () => {
 const CSV = `id,name\n${Array.from({ length: 10 }, (_, i) => (i === 3 ? "4" : `${i + 1},n${i + 1}`)).join("\n")}\n`;
 
 async function post(): Promise<string> {
-  const accepted = await getJson(`${stack.url}/uploads`, {
-    method: "POST",
-    headers: { "content-type": "text/csv" },
-    body: CSV,
-  });
-  assert.equal(accepted.status, 202);
-  return accepted.body.id;
+  return (await acceptedUpload(stack.url, CSV)).id;
 }
 
 const completed = (id: string) =>
@@ -129,13 +124,7 @@ test("the batches of a purged upload still queued leave no object in S3 when the
   const api = await startInProcess(own, { worker: false });
   let late: RunningProgram | undefined;
   try {
-    const accepted = await getJson(`${api.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: CSV,
-    });
-    assert.equal(accepted.status, 202);
-    const id = accepted.body.id as string;
+    const { id } = await acceptedUpload(api.url, CSV);
     await waitFor("its five batches to be queued", async () => {
       const { body } = await getJson(`${api.url}/uploads/${id}`);
       return body.batches.published === 5;
@@ -165,13 +154,7 @@ test("a purge whose bucket is gone purges PostgreSQL and answers as any purge", 
   const own = await testEnv({ BATCH_SIZE: "2" });
   const api = await startInProcess(own);
   try {
-    const accepted = await getJson(`${api.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: CSV,
-    });
-    assert.equal(accepted.status, 202);
-    const id = accepted.body.id as string;
+    const { id } = await acceptedUpload(api.url, CSV);
     await waitFor(`upload ${id} to complete`, async () => {
       const { body } = await getJson(`${api.url}/uploads/${id}`);
       return body.status === "completed";
