@@ -3,7 +3,7 @@
 // it accepted while the worker still lands it.
 import { apiProgram } from "./api/api.ts";
 import { controllerProgram } from "./controller/controller.ts";
-import { runPrograms } from "./core/main-runner.ts";
+import { runPrograms } from "./core/program/main-runner.ts";
 import { workerProgram } from "./worker/worker.ts";
 
 runPrograms("sluice", [apiProgram, workerProgram, controllerProgram]);

@@ -3,21 +3,20 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readdir } from "node:fs/promises";
-import { after, before, describe, test } from "node:test";
-import { type InProcess, startInProcess, type TestEnv, testEnv } from "./support/stack.ts";
+import { before, describe, test } from "node:test";
+import { type InProcess, stackStarter, type TestEnv } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-7f3c9a", globex: "globex-91ab22" };
 
+const startStack = stackStarter();
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
-  env = await testEnv({ API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` });
   // No worker: uploads stay queued, so they can be cancelled.
-  api = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
+  ({ env, api } = await startStack(
+    { API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` },
+    { worker: false },
+  ));
 });
 
 type Request = { method: string; path: string; body?: string };

@@ -7,7 +7,14 @@ import { once } from "node:events";
 import { type ClientRequest, type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
-import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import {
+  type InProcess,
+  metricSample,
+  startInProcess,
+  type TestEnv,
+  testEnv,
+  waitFor,
+} from "./support/stack.ts";
 
 const TENANTS = [
   "acme",
@@ -127,20 +134,24 @@ describe("per api process: MAX_CONCURRENT_UPLOADS", () => {
   });
 
   test("every way an upload ends gives its place back, a body stalled for UPLOAD_IDLE_TIMEOUT_MS included", async () => {
-    const single = await startInProcess(
-      {
-        ...env,
-        config: loadConfig({
-          ...env.env,
-          MAX_CONCURRENT_UPLOADS: "1",
-          MAX_UPLOAD_BYTES: "1000",
-          UPLOAD_IDLE_TIMEOUT_MS: "300",
-        }),
-      },
-      { worker: false },
-    );
+    // One place per api process: each upload below finds it free only if the one before gave
+    // it back. A short idle timeout only where a stall is meant: on a loaded machine any body
+    // may pause that long between two reads, and would be cut off as idle.
+    const onePlace = (more: Record<string, string>) =>
+      startInProcess(
+        {
+          ...env,
+          config: loadConfig({
+            ...env.env,
+            MAX_CONCURRENT_UPLOADS: "1",
+            MAX_UPLOAD_BYTES: "1000",
+            ...more,
+          }),
+        },
+        { worker: false },
+      );
+    const single = await onePlace({});
     try {
-      // One place: each upload below finds it free only if the one before gave it back.
       const ends = [
         ["a body cut off as too large", `id\n${"1\n".repeat(200_000)}`, 413],
         ["a refused file", "a,a\n1,2\n", 422],
@@ -159,8 +170,13 @@ describe("per api process: MAX_CONCURRENT_UPLOADS", () => {
             : await post(single, "stall", csv);
         assert.equal(answer.status, status, what);
       }
+    } finally {
+      await single.stop();
+    }
 
-      const stalled = openUpload(single, "stall", "id,name\n1,");
+    const stalling = await onePlace({ UPLOAD_IDLE_TIMEOUT_MS: "300" });
+    try {
+      const stalled = openUpload(stalling, "stall", "id,name\n1,");
       // Cut off by the api, not answered; were it never cut, the test's own timeout fails it.
       const outcome = await stalled.answered.then(
         () => "answered",
@@ -173,9 +189,15 @@ describe("per api process: MAX_CONCURRENT_UPLOADS", () => {
         );
         return rows[0].n === 0;
       });
-      assert.equal((await post(single, "acme")).status, 202);
+      // The rejection is recorded before the place is given back (the status view is
+      // refreshed in between): the place is awaited on its own.
+      await waitFor(
+        "the stalled upload's place to be given back",
+        async () => (await metricSample(stalling.url, "sluice_uploads_receiving")) === 0,
+      );
+      assert.equal((await post(stalling, "acme")).status, 202);
     } finally {
-      await single.stop();
+      await stalling.stop();
     }
   });
 });

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import pg from "pg";
 import { freePort, startProgram } from "./support/program.ts";
-import { callApi, spawnProgram, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { uploadWaitingForLanding } from "./support/publishing-window.ts";
+import { spawnProgram, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
 let env: TestEnv | undefined;
 after(async () => {
@@ -45,15 +46,9 @@ test("SIGTERM to src/main.ts mid-publish: every accepted batch is published befo
     await holder.query("lock table upload_batches in exclusive mode");
     holding = true;
 
-    const accepted = await callApi(base, "POST", "/uploads", `id,name\n${rows(500)}`);
-    assert.equal(accepted.status, 202, accepted.text);
-    const id = accepted.body.id as string;
-    assert.equal(accepted.body.batches.total, 50);
-    await waitFor("publishing to wait for landing", async () => {
-      const { rows } = await test.sql.query("select batches_published from uploads where id = $1", [
-        id,
-      ]);
-      return rows[0].batches_published >= 5;
+    const id = await uploadWaitingForLanding(test, base, `id,name\n${rows(500)}`, {
+      batches: 50,
+      window: 5,
     });
 
     sluice.child.kill("SIGTERM");
@@ -86,7 +81,6 @@ test("SIGTERM to src/main.ts mid-publish: every accepted batch is published befo
     if (holding) await holder.query("rollback").catch(() => undefined);
     await holder.end().catch(() => undefined);
     await sluice.stop();
-    late?.kill("SIGTERM");
-    if (late && late.exitCode === null) await new Promise((resolve) => late?.once("exit", resolve));
+    await late?.stop();
   }
 });

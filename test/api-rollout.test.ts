@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { freePort, startProgram } from "./support/program.ts";
+import { uploadWaitingForLanding } from "./support/publishing-window.ts";
 import { rawRequest, uploadHead } from "./support/raw-http.ts";
 import { callApi, spawnProgram, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
@@ -35,15 +36,9 @@ test("SIGTERM: new uploads are refused, bodies arriving are ended, accepted uplo
   let worker: ReturnType<typeof spawnProgram> | undefined;
   try {
     await api.line("the api to listen", (line) => line.includes('"api listening"'), 120_000);
-    const accepted = await callApi(base, "POST", "/uploads", `id,name\n${rows(0, 500)}`);
-    assert.equal(accepted.status, 202, accepted.text);
-    const id = accepted.body.id as string;
-    assert.equal(accepted.body.batches.total, 50);
-    await waitFor("publishing to wait for landing", async () => {
-      const { rows } = await test.sql.query("select batches_published from uploads where id = $1", [
-        id,
-      ]);
-      return rows[0].batches_published >= 5;
+    const id = await uploadWaitingForLanding(test, base, `id,name\n${rows(0, 500)}`, {
+      batches: 50,
+      window: 5,
     });
     const arriving = rawRequest(base, uploadHead({ contentType: "text/csv" }));
     arriving.write(chunk(`id,name\n${rows(0, 20)}`));
@@ -95,8 +90,6 @@ test("SIGTERM: new uploads are refused, bodies arriving are ended, accepted uplo
     });
   } finally {
     await api.stop();
-    worker?.kill("SIGTERM");
-    if (worker && worker.exitCode === null)
-      await new Promise((resolve) => worker?.once("exit", resolve));
+    await worker?.stop();
   }
 });

@@ -2,17 +2,17 @@
 // worker, RabbitMQ holds that many batches of a file, not all of them; once a worker lands
 // them the rest follow, every row exactly once.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
-  startInProcess,
+  stackStarter,
   startWorkerInProcess,
   type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
@@ -20,18 +20,17 @@ const MAX_IN_FLIGHT = 3;
 const ROWS = 20;
 const BATCH_SIZE = 2;
 
+const startStack = stackStarter();
 let env: TestEnv;
 let stack: InProcess;
 before(async () => {
-  env = await testEnv({
-    BATCH_SIZE: String(BATCH_SIZE),
-    MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: String(MAX_IN_FLIGHT),
-  });
-  stack = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await stack?.stop();
-  await env?.cleanup();
+  ({ env, api: stack } = await startStack(
+    {
+      BATCH_SIZE: String(BATCH_SIZE),
+      MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: String(MAX_IN_FLIGHT),
+    },
+    { worker: false },
+  ));
 });
 
 async function heldUploads(): Promise<number> {
@@ -50,15 +49,10 @@ async function batchesPublished(id: string): Promise<number> {
 
 test("publishing waits for landing once MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches wait, then completes", async () => {
   const sample = sampleCsv(ROWS);
-  const accepted = await getJson(`${stack.url}/uploads`, {
-    method: "POST",
-    headers: { "content-type": "text/csv" },
-    body: sample.csv,
-  });
-  assert.equal(accepted.status, 202);
-  const id = accepted.body.id as string;
+  const accepted = await acceptedUpload(stack.url, sample.csv);
+  const { id } = accepted;
   const total = ROWS / BATCH_SIZE;
-  assert.equal(accepted.body.batches.total, total);
+  assert.equal(accepted.batches.total, total);
 
   // Either publishing is held, or (without a bound) it published the whole file.
   await waitFor(

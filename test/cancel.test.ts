@@ -1,32 +1,25 @@
-// A cancel sticks, whenever it comes: once DELETE has answered, no further batch of the
-// upload commits, its status never leaves `cancelled`, and its stored batches are gone.
+// A cancel sticks, whenever it comes and whichever api replica takes it: once DELETE has
+// answered, no further batch of the upload commits, its status never leaves `cancelled`, and
+// its stored batches are gone.
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
-import { afterEach, test } from "node:test";
+import { test } from "node:test";
 import amqp from "amqplib";
 import pg from "pg";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import {
   getJson,
   type InProcess,
+  stackStarter,
   startInProcess,
   type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
-let env: TestEnv | undefined;
-let api: InProcess | undefined;
-afterEach(async () => {
-  await api?.stop();
-  await env?.cleanup();
-  api = undefined;
-  env = undefined;
-});
+const startStack = stackStarter("each");
 
 async function start(overrides: Record<string, string>): Promise<[TestEnv, InProcess]> {
-  env = await testEnv(overrides);
-  api = await startInProcess(env);
+  const { env, api } = await startStack(overrides);
   return [env, api];
 }
 
@@ -62,10 +55,9 @@ async function queued(test: TestEnv): Promise<number> {
 
 /** Lets the worker take every message left, then stops it once those in hand are done. */
 async function drain(test: TestEnv, running: InProcess): Promise<void> {
-  await running.api.publisher.idle();
+  await running.api.publisher.finish();
   await waitFor("the queue to drain", async () => (await queued(test)) === 0);
   await running.stop();
-  api = undefined;
 }
 
 test("a cancel while the body arrives sticks: the POST is refused and nothing lands", async () => {
@@ -104,6 +96,57 @@ test("a cancel while the body arrives sticks: the POST is refused and nothing la
   assert.equal(await landedBatches(test, id), 0);
   assert.equal((await statusOf(test, id)).status, "cancelled");
   assert.deepEqual(await readdir(test.config.uploadDir), []);
+});
+
+test("a cancel sent to another api replica while the body arrives sticks: the POST is refused and nothing lands", async () => {
+  const [test, running] = await start({ BATCH_SIZE: "100" });
+  // The second replica of the same deployment: same PostgreSQL, Redis, RabbitMQ and folder.
+  const other = await startInProcess(test, { worker: false });
+  try {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const posting = getJson(`${running.url}/uploads`, {
+      method: "POST",
+      headers: { "content-type": "text/csv" },
+      body: new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(Buffer.from(`id,name\n${csvOf(5_000)}\n`));
+          await released;
+          controller.enqueue(Buffer.from(`${csvOf(5_000, 5_000)}\n`));
+          controller.close();
+        },
+      }),
+      duplex: "half",
+    } as RequestInit);
+    const id = await waitFor("the upload to be arriving", async () => {
+      const { rows } = await test.sql.query("select id, status from uploads");
+      return rows[0]?.status === "validating" && (rows[0].id as string);
+    });
+    const cancelled = await getJson(`${other.url}/uploads/${id}`, { method: "DELETE" });
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+    assert.equal(cancelled.body.status, "cancelled");
+    release();
+
+    const answer = await posting;
+    assert.equal(answer.status, 409, JSON.stringify(answer.body).slice(0, 300));
+    assert.equal(answer.body.error.code, "Cancelled");
+    assert.equal((await statusOf(test, id)).status, "cancelled");
+    const seen = await getJson(`${running.url}/uploads/${id}`);
+    assert.equal(seen.body.status, "cancelled", JSON.stringify(seen.body));
+    await drain(test, running);
+    assert.equal(await landedBatches(test, id), 0);
+    const { rows } = await test.sql.query(
+      "select count(*)::int as n from upload_rows where upload_id = $1",
+      [id],
+    );
+    assert.equal(rows[0].n, 0);
+    assert.equal((await statusOf(test, id)).status, "cancelled");
+    assert.deepEqual(await readdir(test.config.uploadDir), []);
+  } finally {
+    await other.stop();
+  }
 });
 
 test("a cancel while workers land: batches in a transaction commit before DELETE answers, none after", async () => {

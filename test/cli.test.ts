@@ -198,6 +198,18 @@ describe("with a worker", () => {
   });
 });
 
+test("a SLUICE_URL that would send the key elsewhere, or is no URL, exits 2 naming it", async () => {
+  for (const [url, reason] of [
+    ["http://someone:secret@localhost:1", /SLUICE_URL must not hold credentials/],
+    ["ftp://localhost:1", /SLUICE_URL must be an http or https URL, not ftp:/],
+    ["localhost 1", /SLUICE_URL is not a URL/],
+  ] as const) {
+    const run = await sluice(["list"], { SLUICE_URL: url, SLUICE_API_KEY: KEY });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, reason);
+  }
+});
+
 describe("without a worker", () => {
   let env: TestEnv;
   let api: InProcess;

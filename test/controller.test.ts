@@ -1,13 +1,13 @@
 // The controller end to end: real PostgreSQL, Redis, RabbitMQ and S3, a real worker process,
 // and a small Kubernetes API server standing in for the cluster.
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { KUBERNETES_PERMISSIONS } from "../src/controller/kubernetes.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import { type FakeKube, startFakeKube } from "./support/fake-kube.ts";
+import type { Program } from "./support/program.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
   type InProcessController,
@@ -28,7 +28,7 @@ describe("the controller", () => {
   let fake: FakeKube;
   let api: InProcess;
   let controller: InProcessController | undefined;
-  let worker: ChildProcess | undefined;
+  let worker: Program | undefined;
   before(async () => {
     env = await testEnv({
       BATCH_SIZE: "100",
@@ -46,33 +46,27 @@ describe("the controller", () => {
   });
   after(async () => {
     await controller?.stop();
-    if (worker && worker.exitCode === null) {
-      worker.kill("SIGKILL");
-      await once(worker, "exit");
-    }
+    await worker?.kill();
     await api.stop();
     await fake.close();
     await env.cleanup();
   });
 
   const upload = async (rows: number) => {
-    const accepted = await getJson(`${api.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: sampleCsv(rows).csv,
-    });
-    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
-    return accepted.body.id as string;
+    return (await acceptedUpload(api.url, sampleCsv(rows).csv)).id;
   };
   const view = async (id: string) => (await getJson(`${api.url}/uploads/${id}`)).body;
   const events = (reason: string, id: string) =>
     fake.events().filter((e) => e.reason === reason && e.message.includes(id));
 
   test("reports an upload that stops moving once, and its recovery once, and keeps out of the way otherwise", async () => {
-    const id = await upload(3_000);
+    // One batch: its landing completes the upload. With more, a worker that pauses for
+    // STUCK_AFTER_SECONDS between two of them (a loaded machine does) is a second episode,
+    // rightly reported, which this test cannot tell from a repeated report.
+    const id = await upload(100);
     await waitFor(
-      "every batch to be published",
-      async () => (await view(id)).batches.published === 30,
+      "its batch to be published",
+      async () => (await view(id)).batches.published === 1,
     );
 
     controller = await startControllerInProcess(env, fake.kubeConfig());
@@ -88,7 +82,7 @@ describe("the controller", () => {
     assert.match(
       stuck.message,
       new RegExp(
-        `Upload ${id} has made no progress for \\d+s \\(0 of 30 batches landed, 30 published\\); likely cause: no worker consumes the batch queue`,
+        `Upload ${id} has made no progress for \\d+s \\(0 of 1 batches landed, 1 published\\); likely cause: no worker consumes the batch queue`,
       ),
     );
     assert.equal(stuck.reportingInstance, "sluice-controller-0");
@@ -102,7 +96,7 @@ describe("the controller", () => {
     assert.equal(await metricSample(controller.url, "sluice_uploads_stuck"), 1);
     assert.equal(await metricSample(controller.url, "sluice_controller_leader"), 1);
     assert.equal(await metricSample(controller.url, "sluice_queue_consumers", 'kind="work"'), 0);
-    assert.equal(await metricSample(controller.url, "sluice_queue_messages", 'kind="work"'), 30);
+    assert.equal(await metricSample(controller.url, "sluice_queue_messages", 'kind="work"'), 1);
     assert.equal(
       await metricSample(controller.url, "sluice_queue_messages", 'kind="dead_letter"'),
       0,
@@ -182,10 +176,7 @@ describe("the controller", () => {
   });
 
   test("without a cluster reports through the status flag and metrics alone", async () => {
-    if (worker) {
-      worker.kill("SIGTERM");
-      await once(worker, "exit");
-    }
+    await worker?.stop();
     const requestsBefore = fake.requests.length;
     const id = await upload(500);
     controller = await startControllerInProcess(env, undefined);

@@ -5,37 +5,18 @@ import { once } from "node:events";
 import { readdir } from "node:fs/promises";
 import { type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { loadConfig } from "../src/core/config.ts";
-import {
-  callApi,
-  type InProcess,
-  startInProcess,
-  type TestEnv,
-  testEnv,
-  waitFor,
-} from "./support/stack.ts";
-import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
+import { type ProxiedApi, startProxiedApi } from "./support/proxied-api.ts";
+import { callApi, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
 let env: TestEnv;
-let postgres: TcpProxy;
-let redis: TcpProxy;
-let api: InProcess;
+let api: ProxiedApi<"PostgreSQL" | "Redis">;
 before(async () => {
   // Forty uploads of the one open tenant are in flight at once below: all may be received.
   env = await testEnv({ MAX_ACTIVE_UPLOADS_PER_TENANT: "40" });
-  postgres = await startTcpProxy({ host: "127.0.0.1", port: 5432 });
-  redis = await startTcpProxy({ host: "127.0.0.1", port: 6379 });
-  const config = loadConfig({
-    ...env.env,
-    DATABASE_URL: postgres.via(env.env.DATABASE_URL as string),
-    REDIS_URL: redis.via("redis://127.0.0.1:6379"),
-  });
-  api = await startInProcess({ ...env, config }, { worker: false });
+  api = await startProxiedApi(env, ["PostgreSQL", "Redis"]);
 });
 after(async () => {
   await api?.stop();
-  await postgres?.close();
-  await redis?.close();
   await env?.cleanup();
 });
 
@@ -67,9 +48,9 @@ test("uploads in flight when PostgreSQL's connections are cut get 503, and the a
     call("POST", "/uploads", `id,name\n${"1,a\n".repeat(i * 50 + 1)}`),
   );
   await waitFor("uploads to be arriving", async () => (await inProgress()) > 0);
-  await postgres.cut();
+  await api.proxies.PostgreSQL.cut();
   const answers = await Promise.all(inFlight);
-  await postgres.restore();
+  await api.proxies.PostgreSQL.restore();
   leftBehind = (await env.sql.query(unfinished)).rows.map(({ id }) => id);
   for (const answer of answers) {
     assert.ok([202, 503].includes(answer.status), answer.text);
@@ -87,10 +68,10 @@ describe("PostgreSQL unreachable", () => {
     const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
     assert.equal(accepted.status, 202);
     uploadId = accepted.body.id;
-    await postgres.cut();
+    await api.proxies.PostgreSQL.cut();
   });
   after(async () => {
-    await postgres.restore();
+    await api.proxies.PostgreSQL.restore();
   });
 
   test("listing uploads is 503 ServiceUnavailable", async () => {
@@ -127,10 +108,10 @@ describe("PostgreSQL unreachable", () => {
 
 describe("Redis unreachable", () => {
   before(async () => {
-    await redis.cut();
+    await api.proxies.Redis.cut();
   });
   after(async () => {
-    await redis.restore();
+    await api.proxies.Redis.restore();
   });
 
   test("a new upload is 503 ServiceUnavailable, and is not left counting as in progress", async () => {
@@ -139,7 +120,7 @@ describe("Redis unreachable", () => {
   });
 
   test("an upload whose body was stored as Redis went away is 503, recorded as rejected, and leaves no file", async () => {
-    await redis.restore();
+    await api.proxies.Redis.restore();
     await waitFor(
       "Redis to be back",
       async () => (await call("GET", "/readyz?verbose")).status === 200,
@@ -151,7 +132,7 @@ describe("Redis unreachable", () => {
     const answered = once(upload, "response");
     upload.write("id,name\n");
     await waitFor("the body to be arriving", async () => (await inProgress()) === 1);
-    await redis.cut();
+    await api.proxies.Redis.cut();
     upload.end("1,a\n");
     const [response] = (await answered) as [IncomingMessage];
     let text = "";

@@ -3,7 +3,6 @@
 // senders that keep going for longer than any request timeout. None may crash the process,
 // keep a place, a file or an unfinished upload record, or hold back another tenant.
 import assert from "node:assert/strict";
-import { once } from "node:events";
 import { readdir } from "node:fs/promises";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
@@ -133,7 +132,7 @@ describe("crash: malformed multipart", () => {
     await settled();
   });
 
-  test("a file part after another file part is refused at once", async () => {
+  test("a file part not named `file` is refused at once", async () => {
     const head = [
       `--${BOUNDARY}\r\n`,
       'Content-Disposition: form-data; name="other"; filename="a.csv"\r\n\r\n',
@@ -148,9 +147,45 @@ describe("crash: malformed multipart", () => {
       uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 10_000_000 }),
     );
     exchange.write(head);
-    const answer = assertClientError(await exchange.answered, "two file parts");
+    const answer = assertClientError(await exchange.answered, "a file part not named file");
     assert.equal(answer.body.error.code, "InvalidMultipart");
     await settled();
+  });
+
+  test("a second `file` part is refused as it begins, before the rest of the body is read, and leaves nothing", async () => {
+    const first = `id,name\n${"1,a\n".repeat(5_000)}`;
+    const head = [
+      `--${BOUNDARY}\r\n`,
+      'Content-Disposition: form-data; name="file"; filename="a.csv"\r\n',
+      "Content-Type: text/csv\r\n\r\n",
+      first,
+      `\r\n--${BOUNDARY}\r\n`,
+      'Content-Disposition: form-data; name="file"; filename="b.csv"\r\n',
+      "Content-Type: text/csv\r\n\r\n",
+      `id,name\n${"2,b\n".repeat(10_000)}`,
+    ].join("");
+    // Announced far larger than what is sent before the answer: an api that read on to the
+    // end would wait for bytes that never come, and cut the body off as idle instead.
+    const length = 1_900_000;
+    const exchange = rawRequest(
+      api.url,
+      uploadHead({ key: key("mallory"), contentType: MULTIPART, length }),
+    );
+    exchange.write(head);
+    const answer = assertClientError(await exchange.answered, "a second file part");
+    assert.equal(answer.status, 400);
+    assert.equal(answer.body.error.code, "InvalidMultipart");
+    const id = answer.body.error.details.uploadId;
+    const { rows } = await env.sql.query("select status, error_code from uploads where id = $1", [
+      id,
+    ]);
+    assert.deepEqual(rows, [{ status: "rejected", error_code: "InvalidMultipart" }]);
+    await settled();
+    assert.deepEqual(
+      (await readdir(env.config.uploadDir)).filter((name) => name.startsWith(id)),
+      [],
+      "no stored batches of the refused upload",
+    );
   });
 });
 
@@ -378,9 +413,22 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
         );
         return rows[0].n > 0;
       });
-      // The scenario itself, not a wait for something: the api stays busy for several idle
-      // timeouts after the last byte has arrived.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // The api stays busy for longer than its idle timeout after the last byte: until a body
+      // begun on it after that byte, and stalled, has been cut off as idle.
+      const witness = rawRequest(
+        quick.url,
+        uploadHead({ key: key("alice"), contentType: "text/csv", length: 1_000 }),
+      );
+      witness.write("id,name\n1,");
+      // Cut off, its socket closed unanswered, then recorded.
+      await witness.answered;
+      const cutOff = await waitFor("the stalled body to be recorded as rejected", async () => {
+        const { rows } = await env.sql.query(
+          "select status, error_code from uploads where tenant = 'alice' order by created_at desc limit 1",
+        );
+        return rows[0].status === "rejected" && rows[0];
+      });
+      assert.equal(cutOff.error_code, "IdleTimeout");
       await lock.query("commit");
       assert.equal((await answer).status, 202);
     } finally {
@@ -413,13 +461,21 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
 describe("limits and protocol", () => {
   test("a body sent to a route that reads none cannot hold the connection open", async () => {
     for (const path of ["/healthz", "/uploads", "/nowhere"]) {
-      const socket = connect(Number(new URL(api.url).port), "127.0.0.1");
+      // Half open: the client goes on sending after the end of the answer, so that only the
+      // api can close the connection.
+      const socket = connect({
+        port: Number(new URL(api.url).port),
+        host: "127.0.0.1",
+        allowHalfOpen: true,
+      });
       let received = "";
       socket.on("data", (chunk) => {
         received += chunk.toString("latin1");
       });
+      // Writes into the connection once the api has closed it fail (EPIPE, ECONNRESET): that
+      // is the close this test waits for, not a failure (events.once would reject on it).
       socket.on("error", () => undefined);
-      const closed = once(socket, "close");
+      const closed = new Promise((resolve) => socket.once("close", resolve));
       socket.write(
         `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${key("alice")}\r\n` +
           "Content-Length: 1000000\r\n\r\nid,name\n",

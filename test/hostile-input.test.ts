@@ -7,10 +7,11 @@ import { readdir } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import amqp from "amqplib";
 import fc from "fast-check";
-import { decodeHeaders } from "../src/core/batch-message.ts";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { decodeHeaders } from "../src/core/uploads/batch-message.ts";
 import { hostileUpload, requestFor } from "./support/hostile-uploads.ts";
 import {
+  acceptedUpload,
   getJson,
   getObjectJson,
   type InProcess,
@@ -222,14 +223,9 @@ describe("the api with a worker", () => {
     ];
     const field = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
     const csv = `${[header, ...rows].map((r) => r.map(field).join(",")).join("\n")}\n`;
-    const accepted = await getJson(`${stack.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: csv,
-    });
-    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
-    assert.deepEqual(accepted.body.columns, header);
-    const id = accepted.body.id as string;
+    const accepted = await acceptedUpload(stack.url, csv);
+    assert.deepEqual(accepted.columns, header);
+    const { id } = accepted;
     await waitFor("the upload to complete", async () => {
       const { body } = await getJson(`${stack.url}/uploads/${id}`);
       return body.status === "completed";

@@ -1,28 +1,20 @@
 // An Idempotency-Key makes a retried POST /uploads answer with the upload its first attempt
 // made, never a second load of the file; per tenant, bound to the file's bytes.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import { sampleCsv } from "./support/csv-samples.ts";
-import {
-  getJson,
-  type InProcess,
-  startInProcess,
-  type TestEnv,
-  testEnv,
-  waitFor,
-} from "./support/stack.ts";
+import { getJson, type InProcess, stackStarter, type TestEnv, waitFor } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-5d1e", globex: "globex-c04f" };
 
+const startStack = stackStarter();
 let env: TestEnv;
 let stack: InProcess;
 before(async () => {
-  env = await testEnv({ API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`, BATCH_SIZE: "5" });
-  stack = await startInProcess(env);
-});
-after(async () => {
-  await stack?.stop();
-  await env?.cleanup();
+  ({ env, api: stack } = await startStack({
+    API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`,
+    BATCH_SIZE: "5",
+  }));
 });
 
 type Tenant = keyof typeof KEYS;
@@ -219,4 +211,50 @@ test("a key that is not 1 to 255 printable characters is refused", async () => {
     assert.equal(refused.status, 400, key);
     assert.equal(refused.body.error.code, "InvalidParameter");
   }
+});
+
+test("a key names its upload for 24 hours: a day later, the same key is a new upload", async () => {
+  const first = await answer(await post("globex", "day-1", sampleCsv(4).csv));
+  assert.equal(first.status, 202);
+  await completed("globex", first.body.id);
+  await env.sql.query("update uploads set created_at = now() - interval '25 hours' where id = $1", [
+    first.body.id,
+  ]);
+  const later = await answer(await post("globex", "day-1", sampleCsv(6).csv));
+  assert.equal(later.status, 202, JSON.stringify(later.body));
+  assert.notEqual(later.body.id, first.body.id);
+  assert.equal(later.headers.get("idempotent-replayed"), null);
+  await completed("globex", later.body.id);
+  assert.equal((await rowsLanded(later.body.id)).length, 6);
+});
+
+test("a first attempt whose body stopped arriving five minutes ago (its api died) frees its key", async () => {
+  const stop = new AbortController();
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(new TextEncoder().encode("id,name\n1,a\n"));
+    },
+  });
+  const firstAttempt = post("globex", "dead-1", body, {
+    duplex: "half",
+    signal: stop.signal,
+  } as RequestInit).catch(() => undefined);
+  const [{ id: firstId }] = await waitFor("the first attempt to be received", async () => {
+    const { rows } = await env.sql.query(
+      "select id from uploads where idempotency_key = 'dead-1' and status = 'validating'",
+    );
+    return rows.length === 1 && rows;
+  });
+  // As its record would be had its api died with it six minutes ago.
+  await env.sql.query(
+    "update uploads set last_progress_at = now() - interval '6 minutes' where id = $1",
+    [firstId],
+  );
+  const retried = await answer(await post("globex", "dead-1", sampleCsv(3).csv));
+  assert.equal(retried.status, 202, JSON.stringify(retried.body));
+  assert.notEqual(retried.body.id, firstId);
+  stop.abort();
+  await firstAttempt;
+  await completed("globex", retried.body.id);
+  assert.equal((await rowsLanded(retried.body.id)).length, 3);
 });

@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, test } from "node:test";
-import type { UploadStatus } from "../src/core/db/database.ts";
+import type { UploadStatus } from "../src/core/uploads/upload-status.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,

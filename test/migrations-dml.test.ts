@@ -8,7 +8,7 @@ import { after, before, test } from "node:test";
 import pg from "pg";
 import { loadConfig } from "../src/core/config.ts";
 import { createLogger } from "../src/core/logger.ts";
-import { openDatabase, openStorage } from "../src/core/services.ts";
+import { openDatabase, openStorage } from "../src/core/program/services.ts";
 import { bucketExists } from "../src/core/storage/s3.ts";
 import { startProgram } from "./support/program.ts";
 import { callApi, ROOT, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";

@@ -1,31 +1,30 @@
-// The OpenAPI description (src/api/openapi.json) is the api as it is: the same routes, and
+// The OpenAPI description (src/api/http/openapi.json) is the api as it is: the same routes, and
 // every answer, success or error, with a status, headers and body it describes.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import { ensureBucket } from "../src/core/storage/s3.ts";
 import { describedRoutes, mismatches, servedRoutes, spec } from "./support/openapi.ts";
-import { type InProcess, ROOT, startInProcess, type TestEnv, testEnv } from "./support/stack.ts";
+import { type InProcess, ROOT, stackStarter, type TestEnv } from "./support/stack.ts";
 
 const KEY = "acme-6a1f0c9e2b7d";
 const UNKNOWN = "0b5c2f9e-1d3a-4c8e-9f70-2a6b8d4e1c3f";
 
+const startStack = stackStarter();
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
-  env = await testEnv({
-    API_KEYS: `acme:${KEY}`,
-    MAX_ACTIVE_UPLOADS_PER_TENANT: "1",
-    MAX_UPLOAD_BYTES: "1000",
-  });
   // No worker: uploads stay queued until cancelled, so every answer can be reached. A
   // worker would make the bucket that a purge lists; here the test does.
-  api = await startInProcess(env, { worker: false });
+  ({ env, api } = await startStack(
+    {
+      API_KEYS: `acme:${KEY}`,
+      MAX_ACTIVE_UPLOADS_PER_TENANT: "1",
+      MAX_UPLOAD_BYTES: "1000",
+    },
+    { worker: false },
+  ));
   await ensureBucket(env.s3, env.config.s3.bucket);
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
 });
 
 test("the routes described are the routes served", () => {
@@ -36,7 +35,7 @@ test("GET /openapi.json answers the description, without a key", async () => {
   const response = await fetch(`${api.url}/openapi.json`);
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
-  const file = JSON.parse(await readFile(`${ROOT}src/api/openapi.json`, "utf8"));
+  const file = JSON.parse(await readFile(`${ROOT}src/api/http/openapi.json`, "utf8"));
   assert.deepEqual(await response.json(), file);
   const pkg = JSON.parse(await readFile(`${ROOT}package.json`, "utf8"));
   assert.equal(spec.info.version, pkg.version);

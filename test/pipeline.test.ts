@@ -1,9 +1,9 @@
 // A CSV goes in over HTTP; every row must come out once in PostgreSQL and every batch in S3.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import amqp from "amqplib";
-import { encodeHeaders } from "../src/core/batch-message.ts";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { encodeHeaders } from "../src/core/uploads/batch-message.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
@@ -11,9 +11,8 @@ import {
   type InProcess,
   listBatchObjects,
   metricSample,
-  startInProcess,
+  stackStarter,
   type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
@@ -37,15 +36,11 @@ async function waitForStatus(url: string, id: string, status: string) {
 }
 
 describe("the pipeline", () => {
+  const startStack = stackStarter();
   let env: TestEnv;
   let stack: InProcess;
   before(async () => {
-    env = await testEnv({ BATCH_SIZE: "1000" });
-    stack = await startInProcess(env);
-  });
-  after(async () => {
-    await stack?.stop();
-    await env?.cleanup();
+    ({ env, api: stack } = await startStack({ BATCH_SIZE: "1000" }));
   });
 
   test("lands every row of an uploaded file once, as the file's strings, and every batch in S3", async () => {

@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
-import type { ProgressEvent } from "../src/api/progress-event.ts";
-import { createProgressHub } from "../src/api/progress-hub.ts";
-import { openProgressStream } from "../src/api/progress-stream.ts";
+import type { ProgressEvent } from "../src/api/progress/progress-event.ts";
+import { createProgressHub } from "../src/api/progress/progress-hub.ts";
+import { openProgressStream } from "../src/api/progress/progress-stream.ts";
 import { readSse, type SseMessage } from "../src/cli/sse.ts";
 import {
   insertUploadWithinLimit,
@@ -14,9 +14,10 @@ import {
   markValidating,
 } from "../src/core/db/uploads.repository.ts";
 import { createLogger } from "../src/core/logger.ts";
-import { openRuntime, type Runtime } from "../src/core/runtime.ts";
+import { openRuntime, type Runtime } from "../src/core/program/runtime.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
   startInProcess,
@@ -184,13 +185,7 @@ describe("GET /uploads/:id/events", () => {
   });
 
   test("streams an upload's progress from queued to completed, then ends", async () => {
-    const accepted = await getJson(`${stack.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: sampleCsv(20_000).csv,
-    });
-    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
-    const id = accepted.body.id as string;
+    const { id } = await acceptedUpload(stack.url, sampleCsv(20_000).csv);
 
     const response = await fetch(`${stack.url}/uploads/${id}/events`);
     assert.equal(response.status, 200);

@@ -6,8 +6,7 @@ import { randomUUID } from "node:crypto";
 import { access, writeFile } from "node:fs/promises";
 import { after, test } from "node:test";
 import amqp from "amqplib";
-import { frameOf } from "../src/api/batch-spool.ts";
-import { storedPath } from "../src/api/upload-intake.ts";
+import { storedPath } from "../src/api/intake/upload-intake.ts";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import { freePort, startProgram } from "./support/program.ts";
 import {
@@ -21,6 +20,7 @@ import {
   testEnv,
   waitFor,
 } from "./support/stack.ts";
+import { storedBatch } from "./support/stored-batches.ts";
 
 const envs: TestEnv[] = [];
 let controller: InProcessController | undefined;
@@ -161,22 +161,11 @@ test("an api that finds the stored batches of an upload cut short fails the uplo
   envs.push(env);
   const own = await startInProcess(env, { worker: false });
   const test = env;
-  const frame = (id: string, seq: number) =>
-    Buffer.concat(
-      frameOf({
-        seq,
-        rows: 1,
-        rowErrors: 0,
-        body: Buffer.from(
-          JSON.stringify({ uploadId: id, seq, columns: ["id"], errors: [], rows: [] }),
-        ),
-      }),
-    );
-  const whole = (id: string) => [1, 2, 3].map((seq) => frame(id, seq));
+  const whole = (id: string) => [1, 2, 3].map((seq) => storedBatch(id, seq));
   // Six batches each, the file ending inside the fourth, or right after the third (a disk
   // that filled, a copy cut short).
   const cuts = {
-    inside: (id: string) => Buffer.concat([...whole(id), frame(id, 4).subarray(0, 30)]),
+    inside: (id: string) => Buffer.concat([...whole(id), storedBatch(id, 4).subarray(0, 30)]),
     between: (id: string) => Buffer.concat(whole(id)),
   };
   const ids: Record<string, string> = {};

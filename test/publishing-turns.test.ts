@@ -4,9 +4,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { after, test } from "node:test";
-import { frameOf } from "../src/api/batch-spool.ts";
-import { storedPath } from "../src/api/upload-intake.ts";
+import { storedPath } from "../src/api/intake/upload-intake.ts";
 import { type InProcess, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { storedBatch } from "./support/stored-batches.ts";
 
 let env: TestEnv | undefined;
 let api: InProcess | undefined;
@@ -25,18 +25,6 @@ async function recordQueued(test: TestEnv, id: string, batches: number): Promise
   );
 }
 
-const batch = (id: string, seq: number) =>
-  Buffer.concat(
-    frameOf({
-      seq,
-      rows: 1,
-      rowErrors: 0,
-      body: Buffer.from(
-        JSON.stringify({ uploadId: id, seq, columns: ["id"], errors: [], rows: [] }),
-      ),
-    }),
-  );
-
 test("uploads waiting to retry their publishing leave their turns to the others", async () => {
   env = await testEnv();
   api = await startInProcess(env, { worker: false });
@@ -53,7 +41,7 @@ test("uploads waiting to retry their publishing leave their turns to the others"
   await recordQueued(env, healthy, 2);
   await writeFile(
     storedPath(env.config.uploadDir, healthy),
-    Buffer.concat([batch(healthy, 1), batch(healthy, 2)]),
+    Buffer.concat([storedBatch(healthy, 1), storedBatch(healthy, 2)]),
   );
 
   // In order of arrival: the broken ones take every turn first.

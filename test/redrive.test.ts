@@ -2,19 +2,17 @@
 // once its cause is fixed, its failed upload is reopened, and the upload completes with every
 // row exactly once. Other uploads' dead letters stay where they are.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { after, before, test } from "node:test";
-import amqp from "amqplib";
-import { queueNames } from "../src/core/broker/queue-names.ts";
+import { deadLetterCount } from "./support/broker-queues.ts";
+import { refusePoisonRows } from "./support/poison-rows.ts";
+import { startProgram } from "./support/program.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
-  ROOT,
   startInProcess,
   type TestEnv,
   testEnv,
-  track,
   waitFor,
 } from "./support/stack.ts";
 
@@ -65,15 +63,7 @@ async function uploadFailing(tenant: keyof typeof KEYS, poison: string): Promise
   return id;
 }
 
-async function deadLetters(): Promise<number> {
-  const connection = await amqp.connect(env.config.rabbitmqUrl);
-  try {
-    const channel = await connection.createChannel();
-    return (await channel.checkQueue(queueNames(env.config.namespace).dead)).messageCount;
-  } finally {
-    await connection.close();
-  }
-}
+const deadLetters = () => deadLetterCount(env.config.rabbitmqUrl, env.config.namespace);
 
 async function landedRows(id: string): Promise<string[]> {
   const { rows } = await env.sql.query(
@@ -88,21 +78,9 @@ const redrive = (tenant: keyof typeof KEYS, id: string) =>
 
 /** `npm run redrive` with `env`, to its exit; what it printed. */
 async function redriveCli(env: Record<string, string>): Promise<string> {
-  const child = track(
-    spawn(process.execPath, [`${ROOT}src/core/redrive.main.ts`], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    }),
-  );
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const [code] = await once(child, "exit");
+  const cli = startProgram("src/api/redrive.main.ts", env, { inheritEnv: true });
+  const { code } = await cli.exit;
+  const output = cli.lines.join("\n");
   assert.equal(code, 0, output);
   return output;
 }
@@ -178,28 +156,23 @@ for (const by of ["POST /uploads/:id/redrive", "npm run redrive"] as const) {
     });
     const api = await startInProcess(own);
     try {
-      await own.sql.query(`
-        create function refuse_poison() returns trigger language plpgsql as $$
-        begin
-          if new.data ->> 'id' = 'poison' then raise exception 'row % is poison', new.row_number; end if;
-          return new;
-        end $$;
-        create trigger refuse_poison before insert on upload_rows for each row execute function refuse_poison();`);
+      await refusePoisonRows(own.sql);
       const rows = ["poison", ...Array.from({ length: 9 }, (_, i) => String(i + 2))];
-      const accepted = await getJson(`${api.url}/uploads`, {
-        method: "POST",
-        headers: { "content-type": "text/csv" },
-        body: `id\n${rows.join("\n")}\n`,
-      });
-      assert.equal(accepted.status, 202);
-      const id = accepted.body.id as string;
+      const { id } = await acceptedUpload(api.url, `id\n${rows.join("\n")}\n`);
       const failed = await waitFor("the upload to fail", async () => {
         const { body } = await getJson(`${api.url}/uploads/${id}`);
         return body.status === "failed" ? body : undefined;
       });
       assert.equal(failed.batches.landed, 0);
-      // Publishing stopped at the failure instead of waiting on it for good.
-      await api.api.publisher.idle();
+      // Publishing stopped at the failure instead of waiting on it for good: its lease, renewed
+      // while it runs, given up.
+      await waitFor("publishing to end", async () => {
+        const { rows: lease } = await own.sql.query(
+          "select publishing_until <= now() as ended from uploads where id = $1",
+          [id],
+        );
+        return lease[0].ended === true;
+      });
       const { rows: published } = await own.sql.query(
         "select batches_published::int as n from uploads where id = $1",
         [id],

@@ -1,24 +1,22 @@
 // Whatever the api answers, success or error, it carries the security headers; an internal
 // error answers JSON that tells nothing about the server's insides.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { type InProcess, startInProcess, type TestEnv, testEnv } from "./support/stack.ts";
+import { before, test } from "node:test";
+import { type InProcess, stackStarter } from "./support/stack.ts";
 
 const KEY = "acme-0f1e2d3c4b5a";
 
-let env: TestEnv;
+const startStack = stackStarter();
 let api: InProcess;
 before(async () => {
-  env = await testEnv({
-    API_KEYS: `acme:${KEY}`,
-    MAX_ACTIVE_UPLOADS_PER_TENANT: "1",
-    MAX_UPLOAD_BYTES: "1000",
-  });
-  api = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
+  ({ api } = await startStack(
+    {
+      API_KEYS: `acme:${KEY}`,
+      MAX_ACTIVE_UPLOADS_PER_TENANT: "1",
+      MAX_UPLOAD_BYTES: "1000",
+    },
+    { worker: false },
+  ));
 });
 
 type Request = {

@@ -1,45 +1,33 @@
 // A batch that keeps failing is retried with backoff, then dead-lettered; the upload fails
 // with the reason and nothing is dropped silently.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { refusePoisonRows } from "./support/poison-rows.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
-  startInProcess,
+  stackStarter,
   type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
+const startStack = stackStarter();
 let env: TestEnv;
 let stack: InProcess;
 before(async () => {
-  env = await testEnv({ BATCH_SIZE: "2", MAX_ATTEMPTS: "3", RETRY_BASE_MS: "100" });
-  stack = await startInProcess(env);
-  // The database itself refuses one row, as a real constraint or trigger would.
-  await env.sql.query(`
-    create function refuse_poison() returns trigger language plpgsql as $$
-    begin
-      if new.data ->> 'id' = 'poison' then raise exception 'row % is poison', new.row_number; end if;
-      return new;
-    end $$;
-    create trigger refuse_poison before insert on upload_rows for each row execute function refuse_poison();`);
-});
-after(async () => {
-  await stack?.stop();
-  await env?.cleanup();
+  ({ env, api: stack } = await startStack({
+    BATCH_SIZE: "2",
+    MAX_ATTEMPTS: "3",
+    RETRY_BASE_MS: "100",
+  }));
+  await refusePoisonRows(env.sql);
 });
 
 test("a poison batch goes to the dead-letter queue after MAX_ATTEMPTS and the upload fails", async () => {
-  const accepted = await getJson(`${stack.url}/uploads`, {
-    method: "POST",
-    headers: { "content-type": "text/csv" },
-    body: "id,name\n1,a\n2,b\n3,c\npoison,d\n5,e\n",
-  });
-  assert.equal(accepted.status, 202);
-  const id = accepted.body.id;
+  const { id } = await acceptedUpload(stack.url, "id,name\n1,a\n2,b\n3,c\npoison,d\n5,e\n");
 
   const failed = await waitFor("the upload to fail", async () => {
     const { body } = await getJson(`${stack.url}/uploads/${id}`);

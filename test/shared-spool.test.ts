@@ -4,31 +4,20 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { freePort, startProgram } from "./support/program.ts";
 import { rawRequest, uploadHead } from "./support/raw-http.ts";
-import {
-  callApi,
-  type InProcess,
-  startInProcess,
-  type TestEnv,
-  testEnv,
-  waitFor,
-} from "./support/stack.ts";
+import { callApi, type InProcess, stackStarter, type TestEnv, waitFor } from "./support/stack.ts";
 
+const startStack = stackStarter();
 let env: TestEnv | undefined;
 let api: InProcess | undefined;
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
-});
 
 const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
 
 test("an api starting on a shared folder leaves the partial file of a body another api receives", async () => {
-  env = await testEnv({ BATCH_SIZE: "2" });
+  ({ env, api } = await startStack({ BATCH_SIZE: "2" }, { worker: false }));
   const test = env;
-  api = await startInProcess(env, { worker: false });
   const receiving = rawRequest(api.url, uploadHead({ contentType: "text/csv" }));
   receiving.write(chunk("id,name\n1,one\n2,two\n3,three\n"));
   await waitFor("the body to be arriving", async () => {
@@ -71,8 +60,7 @@ test("an api starting on a shared folder leaves the partial file of a body anoth
 });
 
 test("an api whose UPLOAD_DIR cannot be written to is not ready, and is again once it can", async () => {
-  env ??= await testEnv();
-  api ??= await startInProcess(env, { worker: false });
+  if (!env || !api) ({ env, api } = await startStack({}, { worker: false }));
   const running = api;
   const readiness = () => callApi(running.url, "GET", "/readyz");
   assert.equal((await readiness()).status, 200);

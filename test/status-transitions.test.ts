@@ -3,7 +3,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
-import type { UploadStatus } from "../src/core/db/database.ts";
 import {
   markCancelled,
   markFailed,
@@ -13,6 +12,7 @@ import {
   rejectAbandoned,
   touchUpload,
 } from "../src/core/db/uploads.repository.ts";
+import type { UploadStatus } from "../src/core/uploads/upload-status.ts";
 import { type InProcess, startInProcess, type TestEnv, testEnv } from "./support/stack.ts";
 
 let env: TestEnv;

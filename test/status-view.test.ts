@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import { insertUploadWithinLimit } from "../src/core/db/uploads.repository.ts";
 import { createLogger } from "../src/core/logger.ts";
-import { openRuntime, type Runtime } from "../src/core/runtime.ts";
+import { openRuntime, type Runtime } from "../src/core/program/runtime.ts";
 import { type TestEnv, testEnv } from "./support/stack.ts";
 
 let env: TestEnv;

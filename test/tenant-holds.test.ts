@@ -1,25 +1,12 @@
 // MAX_ACTIVE_UPLOADS_PER_TENANT holds across api replicas from a request's first byte, before
 // its upload is recorded; the places of a replica that crashed come free by themselves.
 import assert from "node:assert/strict";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import { freePort, startProgram } from "./support/program.ts";
 import { BOUNDARY, rawRequest, uploadHead } from "./support/raw-http.ts";
-import {
-  callApi,
-  type InProcess,
-  metricSample,
-  startInProcess,
-  type TestEnv,
-  testEnv,
-  waitFor,
-} from "./support/stack.ts";
+import { callApi, metricSample, stackStarter, waitFor } from "./support/stack.ts";
 
-let env: TestEnv | undefined;
-let api: InProcess | undefined;
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
-});
+const startStack = stackStarter();
 
 const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
 
@@ -34,12 +21,14 @@ function formBeforeItsFile(url: string) {
 }
 
 test("a tenant's bodies count against its limit on every replica from the first byte", async () => {
-  env = await testEnv({
-    MAX_ACTIVE_UPLOADS_PER_TENANT: "2",
-    UPLOAD_FORM_TIMEOUT_MS: "600000",
-    UPLOAD_IDLE_TIMEOUT_MS: "600000",
-  });
-  api = await startInProcess(env, { worker: false });
+  const { env, api } = await startStack(
+    {
+      MAX_ACTIVE_UPLOADS_PER_TENANT: "2",
+      UPLOAD_FORM_TIMEOUT_MS: "600000",
+      UPLOAD_IDLE_TIMEOUT_MS: "600000",
+    },
+    { worker: false },
+  );
   const port = await freePort();
   const otherUrl = `http://127.0.0.1:${port}`;
   const other = startProgram("src/api/main.ts", {

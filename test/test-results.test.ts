@@ -14,7 +14,7 @@ async function runTests(...files: string[]): Promise<{ code: number | null; outp
       "--import=./test/support/blocking-stdout.ts",
       "--test",
       "--test-force-exit",
-      "--test-reporter=./test/support/coverage.reporter.ts",
+      "--test-reporter=./test/support/coverage-reporter.ts",
       "--test-reporter-destination=stdout",
       ...files,
     ],
@@ -38,20 +38,20 @@ async function runTests(...files: string[]): Promise<{ code: number | null; outp
 
 test("a file whose results stop arriving fails the run, naming the file", async () => {
   const { code, output } = await runTests(
-    "src/core/batch-layout.test.ts",
-    "test/support/fixtures/lost-results.fixture.ts",
+    "src/core/uploads/batch-layout.test.ts",
+    "test/support/fixtures/lost-results.ts",
   );
   assert.equal(code, 1, output);
   assert.match(output, /ℹ fail 0/, output);
   assert.match(
     output,
-    /the results of 1 test file\(s\) did not all arrive[^\n]*\n {2}test\/support\/fixtures\/lost-results\.fixture\.ts: its process's own count never arrived \(0 test results did\)\n/,
+    /the results of 1 test file\(s\) did not all arrive[^\n]*\n {2}test\/support\/fixtures\/lost-results\.ts: its process's own count never arrived \(0 test results did\)\n/,
     output,
   );
 });
 
 test("files whose results all arrive pass", async () => {
-  const { code, output } = await runTests("src/core/batch-layout.test.ts");
+  const { code, output } = await runTests("src/core/uploads/batch-layout.test.ts");
   assert.equal(code, 0, output);
   assert.doesNotMatch(output, /did not all arrive/, output);
 });

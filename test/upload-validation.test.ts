@@ -1,35 +1,27 @@
 // Every kind of bad input gets a clear answer over HTTP, and a rejected upload leaves nothing behind.
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../src/core/broker/queue-names.ts";
-import {
-  getJson,
-  type InProcess,
-  startInProcess,
-  type TestEnv,
-  testEnv,
-  waitFor,
-} from "./support/stack.ts";
+import { getJson, type InProcess, stackStarter, type TestEnv, waitFor } from "./support/stack.ts";
 
+const startStack = stackStarter();
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
-  env = await testEnv({
-    MAX_COLUMNS: "5",
-    MAX_FIELD_BYTES: "64",
-    MAX_UPLOAD_BYTES: "200000",
-    BATCH_SIZE: "3",
-    // Accepted uploads stay queued without a worker, and all belong to the one open tenant.
-    MAX_ACTIVE_UPLOADS_PER_TENANT: "1000",
-  });
   // No worker: batches stay in the queue, so the test can count what was published.
-  api = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
+  ({ env, api } = await startStack(
+    {
+      MAX_COLUMNS: "5",
+      MAX_FIELD_BYTES: "64",
+      MAX_UPLOAD_BYTES: "200000",
+      BATCH_SIZE: "3",
+      // Accepted uploads stay queued without a worker, and all belong to the one open tenant.
+      MAX_ACTIVE_UPLOADS_PER_TENANT: "1000",
+    },
+    { worker: false },
+  ));
 });
 
 async function post(body: string | Uint8Array, query = "", type = "text/csv") {
@@ -161,6 +153,24 @@ describe("rejected uploads", () => {
   test("a body over MAX_UPLOAD_BYTES is 413 TooLarge and its file is removed", async () => {
     const big = `a,b\n${"1,2\n".repeat(60_000)}`;
     await expectRejected(await post(big), 413, "TooLarge");
+  });
+
+  test("a file part in base64 or quoted-printable is 415 UnsupportedEncoding, and records nothing", async () => {
+    const { rows: before } = await env.sql.query("select count(*)::int as n from uploads");
+    for (const encoding of ["base64", "quoted-printable"]) {
+      const body = [
+        "--B\r\n",
+        'Content-Disposition: form-data; name="file"; filename="people.csv"\r\n',
+        `Content-Transfer-Encoding: ${encoding}\r\n\r\n`,
+        encoding === "base64" ? Buffer.from("id\n1\n").toString("base64") : "id=0A1=0A",
+        "\r\n--B--\r\n",
+      ].join("");
+      const response = await post(body, "", "multipart/form-data; boundary=B");
+      assert.equal(response.status, 415, `${encoding}: ${JSON.stringify(response.body)}`);
+      assert.equal(response.body.error.code, "UnsupportedEncoding", encoding);
+    }
+    const { rows: after } = await env.sql.query("select count(*)::int as n from uploads");
+    assert.equal(after[0].n, before[0].n);
   });
 
   test("published nothing and left no file behind", async () => {

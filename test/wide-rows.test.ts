@@ -1,26 +1,15 @@
 // Wide rows within the default limits land, rows past them become row errors, and none of
 // it fails another tenant's upload arriving on the same api process at the same time.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import {
-  getJson,
-  type InProcess,
-  startInProcess,
-  type TestEnv,
-  testEnv,
-  waitFor,
-} from "./support/stack.ts";
+import { before, test } from "node:test";
+import { getJson, type InProcess, stackStarter, type TestEnv, waitFor } from "./support/stack.ts";
 
+const startStack = stackStarter();
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
   // The default limits, as `npm start` runs; two tenants.
-  env = await testEnv({ API_KEYS: "wide:key-wide,other:key-other" });
-  api = await startInProcess(env);
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
+  ({ env, api } = await startStack({ API_KEYS: "wide:key-wide,other:key-other" }));
 });
 
 const FIELD_BYTES = 131_072;

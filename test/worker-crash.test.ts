@@ -1,28 +1,23 @@
 // A worker killed in the middle of an upload loses nothing and duplicates nothing.
 import assert from "node:assert/strict";
-import { once } from "node:events";
-import { after, before, test } from "node:test";
+import { before, test } from "node:test";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
+  acceptedUpload,
   getJson,
   type InProcess,
   listBatchObjects,
   spawnProgram,
-  startInProcess,
+  stackStarter,
   type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
+const startStack = stackStarter();
 let env: TestEnv;
 let api: InProcess;
 before(async () => {
-  env = await testEnv({ BATCH_SIZE: "100", WORKER_PREFETCH: "4" });
-  api = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
+  ({ env, api } = await startStack({ BATCH_SIZE: "100", WORKER_PREFETCH: "4" }, { worker: false }));
 });
 
 const landed = async (id: string) =>
@@ -33,18 +28,11 @@ const landed = async (id: string) =>
 
 test("a worker killed mid-upload and started again completes the upload with every row once", async () => {
   const sample = sampleCsv(20_000);
-  const accepted = await getJson(`${api.url}/uploads`, {
-    method: "POST",
-    headers: { "content-type": "text/csv" },
-    body: sample.csv,
-  });
-  assert.equal(accepted.status, 202);
-  const id = accepted.body.id as string;
+  const { id } = await acceptedUpload(api.url, sample.csv);
 
   const first = spawnProgram("worker", env.env);
   await waitFor("some batches to land", async () => (await landed(id)) >= 20);
-  first.kill("SIGKILL");
-  await once(first, "exit");
+  await first.kill();
   const before = await landed(id);
   assert.ok(before < 200, "the worker was killed before it finished");
 
@@ -59,8 +47,7 @@ test("a worker killed mid-upload and started again completes the upload with eve
       120_000,
     );
   } finally {
-    second.kill("SIGTERM");
-    await once(second, "exit");
+    await second.stop();
   }
 
   const { rows } = await env.sql.query(

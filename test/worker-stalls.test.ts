@@ -6,6 +6,7 @@ import { test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
 import { freePort, startProgram } from "./support/program.ts";
 import {
+  acceptedUpload,
   getJson,
   listBatchObjects,
   metricSample,
@@ -47,13 +48,7 @@ for (const [service, variable] of [
     try {
       proxy.stall();
       const csv = `id,name\n${Array.from({ length: ROWS }, (_, i) => `${i},n${i}`).join("\n")}\n`;
-      const accepted = await getJson(`${api.url}/uploads`, {
-        method: "POST",
-        headers: { "content-type": "text/csv" },
-        body: csv,
-      });
-      assert.equal(accepted.status, 202);
-      const id = accepted.body.id as string;
+      const { id } = await acceptedUpload(api.url, csv);
 
       await waitFor(
         `a batch to fail on ${service} and be retried`,

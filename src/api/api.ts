@@ -11,30 +11,38 @@ import type { Config } from "../core/config.ts";
 import { type Faults, NO_FAULTS } from "../core/faults.ts";
 import type { Logger } from "../core/logger.ts";
 import { type ApiMetrics, createMetrics } from "../core/metrics.ts";
-import type { Program, ProgramRuntime, RunningProgram } from "../core/program.ts";
-import { runPurge } from "../core/purge.ts";
-import { redriveUploads } from "../core/redrive.ts";
-import type { Runtime } from "../core/runtime.ts";
-import { watchRedis } from "../core/watched-redis.ts";
-import { createApp } from "./app.ts";
-import { createAuthenticator } from "./auth.ts";
-import { type BatchPublisher, createBatchPublisher } from "./batch-publisher.ts";
-import { createIntakeParser, type IntakeParser } from "./intake-parser.ts";
-import { tenantShare } from "./places.ts";
-import { createProgressHub, type ProgressHub } from "./progress-hub.ts";
-import { createTenantHolds } from "./tenant-holds.ts";
-import { prepareUploadDir, storedPath } from "./upload-intake.ts";
-import { createUploadSlots } from "./upload-slots.ts";
-import { createUploadsService } from "./uploads.service.ts";
-import { WEB_ROOT } from "./web.routes.ts";
+import type { Program, ProgramRuntime, RunningProgram } from "../core/program/program.ts";
+import type { Runtime } from "../core/program/runtime.ts";
+import { watchRedis } from "../core/status/watched-redis.ts";
+import { runPurge } from "../core/uploads/purge.ts";
+import { createApp } from "./http/app.ts";
+import { createAuthenticator } from "./http/auth.ts";
+import { createLingering, type Lingering } from "./http/lingering-close.ts";
+import { tenantShare } from "./http/places.ts";
+import { targetsRouter } from "./http/targets.routes.ts";
+import { createTenantHolds } from "./http/tenant-holds.ts";
+import { createUploadSlots } from "./http/upload-slots.ts";
+import { uploadsRouter } from "./http/uploads.routes.ts";
+import { WEB_ROOT, webRouter } from "./http/web.routes.ts";
+import {
+  createParsingThreadClient,
+  type ParsingThreadClient,
+} from "./intake/parsing-thread-client.ts";
+import { prepareUploadDir, storedPath } from "./intake/upload-intake.ts";
+import { createUploadsService } from "./intake/uploads-service.ts";
+import { createProgressHub, type ProgressHub } from "./progress/progress-hub.ts";
+import { type BatchPublisher, createBatchPublisher } from "./publishing/batch-publisher.ts";
+import { redriveUploads } from "./publishing/redrive.ts";
 
 export type Api = Readonly<{
   app: Koa;
   publisher: BatchPublisher;
   /** The parsing thread; close it once no upload is being received. */
-  parser: IntakeParser;
+  parser: ParsingThreadClient;
   /** Closing it ends every progress stream, which an HTTP server waits for when it closes. */
   progress: ProgressHub;
+  /** Its end closes the connections answered and still discarding a body, which it waits for too. */
+  lingering: Lingering;
   /**
    * The first step of stopping: readiness turns false, new uploads get 503 ShuttingDown,
    * and bodies still arriving are ended, each upload rejected with that reason.
@@ -105,7 +113,7 @@ function createApi(
 ): Api {
   const { db, status, broker, redis, s3 } = runtime;
   const { progress, publisher } = createPublishing(config, runtime, metrics, log, faults);
-  const parser = createIntakeParser(faults);
+  const parser = createParsingThreadClient(faults);
   const uploads = createUploadsService({
     db,
     status,
@@ -117,13 +125,16 @@ function createApi(
     log,
   });
   let stopping = false;
+  // No longer than a body may stay idle: a client answered cannot hold its connection longer.
+  const lingering = createLingering({ maxMs: config.limits.uploadIdleTimeoutMs });
   const tenants = new Set(config.apiKeys?.values()).size;
-  const app = createApp({
+  const authenticate = createAuthenticator(config.apiKeys);
+  const uploadsRoutes = uploadsRouter({
     db,
     status,
     uploads,
     publisher,
-    authenticate: createAuthenticator(config.apiKeys),
+    authenticate,
     progress,
     metrics,
     uploadSlots: createUploadSlots({
@@ -154,6 +165,10 @@ function createApi(
       // A failed upload's batches never published wait here; the controller cannot reach them.
       await rm(storedPath(config.uploadDir, uploadId), { force: true });
     },
+    stopping: () => stopping,
+  });
+  const app = createApp({
+    metrics,
     log,
     stopping: () => stopping,
     unanswered: async () => {
@@ -163,10 +178,12 @@ function createApi(
       ]);
       return writable ? unavailable : [...unavailable, "UPLOAD_DIR"];
     },
-    webRoot,
+    lingering,
+    routers: [uploadsRoutes, targetsRouter({ db, authenticate }), webRouter(webRoot)],
   });
   return {
     app,
+    lingering,
     publisher,
     parser,
     progress,
@@ -232,7 +249,10 @@ export async function start(
   // The server keeps answering while publishing finishes: readiness false, uploads 503.
   const graceMs = options.publishingGraceMs ?? publishingGraceMs(config.shutdownTimeoutMs);
   shutdown.add("drain", "publisher", () => api.publisher.finish(graceMs));
-  shutdown.add("drain", "http server", () => new Promise((resolve) => server.close(resolve)));
+  shutdown.add("drain", "http server", () => {
+    api.lingering.end();
+    return new Promise((resolve) => server.close(resolve));
+  });
   shutdown.add("close", "parsing thread", api.parser.close);
   const { port } = server.address() as AddressInfo;
   log.info({ port, auth: config.apiKeys ? "on" : "off" }, "api listening");

@@ -1,4 +1,4 @@
-import { runPrograms } from "../core/main-runner.ts";
+import { runPrograms } from "../core/program/main-runner.ts";
 import { apiProgram } from "./api.ts";
 
 runPrograms("api", [apiProgram]);

@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { parse } from "csv-parse";
-import { ApiError, type Client, createClient } from "./client.ts";
+import { ApiError, BaseUrlError, type Client, createClient } from "./client.ts";
 import { createUploadBars } from "./progress-bars.ts";
 import { type Upload, uploadFile } from "./upload.ts";
 
@@ -142,7 +142,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       io.stderr.write(`sluice: ${(err as Error).message}\n`);
       return 1;
     }
-    if (err instanceof Error && err.message.startsWith("SLUICE_URL")) {
+    if (err instanceof BaseUrlError) {
       io.stderr.write(`sluice: ${err.message}\n`);
       return 2;
     }

@@ -32,21 +32,27 @@ export type Client = Readonly<{
   json<T>(method: string, path: string): Promise<T>;
 }>;
 
+/** SLUICE_URL is unusable: a usage error, said without the usage. */
+export class BaseUrlError extends Error {
+  override name = "BaseUrlError";
+}
+
 /** Refuses what would send the key where it must not go: a URL holding credentials. */
 export function parseBaseUrl(value: string): URL {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new Error(`SLUICE_URL is not a URL: ${value}`);
+    throw new BaseUrlError(`SLUICE_URL is not a URL: ${value}`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new Error(`SLUICE_URL must be an http or https URL, not ${url.protocol}`);
+    throw new BaseUrlError(`SLUICE_URL must be an http or https URL, not ${url.protocol}`);
   }
   if (url.username || url.password) {
-    throw new Error("SLUICE_URL must not hold credentials; set SLUICE_API_KEY instead");
+    throw new BaseUrlError("SLUICE_URL must not hold credentials; set SLUICE_API_KEY instead");
   }
-  if (url.search || url.hash) throw new Error("SLUICE_URL must not have a query or fragment");
+  if (url.search || url.hash)
+    throw new BaseUrlError("SLUICE_URL must not have a query or fragment");
   return url;
 }
 

@@ -1,6 +1,6 @@
 // The two progress bars of `sluice upload` on a terminal: bytes sent, then rows landed.
 import cliProgress from "cli-progress";
-import type { ProgressEvent } from "../api/progress-event.ts";
+import type { ProgressEvent } from "../api/progress/progress-event.ts";
 import type { Upload } from "./upload.ts";
 
 const megabytes = (bytes: number) => `${(bytes / 1_000_000).toFixed(1)} MB`;

@@ -5,8 +5,8 @@ import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
-import { isFinal, type ProgressEvent } from "../api/progress-event.ts";
-import type { UploadView } from "../core/upload-view.ts";
+import { isFinal, type ProgressEvent } from "../api/progress/progress-event.ts";
+import type { UploadView } from "../core/uploads/upload-view.ts";
 import { ApiError, type Client } from "./client.ts";
 import { readSse } from "./sse.ts";
 

@@ -18,10 +18,10 @@ import {
 } from "../core/db/uploads.repository.ts";
 import type { Logger } from "../core/logger.ts";
 import { type ControllerMetrics, createMetrics } from "../core/metrics.ts";
-import { brokerReadiness, startOpsServer } from "../core/ops-server.ts";
-import type { Program, ProgramRuntime, RunningProgram } from "../core/program.ts";
-import { purgeDue } from "../core/purge.ts";
-import type { StatusStore } from "../core/status/status.store.ts";
+import { brokerReadiness, startOpsServer } from "../core/program/ops-server.ts";
+import type { Program, ProgramRuntime, RunningProgram } from "../core/program/program.ts";
+import type { StatusStore } from "../core/status/status-store.ts";
+import { purgeDue } from "../core/uploads/purge.ts";
 import { createKubeReporter, type KubeReporter } from "./kube-reporter.ts";
 import { contextNamespace, findKubeConfig, kubeClients } from "./kubernetes.ts";
 import { createLeaderElector, type LeaderElector } from "./leader-election.ts";

@@ -1,4 +1,4 @@
-import { runPrograms } from "../core/main-runner.ts";
+import { runPrograms } from "../core/program/main-runner.ts";
 import { controllerProgram } from "./controller.ts";
 
 runPrograms("controller", [controllerProgram]);

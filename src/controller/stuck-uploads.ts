@@ -1,7 +1,7 @@
 // Which uploads are stuck, since when, and why: a pure decision over what the database and
 // RabbitMQ say now. The stalled flag on the upload remembers what was already reported, so
 // each stuck episode is reported once, even across controller restarts.
-import type { UploadStatus } from "../core/db/database.ts";
+import type { UploadStatus } from "../core/uploads/upload-status.ts";
 
 export type WatchedUpload = Readonly<{
   id: string;

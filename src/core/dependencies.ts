@@ -1,7 +1,20 @@
 // The services Sluice depends on, and how it stops waiting for one that keeps its connection
 // open but says nothing: without a bound, such a service holds every caller for ever.
+import { createConnection } from "node:net";
 
 export type Dependency = "PostgreSQL" | "Redis" | "RabbitMQ" | "S3";
+
+/** Whether something accepts TCP connections on host:port at the moment of asking. */
+export function acceptsConnections(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host, port });
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+}
 
 /** Connection URLs without their passwords, for messages and logs. */
 export function redactUrl(url: string): string {
@@ -27,10 +40,16 @@ export class DependencyTimeoutError extends Error {
   }
 
   /** "PostgreSQL at postgres://…/sluice did not answer within 5000 ms" */
-  static silent(dependency: Dependency, url: string, ms: number): DependencyTimeoutError {
+  static silent(
+    dependency: Dependency,
+    url: string,
+    ms: number,
+    options?: ErrorOptions,
+  ): DependencyTimeoutError {
     return new DependencyTimeoutError(
       dependency,
       `${dependency} at ${redactUrl(url)} did not answer within ${ms} ms`,
+      options,
     );
   }
 }

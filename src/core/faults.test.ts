@@ -29,15 +29,15 @@ test("an S3 body is passed through untouched unless mid-s3-put is chosen", () =>
 });
 
 test("a fault its caller enacts is reached once, at its chosen time", () => {
-  const faults = parseFaults("intake-thread:2", "test");
+  const faults = parseFaults("parsing-thread:2", "test");
   assert.deepEqual(
     [
-      faults.reached("intake-thread"),
+      faults.reached("parsing-thread"),
       faults.reached("after-publish"),
-      faults.reached("intake-thread"),
-      faults.reached("intake-thread"),
+      faults.reached("parsing-thread"),
+      faults.reached("parsing-thread"),
     ],
     [false, false, true, false],
   );
-  assert.equal(NO_FAULTS.reached("intake-thread"), false);
+  assert.equal(NO_FAULTS.reached("parsing-thread"), false);
 });

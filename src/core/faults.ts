@@ -13,7 +13,7 @@ export type FaultPoint =
   | "after-commit"
   | "commit-answer-lost"
   | "after-publish"
-  | "intake-thread";
+  | "parsing-thread";
 
 const POINTS: readonly FaultPoint[] = [
   "mid-s3-put",
@@ -22,7 +22,7 @@ const POINTS: readonly FaultPoint[] = [
   "after-commit",
   "commit-answer-lost",
   "after-publish",
-  "intake-thread",
+  "parsing-thread",
 ];
 
 export type Faults = Readonly<{

@@ -1,25 +1,25 @@
 // Consumes batches with manual acks, routes failures to the delay and dead-letter queues,
 // and starts again by itself after RabbitMQ comes back.
 import type { ChannelModel, ConfirmChannel, ConsumeMessage } from "amqplib";
-import { decodeHeaders, encodeHeaders } from "../core/batch-message.ts";
 import type { Broker } from "../core/broker/broker.ts";
 import { publishConfirmed } from "../core/broker/confirm.ts";
 import { queueNames } from "../core/broker/queue-names.ts";
 import { markFailed } from "../core/db/uploads.repository.ts";
-import {
-  afterFailure,
-  type BatchDeps,
-  type FailureStep,
-  handleBatch,
-  PermanentError,
-} from "./batch.handler.ts";
+import { type BatchHeaders, decodeHeaders, encodeHeaders } from "../core/uploads/batch-message.ts";
+import { afterFailure, type BatchDeps, type FailureStep, PermanentError } from "./batch-handler.ts";
 
 export type ConsumerOptions = Readonly<{
   broker: Broker;
   namespace: string;
   prefetch: number;
   maxAttempts: number;
-  deps: BatchDeps;
+  /**
+   * Lands one delivered batch; its outcome's kind is counted. A PermanentError dead-letters
+   * the batch at once, any other failure sends it to be retried.
+   */
+  land(batch: BatchHeaders, body: Buffer): Promise<{ kind: string }>;
+  /** What routing a failed batch needs: its dead-lettered upload is marked failed. */
+  deps: Pick<BatchDeps, "db" | "status" | "metrics" | "faults" | "log">;
 }>;
 
 export type Consumer = Readonly<{
@@ -119,8 +119,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<Consumer>
     const batchDone = metrics.batchSeconds.startTimer();
     metrics.batchesInFlight.inc();
     try {
-      const outcome = await handleBatch(
-        deps,
+      const outcome = await options.land(
         decodeHeaders(message.properties.headers),
         message.content,
       );

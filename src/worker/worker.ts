@@ -2,12 +2,12 @@
 
 import type { AddressInfo } from "node:net";
 import { createMetrics } from "../core/metrics.ts";
-import { readyWhenAnswered } from "../core/ops-answers.ts";
-import { startOpsServer } from "../core/ops-server.ts";
-import type { Program, ProgramRuntime, RunningProgram } from "../core/program.ts";
-import { readinessMs } from "../core/runtime.ts";
+import { readyWhenAnswered } from "../core/program/ops-answers.ts";
+import { startOpsServer } from "../core/program/ops-server.ts";
+import type { Program, ProgramRuntime, RunningProgram } from "../core/program/program.ts";
+import { readinessMs } from "../core/program/runtime.ts";
 import { bucketExists } from "../core/storage/s3.ts";
-import { UnsettledCommits } from "./batch.handler.ts";
+import { type BatchDeps, handleBatch, UnsettledCommits } from "./batch-handler.ts";
 import { startConsumer } from "./consumer.ts";
 
 export async function start(runtime: ProgramRuntime): Promise<RunningProgram> {
@@ -20,23 +20,27 @@ export async function start(runtime: ProgramRuntime): Promise<RunningProgram> {
       throw new Error(`bucket ${bucket} does not exist`);
     }
   };
+  const deps: BatchDeps = {
+    db: runtime.db,
+    pool: runtime.pool,
+    s3,
+    bucket,
+    status: runtime.status,
+    statementTimeoutMs: config.worker.statementTimeoutMs,
+    metrics,
+    faults: runtime.faults,
+    log,
+    unsettled: new UnsettledCommits(),
+  };
+  // The consumer acknowledges deliveries and routes failures; what lands a batch is handed to
+  // it here, so that the landing is one step from the start and its COPY two.
   const consumer = await startConsumer({
     broker: runtime.broker,
     namespace: config.namespace,
     prefetch: config.worker.prefetch,
     maxAttempts: config.worker.maxAttempts,
-    deps: {
-      db: runtime.db,
-      pool: runtime.pool,
-      s3,
-      bucket,
-      status: runtime.status,
-      statementTimeoutMs: config.worker.statementTimeoutMs,
-      metrics,
-      faults: runtime.faults,
-      log,
-      unsettled: new UnsettledCommits(),
-    },
+    land: (batch, body) => handleBatch(deps, batch, body),
+    deps,
   });
   shutdown.add("drain", "consumer", consumer.stop);
   // Readiness: each service a batch needs that does not answer.

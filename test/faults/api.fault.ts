@@ -9,8 +9,8 @@ import { test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson } from "../support/stack.ts";
-import { Cluster } from "./harness.ts";
+import { Cluster } from "../support/harness.ts";
+import { getJson, postCsv } from "../support/http.ts";
 import { checkLanding } from "./landing-check.ts";
 
 test("api killed after publishing part of an upload finishes publishing on restart", async () => {
@@ -18,7 +18,7 @@ test("api killed after publishing part of an upload finishes publishing on resta
   try {
     const doomed = await cluster.startApi({ SLUICE_FAULT: "after-publish:50" });
     const sample = sampleCsv(20_000);
-    const id = await cluster.upload(sample.csv);
+    const { id } = await cluster.upload(sample.csv);
     const [, signal] = await once(doomed.child, "exit");
     assert.equal(signal, "SIGKILL");
     const published = (
@@ -59,12 +59,8 @@ test("a full UPLOAD_DIR answers 507, removes the partial file and publishes noth
   try {
     await cluster.startApi();
     const sample = sampleCsv(20_000);
-    const response = await getJson(`${cluster.apiUrl}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: sample.csv,
-    });
-    assert.equal(response.status, 507, JSON.stringify(response.body));
+    const response = await postCsv(`${cluster.apiUrl}/uploads`, sample.csv);
+    assert.equal(response.status, 507, response.text);
     assert.equal(response.body.error.code, "InsufficientStorage");
     const id = response.body.error.details.uploadId;
     assert.deepEqual(await readdir(dir), [], "the partial file is removed");

@@ -9,14 +9,10 @@ import { statusKeys } from "../../src/core/status/status-keys.ts";
 import { batchKey } from "../../src/core/storage/s3-keys.ts";
 import { type QueueState, queueStates } from "../support/broker-queues.ts";
 import type { Sample } from "../support/csv-samples.ts";
-import {
-  getJson,
-  getObjectJson,
-  listBatchObjects,
-  metricSample,
-  waitFor,
-} from "../support/stack.ts";
-import type { Cluster } from "./harness.ts";
+import type { Cluster } from "../support/harness.ts";
+import { getJson, metricSample } from "../support/http.ts";
+import { waitFor } from "../support/program.ts";
+import { getObjectJson, listBatchObjects } from "../support/test-env.ts";
 
 export type Expectation = { status: string; deadBatches?: number };
 

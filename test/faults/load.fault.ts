@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { Cluster } from "./harness.ts";
+import { Cluster } from "../support/harness.ts";
 import { checkLanding, waitForQuiet } from "./landing-check.ts";
 
 test("20 uploads of 100,000 rows at once, with two workers", async () => {
@@ -16,7 +16,9 @@ test("20 uploads of 100,000 rows at once, with two workers", async () => {
     await cluster.startWorker();
     await cluster.startWorker();
     const started = performance.now();
-    const ids = await Promise.all(samples.map((sample) => cluster.upload(sample.csv)));
+    const ids = await Promise.all(
+      samples.map(async (sample) => (await cluster.upload(sample.csv)).id),
+    );
     await Promise.all(ids.map((id) => cluster.waitForStatus(id, "completed", 600_000)));
     const seconds = (performance.now() - started) / 1000;
     const rows = samples.length * 100_000;

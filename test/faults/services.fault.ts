@@ -4,8 +4,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson, metricSample, waitFor } from "../support/stack.ts";
-import { Cluster } from "./harness.ts";
+import { Cluster, workersReady } from "../support/harness.ts";
+import { getJson, metricSample } from "../support/http.ts";
+import { waitFor } from "../support/program.ts";
 import { checkLanding } from "./landing-check.ts";
 import {
   ensureServicesUp,
@@ -41,7 +42,7 @@ async function underFault(
     await cluster.startApi();
     await cluster.startWorker();
     const sample = sampleCsv(ROWS);
-    const id = await cluster.upload(sample.csv);
+    const { id } = await cluster.upload(sample.csv);
     await waitFor("some batches to land", async () => (await cluster.landedNow(id)).batches > 0);
     const begins = await cluster.landedNow(id);
     const began = `fault began at ${begins.batches}/${BATCHES} batches, ${begins.rows} rows landed`;
@@ -73,16 +74,6 @@ async function retried(cluster: Cluster): Promise<number> {
   );
   return counts.reduce<number>((a, n) => a + (n ?? 0), 0);
 }
-
-const workersReady = async (cluster: Cluster) =>
-  Promise.all(
-    cluster.workerOpsUrls().map((url) =>
-      fetch(`${url}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    ),
-  );
 
 test("RabbitMQ stopped and started during an upload", async () => {
   await underFault("rabbitmq-restart", {}, async (cluster) => {

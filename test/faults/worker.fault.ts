@@ -3,8 +3,9 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { test } from "node:test";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson, metricSample, waitFor } from "../support/stack.ts";
-import { Cluster } from "./harness.ts";
+import { Cluster } from "../support/harness.ts";
+import { getJson, metricSample } from "../support/http.ts";
+import { waitFor } from "../support/program.ts";
 import { checkLanding } from "./landing-check.ts";
 
 const BATCHED = { BATCH_SIZE: "100", WORKER_PREFETCH: "4", RETRY_BASE_MS: "200" };
@@ -26,7 +27,7 @@ for (const [fault, when] of CRASHES) {
       await cluster.startApi();
       const doomed = await cluster.startWorker({ SLUICE_FAULT: fault });
       const sample = sampleCsv(ROWS);
-      const id = await cluster.upload(sample.csv);
+      const { id } = await cluster.upload(sample.csv);
       const [, signal] = await once(doomed.child, "exit");
       assert.equal(signal, "SIGKILL");
       const atCrash = await cluster.landedNow(id);
@@ -64,7 +65,7 @@ test("a commit whose answer is lost is landed and counted once", async () => {
     // The fifth commit lands, and the worker hears instead that its connection fell.
     await cluster.startWorker({ SLUICE_FAULT: "commit-answer-lost:5" });
     const sample = sampleCsv(ROWS);
-    const id = await cluster.upload(sample.csv);
+    const { id } = await cluster.upload(sample.csv);
     await cluster.waitForStatus(id, "completed");
     const opsUrl = cluster.workerOpsUrls()[0] ?? assert.fail("the worker serves its metrics");
     const consumed = (outcome: string) =>
@@ -88,11 +89,11 @@ test("worker sent SIGTERM mid-upload finishes or returns its batches within its 
     await cluster.startApi();
     const worker = await cluster.startWorker({ LOG_LEVEL: "info" });
     const sample = sampleCsv(20_000);
-    const id = await cluster.upload(sample.csv);
+    const { id } = await cluster.upload(sample.csv);
     await waitFor("some batches to land", async () => (await cluster.landedNow(id)).batches > 0);
     worker.child.kill("SIGTERM");
     const [code] = await once(worker.child, "exit");
-    const output = worker.output.join("");
+    const output = worker.lines.join("\n");
     assert.equal(code, 0, output);
     // The worker says when its drain outlived SHUTDOWN_TIMEOUT_MS and it exited anyway.
     assert.doesNotMatch(output, /shutdown deadline passed/);
@@ -129,7 +130,7 @@ test("a batch that always fails waits in the dead-letter queue and fails its upl
       create trigger refuse_row_1234 before insert on upload_rows
         for each row execute function refuse_row_1234();`);
     const sample = sampleCsv(ROWS);
-    const id = await cluster.upload(sample.csv);
+    const { id } = await cluster.upload(sample.csv);
     await cluster.waitForStatus(id, "failed");
     await waitFor(
       "every other batch to land",

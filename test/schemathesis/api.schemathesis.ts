@@ -1,5 +1,5 @@
 // Schemathesis, with every check, against the api and a worker on the real services: no
-// answer is a 500, and every answer is as src/api/openapi.json describes it. Schemathesis
+// answer is a 500, and every answer is as src/api/http/openapi.json describes it. Schemathesis
 // (its version and what it installs pinned in requirements.txt beside this file) is
 // installed on first use into a virtual environment outside the repository.
 // npm run test:schemathesis; extra options for `schemathesis run` in SCHEMATHESIS_ARGS.

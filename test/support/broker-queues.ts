@@ -1,5 +1,7 @@
 // The broker's own count of each queue's messages, read with rabbitmqctl on this machine.
 import { execFileSync } from "node:child_process";
+import amqp from "amqplib";
+import { queueNames } from "../../src/core/broker/queue-names.ts";
 
 export type QueueState = { name: string; ready: number; unacked: number };
 
@@ -25,4 +27,15 @@ export function queueStates(namespace: string): QueueState[] {
       ready: Number(ready),
       unacked: Number(unacked),
     }));
+}
+
+/** The messages in the namespace's dead-letter queue, as the broker counts them now. */
+export async function deadLetterCount(rabbitmqUrl: string, namespace: string): Promise<number> {
+  const connection = await amqp.connect(rabbitmqUrl);
+  try {
+    const channel = await connection.createChannel();
+    return (await channel.checkQueue(queueNames(namespace).dead)).messageCount;
+  } finally {
+    await connection.close();
+  }
 }

@@ -1,13 +1,13 @@
-// Checks real answers of the api against its OpenAPI description (src/api/openapi.json):
+// Checks real answers of the api against its OpenAPI description (src/api/http/openapi.json):
 // the status is documented for the route, the headers it requires are there and match, the
 // content type is one it lists, and the body validates against its schema.
 import type Router from "@koa/router";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
 import type Koa from "koa";
-import { OPEN_PATHS } from "../../src/api/app.ts";
-import spec from "../../src/api/openapi.json" with { type: "json" };
-import { WEB_ROUTES } from "../../src/api/web.routes.ts";
+import { OPEN_PATHS } from "../../src/api/http/app.ts";
+import spec from "../../src/api/http/openapi.json" with { type: "json" };
+import { WEB_ROUTES } from "../../src/api/http/web.routes.ts";
 import { readSse } from "../../src/cli/sse.ts";
 
 export { spec };

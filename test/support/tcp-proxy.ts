@@ -15,22 +15,35 @@ export type TcpProxy = Readonly<{
    * connections are swallowed, new connections are accepted and then never answered.
    */
   stall(): void;
+  /**
+   * Resolves once Sluice sends the stalled service something: the request it is now waiting
+   * for an answer to.
+   */
+  sent(): Promise<void>;
   /** Forwards again, on the same port; connections that were stalled are reset. */
   restore(): Promise<void>;
   close(): Promise<void>;
 }>;
 
 /** Reads and drops everything, as a peer that has stopped answering but still holds on. */
-function swallow(socket: Socket): void {
+function swallow(socket: Socket, heard: () => void = () => undefined): void {
   socket.unpipe();
   socket.removeAllListeners("data");
-  socket.on("data", () => undefined);
+  socket.on("data", heard);
   socket.resume();
 }
 
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
+  /** Sluice's side of each connection. */
+  const clients = new WeakSet<Socket>();
   let stalled = false;
+  let waiting: Array<() => void> = [];
+  const heard = () => {
+    for (const wake of waiting) wake();
+    waiting = [];
+  };
+  const swallowAll = (socket: Socket) => swallow(socket, clients.has(socket) ? heard : undefined);
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -43,8 +56,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   const makeServer = () =>
     createServer((client) => {
       track(client);
+      clients.add(client);
       if (stalled) {
-        swallow(client);
+        swallowAll(client);
         return;
       }
       const upstream = createConnection(target);
@@ -81,8 +95,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     cut: stop,
     stall() {
       stalled = true;
-      for (const socket of sockets) swallow(socket);
+      for (const socket of sockets) swallowAll(socket);
     },
+    sent: () => new Promise((resolve) => waiting.push(resolve)),
     async restore() {
       if (stalled) {
         stalled = false;

@@ -1,7 +1,12 @@
 // The RabbitMQ connection (reconnecting by itself) and the queues Sluice declares.
 import amqp, { type Channel, type ChannelModel, type RecoveringChannelModel } from "amqplib";
 import type { Config } from "../config.ts";
-import { DependencyTimeoutError, redactUrl, withinDeadline } from "../dependencies.ts";
+import {
+  DependencyLostError,
+  DependencyTimeoutError,
+  redactUrl,
+  withinDeadline,
+} from "../dependencies.ts";
 import type { Logger } from "../logger.ts";
 import type { Deadline } from "./confirm.ts";
 import { queueNames } from "./queue-names.ts";
@@ -42,6 +47,14 @@ export type Broker = Readonly<{
   /** Resolves with the live connection, waiting for a reconnect when there is none. */
   connected(): Promise<ChannelModel>;
   isConnected(): boolean;
+  /**
+   * Runs `work` on the live connection, failing at once with a DependencyLostError when there
+   * is none. When the connection closes under it, amqplib fails what was owed with errors that
+   * say so in their message alone ("Channel ended, no reply will be forthcoming", a confirm's
+   * "channel closed"): `work` then fails with a DependencyLostError naming RabbitMQ, amqplib's
+   * error its cause.
+   */
+  withConnection<T>(work: (model: ChannelModel) => Promise<T>): Promise<T>;
   /** Resolves once RabbitMQ has answered a request on the current connection. */
   answers(): Promise<void>;
   /** How long a publish may wait for RabbitMQ's confirm. */
@@ -69,6 +82,8 @@ export async function connectBroker(
   log: Logger,
 ): Promise<Broker> {
   let current: ChannelModel | undefined;
+  /** Connections that have closed, told by their "close" event, before their work hears it. */
+  const closed = new WeakSet<ChannelModel>();
   let waiters: Array<(model: ChannelModel) => void> = [];
   const { connectMs, commandMs } = timeouts;
   const connection = await amqp.connect(withHeartbeat(url, commandMs), {
@@ -88,6 +103,8 @@ export async function connectBroker(
     },
   });
   connection.on("connect", (model: ChannelModel) => {
+    // amqplib emits it as it fails the channels' requests, a tick before their callers hear.
+    model.once("close", () => closed.add(model));
     current = model;
     for (const wake of waiters) wake(model);
     waiters = [];
@@ -110,17 +127,31 @@ export async function connectBroker(
     await connection.close().catch(() => undefined);
     throw err;
   }
+  async function withConnection<T>(work: (model: ChannelModel) => Promise<T>): Promise<T> {
+    const model = current;
+    if (!model) throw new DependencyLostError("RabbitMQ", "no connection to RabbitMQ");
+    try {
+      return await work(model);
+    } catch (err) {
+      const named = err instanceof DependencyTimeoutError || err instanceof DependencyLostError;
+      if (named || !closed.has(model)) throw err;
+      throw new DependencyLostError("RabbitMQ", "the connection to RabbitMQ was lost", {
+        cause: err,
+      });
+    }
+  }
   return {
     connection,
     connected: () =>
       current ? Promise.resolve(current) : new Promise((resolve) => waiters.push(resolve)),
     isConnected: () => current !== undefined,
-    async answers() {
-      if (!current) throw new Error("RabbitMQ is not connected");
-      const channel = await current.createChannel();
-      channel.on("error", () => undefined);
-      await channel.close();
-    },
+    withConnection,
+    answers: () =>
+      withConnection(async (model) => {
+        const channel = await model.createChannel();
+        channel.on("error", () => undefined);
+        await channel.close();
+      }),
     confirmWithin: {
       ms: commandMs,
       timeout: () =>

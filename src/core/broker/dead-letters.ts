@@ -1,7 +1,7 @@
 // Re-drive: moves dead-lettered batches back to the work queue with their attempts reset.
-import type { GetMessage } from "amqplib";
-import { decodeHeaders, encodeHeaders } from "../batch-message.ts";
+import type { ChannelModel, GetMessage } from "amqplib";
 import { withinDeadline } from "../dependencies.ts";
+import { decodeHeaders, encodeHeaders } from "../uploads/batch-message.ts";
 import type { Broker } from "./broker.ts";
 import { publishConfirmed } from "./confirm.ts";
 import { queueNames } from "./queue-names.ts";
@@ -35,12 +35,22 @@ export async function redriveDeadLetters(
   namespace: string,
   options: RedriveOptions,
 ): Promise<RedriveResult> {
+  // Without a connection the re-drive fails at once, as it does when the connection goes.
+  return broker.withConnection((model) => redriveOn(model, broker, namespace, options));
+}
+
+async function redriveOn(
+  model: ChannelModel,
+  broker: Broker,
+  namespace: string,
+  options: RedriveOptions,
+): Promise<RedriveResult> {
   const names = queueNames(namespace);
   // Each request is bounded: a RabbitMQ that keeps the connection open and says nothing
   // (with heartbeats off, or before they tell) would hold the re-drive for ever.
   const { ms, timeout } = broker.answerWithin;
   const channel = await withinDeadline(
-    broker.connected().then((model) => model.createConfirmChannel()),
+    model.createConfirmChannel(),
     ms,
     timeout,
     (late) => void late.close().catch(() => undefined),

@@ -9,38 +9,35 @@ export type QueueStat = {
   consumers: number;
 };
 
-export class BrokerUnavailableError extends Error {
-  override name = "BrokerUnavailableError";
-}
-
 /**
  * Uses a channel of its own: a failed check closes the channel it ran on, and must not
  * take a consumer or publisher down with it. Fails at once while RabbitMQ is away rather
  * than waiting for the reconnect.
  */
 export async function readQueueStats(broker: Broker, namespace: string): Promise<QueueStat[]> {
-  if (!broker.isConnected()) throw new BrokerUnavailableError("RabbitMQ is not connected");
   const names = queueNames(namespace);
-  const channel = await (await broker.connected()).createChannel();
-  channel.on("error", () => undefined);
-  try {
-    const work = await channel.checkQueue(names.batches);
-    const dead = await channel.checkQueue(names.dead);
-    return [
-      {
-        queue: names.batches,
-        kind: "work",
-        messages: work.messageCount,
-        consumers: work.consumerCount,
-      },
-      {
-        queue: names.dead,
-        kind: "dead_letter",
-        messages: dead.messageCount,
-        consumers: dead.consumerCount,
-      },
-    ];
-  } finally {
-    await channel.close().catch(() => undefined);
-  }
+  return broker.withConnection(async (model) => {
+    const channel = await model.createChannel();
+    channel.on("error", () => undefined);
+    try {
+      const work = await channel.checkQueue(names.batches);
+      const dead = await channel.checkQueue(names.dead);
+      return [
+        {
+          queue: names.batches,
+          kind: "work",
+          messages: work.messageCount,
+          consumers: work.consumerCount,
+        },
+        {
+          queue: names.dead,
+          kind: "dead_letter",
+          messages: dead.messageCount,
+          consumers: dead.consumerCount,
+        },
+      ];
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  });
 }

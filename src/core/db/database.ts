@@ -3,20 +3,11 @@ import type { ColumnType, Generated } from "kysely";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import type { TargetDefinition, TargetSnapshot } from "../targets/target-definition.ts";
+import type { UploadStatus } from "../uploads/upload-status.ts";
 import { createWatchedPool, type Patience } from "./watched-client.ts";
 
 // PostgreSQL returns bigint as text; every count here fits a JavaScript number.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
-
-export type UploadStatus =
-  | "received"
-  | "validating"
-  | "queued"
-  | "processing"
-  | "completed"
-  | "rejected"
-  | "failed"
-  | "cancelled";
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 

@@ -1,7 +1,7 @@
 // `npm run migrate`: brings the database schema up to date, makes the bucket with
 // CREATE_BUCKET, and exits.
-import { runMain } from "../main-runner.ts";
-import { openDatabase, openStorage } from "../services.ts";
+import { runMain } from "../program/main-runner.ts";
+import { openDatabase, openStorage } from "../program/services.ts";
 
 runMain("migrate", async ({ config, log, shutdown }) => {
   // Migrating is this program's job, whatever MIGRATE_AT_START says for the others.

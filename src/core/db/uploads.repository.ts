@@ -1,7 +1,8 @@
 // Reads and writes of the uploads table: the truth about every upload.
 import { type Selectable, sql } from "kysely";
 import type { TargetSnapshot } from "../targets/target-definition.ts";
-import type { Db, UploadStatus, UploadsTable } from "./database.ts";
+import type { UploadStatus } from "../uploads/upload-status.ts";
+import type { Db, UploadsTable } from "./database.ts";
 
 export type UploadRecord = Selectable<UploadsTable>;
 
@@ -39,7 +40,7 @@ export type ValidatedUpload = {
 /**
  * An intake not heard from for this long was cut off with its api: it no longer counts
  * against its tenant, and the controller ends it. A body that is still arriving says so far
- * more often (uploads.service.ts), and one that sends nothing is cut off sooner.
+ * more often (uploads-service.ts), and one that sends nothing is cut off sooner.
  */
 export const ABANDONED_INTAKE_SECONDS = 300;
 
@@ -331,6 +332,18 @@ export async function findUpload(db: Db, id: string): Promise<UploadRecord | und
   return (await db.selectFrom("uploads").selectAll().where("id", "=", id).executeTakeFirst()) as
     | UploadRecord
     | undefined;
+}
+
+/** Up to `limit` of the upload's rejected rows after row `after`, in row order. */
+export function rowErrorsAfter(db: Db, uploadId: string, after: number, limit: number) {
+  return db
+    .selectFrom("row_errors")
+    .select(["row_number", "line", "code", "message"])
+    .where("upload_id", "=", uploadId)
+    .where("row_number", ">", after)
+    .orderBy("row_number")
+    .limit(limit)
+    .execute();
 }
 
 export type Page = { items: UploadRecord[]; next: string | undefined };

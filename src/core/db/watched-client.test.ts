@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { createServer, type Socket } from "node:net";
 import { after, before, test } from "node:test";
 import pg from "pg";
+import { failure } from "../../../test/support/failure.ts";
 import { DependencyTimeoutError } from "../dependencies.ts";
 import { allowLongerAnswers, createWatchedPool } from "./watched-client.ts";
 
@@ -24,15 +25,6 @@ after(async () => {
   for (const socket of held) socket.destroy();
   await new Promise((resolve) => silent.close(resolve));
 });
-
-const failure = async (attempt: () => Promise<unknown>): Promise<unknown> => {
-  try {
-    await attempt();
-  } catch (err) {
-    return err;
-  }
-  assert.fail("expected a failure");
-};
 
 test("a server that takes the connection and says nothing fails the connect, naming it", async () => {
   const pool = createWatchedPool(
