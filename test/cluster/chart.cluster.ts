@@ -2,11 +2,10 @@
 // Pod Security admission, the controller's RBAC as the API server judges it, and the
 // controller program reporting to the API server as its own ServiceAccount.
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import { after, before, describe, test } from "node:test";
 import { KUBERNETES_PERMISSIONS } from "../../src/controller/kubernetes.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
+import type { Program } from "../support/program.ts";
 import {
   getJson,
   type InProcess,
@@ -242,16 +241,11 @@ describe("RBAC", () => {
 describe("the controller program as its ServiceAccount", () => {
   let env: TestEnv;
   let api: InProcess | undefined;
-  let controller: ChildProcess | undefined;
-  let worker: ChildProcess | undefined;
-  const stop = async (child: ChildProcess | undefined) => {
-    if (!child || child.exitCode !== null) return;
-    child.kill("SIGTERM");
-    await once(child, "exit");
-  };
+  let controller: Program | undefined;
+  let worker: Program | undefined;
   after(async () => {
-    await stop(worker);
-    await stop(controller);
+    await worker?.stop();
+    await controller?.stop();
     await api?.stop();
     await env?.cleanup();
   });
@@ -289,9 +283,6 @@ describe("the controller program as its ServiceAccount", () => {
 
     const started = Date.now();
     controller = spawnProgram("controller", { ...env.env, LOG_LEVEL: "info" });
-    const output: string[] = [];
-    controller.stdout?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
-    controller.stderr?.on("data", (chunk: Buffer) => output.push(chunk.toString()));
     const [stuck] = await waitFor(
       "an UploadStuck Event",
       async () => {
@@ -300,7 +291,9 @@ describe("the controller program as its ServiceAccount", () => {
       },
       180_000,
     ).catch((err: Error) => {
-      throw new Error(`${err.message}; the controller printed:\n${output.join("").slice(-3000)}`);
+      throw new Error(
+        `${err.message}; the controller printed:\n${controller?.lines.join("\n").slice(-3000)}`,
+      );
     });
     const stuckAfter = seconds(started);
     const uid = (await kubectlJson([...ns(), "get", "deployment", `${RELEASE}-worker`])).metadata
@@ -342,7 +335,7 @@ describe("the controller program as its ServiceAccount", () => {
       `${env.config.namespace}-controller`,
     ]);
     assert.equal(lease.spec.holderIdentity, "sluice-controller-local");
-    await stop(controller);
+    await controller?.stop();
     const released = await kubectlJson([
       ...ns(),
       "get",

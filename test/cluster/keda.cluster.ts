@@ -1,14 +1,18 @@
 // KEDA scaling the worker on the batches queue: from none while the queue is empty, up
-// while an upload's batches wait, and back to none once they are written.
+// while an upload's batches wait, and back to none once they are written; and, read over the
+// management API, counting the batches the workers hold unacknowledged.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KEDA_NAMESPACE } from "../../scripts/cluster/keda.ts";
+import { queueNames } from "../../src/core/broker/queue-names.ts";
+import { queueStates } from "../support/broker-queues.ts";
 import { waitFor } from "../support/stack.ts";
-import { createNamespace, deleteNamespace, kubectlJson, RELEASE } from "./cluster.ts";
+import { createNamespace, deleteNamespace, kubectl, kubectlJson, RELEASE } from "./cluster.ts";
 import {
   apiUrl,
-  holdLanding,
+  holdAllLanding,
   installSluice,
+  managementApiAnswers,
   missingImage,
   type Outside,
   rolledOut,
@@ -23,6 +27,28 @@ const MAX_WORKERS = 3;
 
 const skip = await missingImage();
 
+const replicasOf = async (namespace: string): Promise<number> =>
+  (await kubectlJson(["--namespace", namespace, "get", "deployment", `${RELEASE}-worker`])).spec
+    .replicas;
+
+/** The release's ScaledObject once KEDA has made it Ready. */
+const scaledObjectReady = (namespace: string) =>
+  waitFor(
+    "the ScaledObject to be Ready",
+    async () => {
+      const found = await kubectlJson([
+        "--namespace",
+        namespace,
+        "get",
+        "scaledobject",
+        `${RELEASE}-worker`,
+      ]);
+      const conditions: Array<{ type: string; status: string }> = found.status?.conditions ?? [];
+      return conditions.some((c) => c.type === "Ready" && c.status === "True") && found;
+    },
+    120_000,
+  );
+
 describe("KEDA", { skip }, () => {
   let namespace: string;
   let outside: Outside;
@@ -35,9 +61,7 @@ describe("KEDA", { skip }, () => {
     await outside?.close();
   });
 
-  const workerReplicas = async (): Promise<number> =>
-    (await kubectlJson(["--namespace", namespace, "get", "deployment", `${RELEASE}-worker`])).spec
-      .replicas;
+  const workerReplicas = () => replicasOf(namespace);
 
   test(`the ScaledObject takes the worker from 0 to ${MAX_WORKERS} while batches queue, and back to 0`, async (t) => {
     // KEDA reads the queue from its own namespace: the broker by its fully qualified name.
@@ -56,21 +80,7 @@ describe("KEDA", { skip }, () => {
       ],
     });
     await rolledOut(namespace, "api");
-    const scaledObject = await waitFor(
-      "the ScaledObject to be Ready",
-      async () => {
-        const found = await kubectlJson([
-          "--namespace",
-          namespace,
-          "get",
-          "scaledobject",
-          `${RELEASE}-worker`,
-        ]);
-        const conditions: Array<{ type: string; status: string }> = found.status?.conditions ?? [];
-        return conditions.some((c) => c.type === "Ready" && c.status === "True") && found;
-      },
-      120_000,
-    );
+    const scaledObject = await scaledObjectReady(namespace);
     // An empty queue: KEDA takes the Deployment's first replica away.
     await waitFor("the worker to scale to 0", async () => (await workerReplicas()) === 0, 120_000);
 
@@ -84,18 +94,16 @@ describe("KEDA", { skip }, () => {
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     })();
+    // Held before the upload, landing waits for KEDA whatever the machine's pace.
+    const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
     try {
-      await uploadLands(await apiUrl(namespace), outside, ROWS, 300_000, async (id) => {
-        const release = await holdLanding(outside.env.env.DATABASE_URL as string, id);
-        try {
-          await waitFor(
-            `the worker to scale to ${MAX_WORKERS}`,
-            async () => counts.at(-1) === MAX_WORKERS,
-            180_000,
-          );
-        } finally {
-          await release();
-        }
+      await uploadLands(await apiUrl(namespace), outside, ROWS, 300_000, async () => {
+        await waitFor(
+          `the worker to scale to ${MAX_WORKERS}`,
+          async () => counts.at(-1) === MAX_WORKERS,
+          180_000,
+        );
+        await release();
       });
       await waitFor(
         "the worker to scale back to 0",
@@ -103,6 +111,7 @@ describe("KEDA", { skip }, () => {
         300_000,
       );
     } finally {
+      await release();
       watching = false;
       await watcher;
     }
@@ -112,6 +121,131 @@ describe("KEDA", { skip }, () => {
     const hpa = scaledObject.status.hpaName as string;
     t.diagnostic(
       `worker replicas ${figure} over ${ROWS / 1000} batches (KEDA in ${KEDA_NAMESPACE}, ${hpa})`,
+    );
+  });
+});
+
+// A worker holds up to WORKER_PREFETCH batches unacknowledged; read over AMQP the queue
+// leaves them out and may read 0, and start a scale-in, while they are still being written.
+const HELD_BATCHES = 20;
+
+/** The queue's length as KEDA gives it to the HorizontalPodAutoscaler (external metrics API). */
+async function kedaReading(namespace: string, hpaName: string): Promise<number> {
+  const hpa = await kubectlJson(["--namespace", namespace, "get", "hpa", hpaName]);
+  const { name, selector } = hpa.spec.metrics[0].external.metric;
+  const labels = Object.entries(selector?.matchLabels ?? {})
+    .map(([key, value]) => `${key}=${value}`)
+    .join(",");
+  const reading = JSON.parse(
+    await kubectl([
+      "get",
+      "--raw",
+      `/apis/external.metrics.k8s.io/v1beta1/namespaces/${namespace}/${name}?labelSelector=${encodeURIComponent(labels)}`,
+    ]),
+  );
+  // A quantity: "20", or "20500m" for 20.5.
+  const value = String(reading.items[0].value);
+  return value.endsWith("m") ? Number(value.slice(0, -1)) / 1000 : Number(value);
+}
+
+describe("KEDA over RabbitMQ's management API", { skip }, () => {
+  let namespace: string;
+  let outside: Outside;
+  let management: string;
+  before(async () => {
+    // KEDA reads the queue through it; without it the check would wait without saying why.
+    management = await managementApiAnswers();
+    namespace = await createNamespace("sluice-keda-http");
+    outside = await servicesOutside(namespace);
+  });
+  after(async () => {
+    await deleteNamespace(namespace);
+    await outside?.close();
+  });
+
+  // On a loaded machine KEDA's first reading and the worker's start each take minutes.
+  test("batches a worker holds unacknowledged still count in KEDA's reading", {
+    timeout: 900_000,
+  }, async (t) => {
+    await installSluice(namespace, outside, {
+      credentials: { RABBITMQ_USERNAME: "guest", RABBITMQ_PASSWORD: "guest" },
+      set: [
+        "worker.scaling=keda",
+        "worker.keda.minReplicas=0",
+        "worker.keda.maxReplicas=1",
+        "worker.keda.pollingInterval=1",
+        "worker.keda.cooldownPeriod=5",
+        "worker.keda.protocol=http",
+        `worker.keda.host=http://rabbitmq-management.${namespace}.svc.cluster.local:15672`,
+        "worker.keda.usernameKey=RABBITMQ_USERNAME",
+        "worker.keda.passwordKey=RABBITMQ_PASSWORD",
+        // One worker takes every batch of the upload into its hands, and keeps them while
+        // landing is held: a blocked landing, and one waiting for a database connection,
+        // is not given up while the check looks.
+        "config.WORKER_PREFETCH=64",
+        "config.DB_STATEMENT_TIMEOUT_MS=600000",
+        "config.COMMAND_TIMEOUT_MS=600000",
+      ],
+    });
+    await rolledOut(namespace, "api");
+    const scaledObject = await scaledObjectReady(namespace);
+    const hpa = scaledObject.status.hpaName as string;
+    await waitFor(
+      "the worker to scale to 0",
+      async () => (await replicasOf(namespace)) === 0,
+      120_000,
+    );
+    const work = queueNames(outside.env.config.namespace).batches;
+    let held = 0;
+    let reading = 0;
+    let lastReading = "none yet";
+    // Held before the upload, no batch lands before the worker holds them all.
+    const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
+    try {
+      await uploadLands(
+        await apiUrl(namespace),
+        outside,
+        HELD_BATCHES * 1000,
+        300_000,
+        async () => {
+          // The worker KEDA started holds every batch: none ready, all unacknowledged.
+          held = await waitFor(
+            "the worker to hold every batch",
+            async () => {
+              const queue = queueStates(outside.env.config.namespace).find((q) => q.name === work);
+              return queue?.ready === 0 && queue.unacked === HELD_BATCHES && queue.unacked;
+            },
+            300_000,
+          );
+          reading = await waitFor(
+            "KEDA to read the held batches",
+            async () => {
+              // The metrics API server answers an error until KEDA has read the queue once.
+              const value = await kedaReading(namespace, hpa).catch((err: Error) => {
+                lastReading = err.message;
+                return undefined;
+              });
+              if (value !== undefined) lastReading = String(value);
+              return value === held && value;
+            },
+            120_000,
+          ).catch((err: Error) => {
+            throw new Error(`${err.message}; KEDA's last reading: ${lastReading}`);
+          });
+          assert.equal(await replicasOf(namespace), 1, "no scale-in while batches are held");
+          await release();
+        },
+      );
+    } finally {
+      await release();
+    }
+    await waitFor(
+      "the worker to scale back to 0",
+      async () => (await replicasOf(namespace)) === 0,
+      300_000,
+    );
+    t.diagnostic(
+      `KEDA read ${reading} while the worker held ${held} batches unacknowledged and none was ready (${management}, management API at rabbitmq-management.<namespace>.svc.cluster.local:15672)`,
     );
   });
 });

@@ -13,6 +13,7 @@ import pg from "pg";
 import { STATE_DIR } from "../../scripts/cluster/paths.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
+import { queueStates } from "../support/broker-queues.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, metricSample, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
 import {
@@ -29,9 +30,20 @@ import {
   RELEASE,
   serviceOutside,
 } from "./cluster.ts";
-import { API_KEY, holdLanding, IMAGE, PROGRAMS } from "./sluice-release.ts";
+import {
+  API_KEY,
+  holdAllLanding,
+  holdLanding,
+  IMAGE,
+  PROGRAMS,
+  postUpload,
+} from "./sluice-release.ts";
 
 const ROWS = 100_000;
+// Publishing keeps at most this many batches ahead of landing.
+const IN_FLIGHT = 40;
+// The chart's count of workers, which the checks that scale them restore.
+const WORKERS = 2;
 const IN_CLUSTER_VALUES = join(CHART, "ci", "in-cluster-values.yaml");
 const authorized = { authorization: `Bearer ${API_KEY}` };
 const API_PORT = 3000;
@@ -140,24 +152,20 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     kubectl([...ns(), "scale", `deployment/${RELEASE}-worker`, `--replicas=${replicas}`]);
 
   async function startUpload(rows: number): Promise<string> {
-    const accepted = await getJson(`${apiUrl}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv", ...authorized },
-      body: sampleCsv(rows).csv,
-    });
+    const accepted = await postUpload(apiUrl, sampleCsv(rows).csv);
     assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
     return accepted.body.id as string;
   }
   const view = async (id: string) =>
     (await getJson(`${apiUrl}/uploads/${id}`, { headers: authorized })).body;
-  const finished = (id: string) =>
+  const finished = (id: string, timeoutMs = 300_000) =>
     waitFor(
       `upload ${id} to complete or fail`,
       async () => {
         const body = await view(id);
         return ["completed", "failed"].includes(body.status) && body;
       },
-      300_000,
+      timeoutMs,
     );
   async function landedOnce(id: string, rows: number): Promise<void> {
     const result = await env.sql.query(
@@ -227,7 +235,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
         "config.CONTROLLER_INTERVAL_SECONDS=1",
         // Publishing keeps pace with landing, so a 100-batch upload is still publishing
         // while its first batches land.
-        "config.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD=40",
+        `config.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD=${IN_FLIGHT}`,
       ],
       [IN_CLUSTER_VALUES],
     );
@@ -346,13 +354,17 @@ describe("Sluice's pods", { skip: missingImage }, () => {
   });
 
   test("the controller's pod reports UploadStuck on the worker Deployment when the workers are scaled to zero mid-upload, then UploadRecovered", async (t) => {
-    const id = await startUpload(ROWS);
-    await waitFor("a first batch to land", async () => (await view(id)).batches.landed > 0);
-    // Landing held, the workers certainly stop before the upload is done.
-    const release = await holdLanding(env.env.DATABASE_URL as string, id);
-    await scaleWorkers(0);
-    await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
-    await release();
+    // Landing held from before the upload, the workers certainly stop before it is done:
+    // they can have had no more than their prefetch of its batches in hand.
+    const release = await holdAllLanding(env.env.DATABASE_URL as string);
+    let id: string;
+    try {
+      id = await startUpload(ROWS);
+      await scaleWorkers(0);
+      await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
+    } finally {
+      await release();
+    }
     await waitFor(
       "the worker pods to end",
       async () => (await pods("worker")).length === 0,
@@ -384,7 +396,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     assert.equal(stuck.reportingInstance, controller.metadata.name);
 
     const scaledBack = Date.now();
-    await scaleWorkers(2);
+    await scaleWorkers(WORKERS);
     const [recovered] = await waitFor(
       "an UploadRecovered Event",
       async () => {
@@ -401,7 +413,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     assert.equal(done.status, "completed", JSON.stringify(done));
     await landedOnce(id, ROWS);
     t.diagnostic(
-      `${stuckView.batches.landed} of ${stuckView.batches.total} batches landed at 0 workers; UploadStuck ${stuckAfter} after the last worker ended, UploadRecovered ${recoveredAfter} after scaling back to 2, reported by ${controller.metadata.name}; ${ROWS} rows landed once`,
+      `${stuckView.batches.landed} of ${stuckView.batches.total} batches landed at 0 workers; UploadStuck ${stuckAfter} after the last worker ended, UploadRecovered ${recoveredAfter} after scaling back to ${WORKERS}, reported by ${controller.metadata.name}; ${ROWS} rows landed once`,
     );
   });
 
@@ -440,11 +452,15 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     );
   });
 
-  /** An upload whose landing is held while an api pod holds its publishing, mid-way. */
+  /**
+   * An upload whose publishing an api pod holds: with no worker consuming, no batch can land,
+   * so the api publishes MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches and waits, however fast
+   * or slow the machine, until the workers are scaled back.
+   */
   async function publishingHeld() {
+    await scaleWorkers(0);
+    await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
     const id = await startUpload(ROWS);
-    // Landing held, publishing waits for the workers with batches still to publish.
-    const release = await holdLanding(env.env.DATABASE_URL as string, id);
     const api = await pods("api");
     const publisher = await waitFor("an api pod to hold the upload's publishing", async () => {
       for (const pod of api) {
@@ -453,17 +469,38 @@ describe("Sluice's pods", { skip: missingImage }, () => {
       }
       return undefined;
     });
-    return { id, release, api, publisher };
+    // What a held publisher records before it waits.
+    const atRestart = await batchCounts(id);
+    assert.deepEqual(
+      { published: atRestart.published, landed: atRestart.landed },
+      { published: IN_FLIGHT, landed: 0 },
+    );
+    assert.ok(atRestart.published < atRestart.total, JSON.stringify(atRestart));
+    return { id, api, publisher, atRestart };
+  }
+
+  /** Restarts the api, and waits until the new pods are Ready and the old ones gone. */
+  async function restartApi(old: any[]): Promise<void> {
+    await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-api`]);
+    await rolledOut("api");
+    // Nothing landing, an old pod cannot finish publishing within its drain deadline: it ends.
+    for (const name of names(old)) {
+      await waitFor(
+        `${name} to be gone`,
+        async () =>
+          (await kubectlResult([...ns(), "get", "pod", name])).stderr.includes("NotFound"),
+        300_000,
+      );
+    }
   }
 
   test("a rolling restart of the api while it publishes an upload: completed or failed with a reason, never stuck", async (t) => {
-    const { id, release, api, publisher } = await publishingHeld();
-    const atRestart = await batchCounts(id);
-    assert.ok(atRestart.published < atRestart.total, JSON.stringify(atRestart));
+    const { id, api, publisher, atRestart } = await publishingHeld();
     const restarted = Date.now();
-    await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-api`]);
-    await rolledOut("api");
-    await release();
+    await restartApi(api);
+    // The old pods published no further: the rest is for the new replicas, from the claim.
+    assert.equal((await batchCounts(id)).published, atRestart.published);
+    await scaleWorkers(WORKERS);
     const done = await finished(id).catch(async (err: Error) => {
       const stuck = await events("UploadStuck", id);
       throw new Error(
@@ -478,7 +515,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     if (done.status === "completed") await landedOnce(id, ROWS);
     else assert.ok(done.error?.message, `failed without a reason: ${JSON.stringify(done)}`);
     t.diagnostic(
-      `${atRestart.published} of ${atRestart.total} batches published by ${publisher.metadata.name} at the restart; ${names(api).join(", ")} replaced by ${now.join(", ")}; ${done.status}${done.status === "completed" ? `, ${ROWS} rows, 0 lost, 0 duplicated` : `: ${done.error.message}`}, ${seconds(restarted)} after the restart`,
+      `${atRestart.published} of ${atRestart.total} batches published by ${publisher.metadata.name} at the restart, none landed; ${names(api).join(", ")} replaced by ${now.join(", ")}; ${done.status}${done.status === "completed" ? `, ${ROWS} rows, 0 lost, 0 duplicated` : `: ${done.error.message}`}, ${seconds(restarted)} after the restart`,
     );
   });
 
@@ -549,6 +586,60 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     await uploadLands(ROWS / 5);
     t.diagnostic(
       `revision 3 (rollback to 1, LOG_LEVEL=info): ${after.length} pods replaced in ${((rolled - started) / 1000).toFixed(1)}s; ${ROWS / 5} rows landed once after`,
+    );
+  });
+
+  // Five minutes of it are the controller's wait for an api to publish the upload again.
+  test("with the default emptyDir spool, an api stopped mid-publishing fails its upload BatchesLost, never stuck", {
+    timeout: 900_000,
+  }, async (t) => {
+    await helm([
+      "upgrade",
+      RELEASE,
+      CHART,
+      ...ns(),
+      "--reuse-values",
+      "--set",
+      "api.uploads.volume=emptyDir",
+    ]);
+    await rolledOut("api");
+    const { id, api, publisher, atRestart } = await publishingHeld();
+    const restarted = Date.now();
+    // The stored batches go with the old pods; the new ones have none to take over from.
+    await restartApi(api);
+    await scaleWorkers(WORKERS);
+    // The controller ends the upload once no api has published it, nor a batch of it landed,
+    // for as long as an abandoned intake (five minutes).
+    const done = await finished(id, 600_000);
+    assert.equal(done.status, "failed", JSON.stringify(done));
+    assert.equal(done.error?.code, "BatchesLost", JSON.stringify(done));
+    const now = names(await pods("api"));
+    assert.deepEqual(
+      now.filter((name) => names(api).includes(name)),
+      [],
+    );
+    // What was published lands once, and nothing else.
+    const batches = queueNames(env.config.namespace).batches;
+    await waitFor("the published batches to land", async () => {
+      const queue = queueStates(env.config.namespace).find((q) => q.name === batches);
+      return queue?.ready === 0 && queue.unacked === 0;
+    });
+    const counts = await batchCounts(id);
+    assert.deepEqual(
+      { published: counts.published, landed: counts.landed },
+      { published: atRestart.published, landed: atRestart.published },
+    );
+    const { rows } = await env.sql.query(
+      "select count(*)::int as n, count(distinct row_number)::int as distinct_rows, (select rows_landed from uploads where id = $1)::int as counted from upload_rows where upload_id = $1",
+      [id],
+    );
+    assert.deepEqual(rows[0], {
+      n: counts.landed * 1000,
+      distinct_rows: counts.landed * 1000,
+      counted: counts.landed * 1000,
+    });
+    t.diagnostic(
+      `${atRestart.published} of ${atRestart.total} batches published by ${publisher.metadata.name} at the restart, none landed; ${done.error.code} ${seconds(restarted)} after the restart: ${done.error.message}; ${counts.landed} batches landed once`,
     );
   });
 });

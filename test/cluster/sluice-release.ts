@@ -2,11 +2,12 @@
 // this machine's PostgreSQL, Redis, RabbitMQ and S3 behind Services of the namespace: what
 // the cluster checks that run Sluice's pods share.
 import { readFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import pg from "pg";
 import { landingLockName } from "../../src/core/db/uploads.repository.ts";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
+import { getJson, requestFailed, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
 import {
   ensureSluiceImage,
   forwardFromNode,
@@ -34,7 +35,39 @@ export async function missingImage(): Promise<string | undefined> {
   return missing;
 }
 
-export type ServiceName = "postgresql" | "redis" | "rabbitmq" | "s3";
+/** RabbitMQ's management API on this machine: its rabbitmq_management plugin. */
+export const MANAGEMENT_PORT = 15672;
+
+/**
+ * Waits, within `timeoutMs`, until RabbitMQ's management API on this machine answers for
+ * guest: KEDA over `protocol: http` reads the queue nowhere else, and a broker starting, or
+ * without its plugin, would leave a check waiting for a reading with no word of why.
+ */
+export async function managementApiAnswers(timeoutMs = 120_000): Promise<string> {
+  const url = `http://127.0.0.1:${MANAGEMENT_PORT}/api/overview`;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let last: string;
+    try {
+      const answer = await getJson(url, {
+        headers: { authorization: `Basic ${Buffer.from("guest:guest").toString("base64")}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      if (answer.status === 200) return `RabbitMQ ${answer.body.rabbitmq_version}`;
+      last = `${url}: HTTP ${answer.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `RabbitMQ's management API did not answer within ${timeoutMs / 1000}s (${last}); is its plugin on? rabbitmq-plugins enable rabbitmq_management`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+export type ServiceName = "postgresql" | "redis" | "rabbitmq" | "rabbitmq-management" | "s3";
 
 export type Outside = Readonly<{
   env: TestEnv;
@@ -61,6 +94,7 @@ export async function servicesOutside(namespace: string): Promise<Outside> {
     ["postgresql", 5432, 5432],
     ["redis", 6379, 6379],
     ["rabbitmq", 5672, 5672],
+    ["rabbitmq-management", 15672, MANAGEMENT_PORT],
     ["s3", 80, s3Port],
   ] as const) {
     const forward = await forwardFromNode({ host: "127.0.0.1", port: target });
@@ -81,13 +115,17 @@ export async function servicesOutside(namespace: string): Promise<Outside> {
 const databaseName = (env: TestEnv) => new URL(env.env.DATABASE_URL as string).pathname.slice(1);
 
 /**
- * helm install of the chart from the image against those Services; `credentials` and
- * `set` add to or override the defaults.
+ * helm install of the chart from the image against those Services; `credentials`, `set`
+ * and `valuesFiles` add to or override the defaults.
  */
 export async function installSluice(
   namespace: string,
   outside: Outside,
-  options: { credentials?: Record<string, string>; set?: readonly string[] } = {},
+  options: {
+    credentials?: Record<string, string>;
+    set?: readonly string[];
+    valuesFiles?: readonly string[];
+  } = {},
 ): Promise<void> {
   const { env } = outside;
   await installChart(
@@ -112,6 +150,7 @@ export async function installSluice(
       "config.CONTROLLER_INTERVAL_SECONDS=1",
       ...(options.set ?? []),
     ],
+    options.valuesFiles,
   );
 }
 
@@ -151,7 +190,71 @@ export async function rolledOut(namespace: string, program: Program): Promise<vo
 /** The api's Service address, as a client inside the cluster or on the node reaches it. */
 export async function apiUrl(namespace: string): Promise<string> {
   const service = await kubectlJson(["--namespace", namespace, "get", "service", `${RELEASE}-api`]);
-  return `http://${service.spec.clusterIP}:${service.spec.ports[0].port}`;
+  const url = `http://${service.spec.clusterIP}:${service.spec.ports[0].port}`;
+  // kube-proxy programs a Service's endpoints a moment after its pods are Ready; until then a
+  // connection to its address is refused.
+  let last = "no answer yet";
+  await waitFor(
+    `the api's Service at ${url} to answer /readyz`,
+    async () => {
+      const answer = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(5000) }).then(
+        async (r) => `${r.status} ${await r.text()}`,
+        (err: Error) => `${(err.cause as NodeJS.ErrnoException | undefined)?.code ?? err.name}`,
+      );
+      last = answer;
+      return answer.startsWith("200 ");
+    },
+    120_000,
+  ).catch(async (err: Error) => {
+    const slices = await kubectlResult([
+      ...["--namespace", namespace, "get", "endpointslices", "-o", "wide"],
+    ]);
+    throw new Error(`${err.message}; last: ${last}\n${slices.stdout}${slices.stderr}`);
+  });
+  return url;
+}
+
+/**
+ * POSTs a CSV file to the api's /uploads with the key, on a connection of its own, and gives
+ * the api's answer. An api refusing an upload answers before reading the body and closes the
+ * connection; fetch, still sending, then fails with "fetch failed" (EPIPE, ECONNRESET) and
+ * loses the answer, which node:http hears. Fails naming the URL and the cause when no answer
+ * came.
+ */
+export function postUpload(
+  url: string,
+  csv: string,
+  query = "",
+): Promise<{ status: number; body: any }> {
+  const target = `${url}/uploads${query}`;
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const request = httpRequest(target, {
+      method: "POST",
+      agent: false,
+      headers: {
+        "content-type": "text/csv",
+        "content-length": Buffer.byteLength(csv),
+        authorization: `Bearer ${API_KEY}`,
+      },
+    });
+    request.on("response", (response) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("error", (err) => reject(requestFailed("POST", target, err)));
+      response.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        const body = text.startsWith("{") ? JSON.parse(text) : text;
+        resolve({ status: response.statusCode ?? 0, body });
+      });
+    });
+    // Once answered, the write cut short by the api closing the connection is no news.
+    request.on("error", (err) => {
+      if (!answered) reject(requestFailed("POST", target, err));
+    });
+    request.end(csv);
+  });
 }
 
 /**
@@ -165,11 +268,7 @@ export async function uploadLands(
   timeoutMs = 300_000,
   whileUnderway: (id: string) => Promise<void> = async () => {},
 ): Promise<string> {
-  const accepted = await getJson(`${url}/uploads`, {
-    method: "POST",
-    headers: { "content-type": "text/csv", authorization: `Bearer ${API_KEY}` },
-    body: sampleCsv(rows).csv,
-  });
+  const accepted = await postUpload(url, sampleCsv(rows).csv);
   if (accepted.status !== 202) {
     throw new Error(`upload refused: ${accepted.status} ${JSON.stringify(accepted.body)}`);
   }
@@ -194,6 +293,23 @@ export async function uploadLands(
     throw new Error(`upload ${id}: ${JSON.stringify(counted[0])} rows landed, ${rows} sent`);
   }
   return id;
+}
+
+/**
+ * Holds every worker's landing in that database, taken before an upload starts: a batch's
+ * claim (a row of upload_batches, which only workers write) waits behind this table lock, so
+ * no batch lands however early a worker gets it. The release may be called more than once.
+ */
+export async function holdAllLanding(databaseUrl: string): Promise<() => Promise<void>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  await client.query("begin");
+  await client.query("lock table upload_batches in exclusive mode");
+  let released: Promise<void> | undefined;
+  return () => {
+    released ??= client.query("commit").then(() => client.end());
+    return released;
+  };
 }
 
 /**

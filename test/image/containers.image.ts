@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import { CreateBucketCommand } from "@aws-sdk/client-s3";
 import pg from "pg";
 import { IMAGES } from "../../scripts/image.ts";
-import { NODE_OPTIONS } from "../../src/core/node-options.ts";
+import { NODE_OPTIONS } from "../../src/core/program/node-options.ts";
 import { container, find, render, valueSets } from "../kubernetes/chart.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { freePort } from "../support/program.ts";

@@ -2,10 +2,9 @@
 // services on the host network, and keeps what each container prints.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
 import { promisify } from "node:util";
 import { DOCKER } from "../../scripts/image.ts";
+import { followOutput } from "../support/program.ts";
 
 const run = promisify(execFile);
 
@@ -53,44 +52,11 @@ export async function startContainer(
     ["run", "--name", name, "--network", "host", ...options, ...envArgs, image, ...command],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
-  const lines: string[] = [];
-  const waiting = new Set<() => void>();
-  const exited = once(child, "close");
-  for (const stream of [child.stdout, child.stderr]) {
-    createInterface({ input: stream as NodeJS.ReadableStream, crlfDelay: Infinity }).on(
-      "line",
-      (line) => {
-        lines.push(line);
-        for (const wake of waiting) wake();
-      },
-    );
-  }
+  const output = followOutput(child, name);
   return {
     name,
-    lines,
-    line(what, match, timeoutMs = 60_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const found = lines.find(match);
-          if (found === undefined) return;
-          clearTimeout(timer);
-          waiting.delete(check);
-          resolve(found);
-        };
-        const timer = setTimeout(() => {
-          waiting.delete(check);
-          reject(new Error(`${name}: timed out waiting for ${what}:\n${lines.join("\n")}`));
-        }, timeoutMs);
-        waiting.add(check);
-        void exited.then(() => {
-          if (!waiting.has(check)) return;
-          waiting.delete(check);
-          clearTimeout(timer);
-          reject(new Error(`${name}: exited before ${what}:\n${lines.join("\n")}`));
-        });
-        check();
-      });
-    },
+    lines: output.lines,
+    line: (what, match, timeoutMs = 60_000) => output.line(what, match, { timeoutMs }),
     async pid1() {
       const { stdout } = await run(DOCKER, ["exec", name, "cat", "/proc/1/cmdline"]);
       return stdout.replaceAll("\0", " ").trim();
@@ -101,7 +67,7 @@ export async function startContainer(
     async terminate() {
       await run(DOCKER, ["kill", "--signal", "SIGTERM", name]);
       const { stdout } = await run(DOCKER, ["wait", name]);
-      await exited;
+      await output.exit;
       return Number(stdout.trim());
     },
     async remove() {

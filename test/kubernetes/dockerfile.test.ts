@@ -3,12 +3,12 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
-import { NODE_OPTIONS } from "../../src/core/node-options.ts";
+import { NODE_OPTIONS } from "../../src/core/program/node-options.ts";
+import { scratchDir } from "../support/scratch.ts";
 import { container, render, root } from "./chart.ts";
 
 type Instruction = { keyword: string; args: string };
@@ -141,7 +141,7 @@ test("`npm run build` produces every program the chart and the image start", {
   todo:
     entryPoints.every((p) => !existsSync(p)) && "the programs' main.ts files are not written yet",
 }, async () => {
-  const outDir = mkdtempSync(join(tmpdir(), "sluice-dist-"));
+  const outDir = scratchDir("dist");
   await promisify(execFile)("npm", ["run", "build", "--", "--outDir", outDir], { cwd: root });
   const commands = (await render())
     .filter((o) => o.kind === "Deployment")

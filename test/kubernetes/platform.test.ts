@@ -1,13 +1,13 @@
 // What a platform team needs to install the chart without edits: releases that share
 // services, use as a subchart, routes in, monitoring, migrations and operators' Secrets.
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe as group, test } from "node:test";
 import { KUBERNETES_PERMISSIONS } from "../../src/controller/kubernetes.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { loadConfig } from "../../src/core/config.ts";
+import { scratchDir } from "../support/scratch.ts";
 import {
   chartDir,
   container,
@@ -83,7 +83,7 @@ group("documentation", () => {
 group("as a subchart", () => {
   /** A parent chart holding this one under charts/, as a platform's umbrella chart does. */
   function umbrella(values: string): string {
-    const parent = mkdtempSync(join(tmpdir(), "sluice-umbrella-"));
+    const parent = scratchDir("umbrella");
     writeFileSync(
       join(parent, "Chart.yaml"),
       "apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: sluice\n    version: 0.1.0\n",
@@ -300,6 +300,43 @@ group("monitoring under any release name", () => {
   });
 });
 
+group("dashboards of several releases in one Grafana", () => {
+  type Dashboard = { uid: string; title: string } & Record<string, unknown>;
+  const dashboardsOf = async (release: string, namespace: string) =>
+    (await render({ release, namespace, set: ["metrics.dashboards.enabled=true"] }))
+      .filter((o) => o.metadata.labels?.grafana_dashboard === "1")
+      .flatMap((o) => Object.entries(o.data as Record<string, string>))
+      .map(([file, json]) => ({ file, dashboard: JSON.parse(json) as Dashboard }));
+
+  test("each release's dashboards have their own uid and title, and are otherwise the project's", async () => {
+    const releases = [
+      await dashboardsOf("sluice", "sluice"),
+      await dashboardsOf("sluice", "staging"),
+      await dashboardsOf("ingest", "sluice"),
+    ];
+    const all = releases.flat();
+    assert.equal(all.length, 6);
+    const uids = all.map((d) => d.dashboard.uid);
+    assert.equal(new Set(uids).size, uids.length, `uids collide: ${uids.join(", ")}`);
+    for (const uid of uids) assert.match(uid, /^[A-Za-z0-9_-]{1,40}$/, "a uid Grafana accepts");
+    const titles = all.map((d) => d.dashboard.title);
+    assert.equal(new Set(titles).size, titles.length, `titles collide: ${titles.join(", ")}`);
+    for (const { file, dashboard } of all) {
+      const project = JSON.parse(readFileSync(join(chartDir, "dashboards", file), "utf8"));
+      const { uid: _uid, title, ...rest } = dashboard;
+      const { uid: _projectUid, title: projectTitle, ...projectRest } = project;
+      assert.deepEqual(rest, projectRest, `${file}: only the uid and the title change`);
+      assert.ok(title.startsWith(projectTitle), `${file}: ${title}`);
+    }
+    // The same release renders the same uids, so an upgrade keeps Grafana's links to them.
+    const again = (await dashboardsOf("sluice", "sluice")).map((d) => d.dashboard.uid);
+    assert.deepEqual(
+      again,
+      releases[0]?.map((d) => d.dashboard.uid),
+    );
+  });
+});
+
 group("install notes", () => {
   async function notes(set: string[]): Promise<string> {
     const args = ["install", "ingest", chartDir, "--dry-run=client", "--namespace", "data"];
@@ -321,6 +358,25 @@ group("install notes", () => {
     ]);
     assert.match(routed, /curl -N .*https:\/\/uploads\.example\.com\/uploads\/<id>\/events/);
     assert.doesNotMatch(routed, /port-forward/);
+  });
+
+  test("with the default image, which no registry publishes, say how to build and push it", async () => {
+    const local = await notes([]);
+    assert.match(local, /docker build -t <registry>\/sluice:0\.1\.0 \./);
+    assert.match(local, /docker push <registry>\/sluice:0\.1\.0/);
+    assert.match(
+      local,
+      /helm upgrade ingest .* --namespace data --reuse-values --set image\.repository=<registry>\/sluice/,
+    );
+    const pushed = await notes(["image.repository=registry.example.com/sluice"]);
+    assert.doesNotMatch(pushed, /docker (build|push)/);
+  });
+
+  test("without API_KEYS in production, name the api as the program that refuses to start", async () => {
+    const warned = await notes(["secret.env.DATABASE_URL=postgres://db/sluice"]);
+    assert.match(warned, /the api refuses to start without API keys/);
+    // The worker and the controller serve no uploads, and start without them.
+    assert.doesNotMatch(warned, /the programs refuse/);
   });
 });
 

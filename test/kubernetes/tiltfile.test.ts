@@ -3,12 +3,12 @@
 // records are then checked against the repository: paths, images, workloads and ports.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
+import { scratchDir } from "../support/scratch.ts";
 import {
   chartDir,
   container,
@@ -252,7 +252,7 @@ test("buttons upload a sample and run the tests, only when pressed", () => {
 });
 
 test("the checker rejects unknown functions and arguments and non-Starlark syntax", async () => {
-  const dir = mkdtempSync(join(tmpdir(), "sluice-tiltfile-"));
+  const dir = scratchDir("tiltfile");
   const cases: [string, RegExp][] = [
     ['k8s_yml("k8s/redis.yaml")\n', /name 'k8s_yml' is not defined/],
     ['k8s_resource("redis", port_forward=[6379])\n', /unexpected keyword argument 'port_forward'/],

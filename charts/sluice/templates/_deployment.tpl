@@ -14,6 +14,8 @@ The Deployment of one program. Call with a dict:
 {{- $root := .root }}
 {{- $values := index $root.Values .component }}
 {{- $name := printf "%s-%s" (include "sluice.fullname" $root) .component }}
+{{- /* Each program migrates at start unless the migration Job does: each applies the targets. */}}
+{{- $targets := and (not $root.Values.migrations.enabled) (include "sluice.targetsConfigMap" $root) }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -37,6 +39,9 @@ spec:
       annotations:
         {{- /* Roll the pods when a setting or a chart-managed credential changes. */}}
         checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+        {{- if and $targets $root.Values.targets.tenants }}
+        checksum/targets: {{ include (print $root.Template.BasePath "/targets-configmap.yaml") $root | sha256sum }}
+        {{- end }}
         {{- if not $root.Values.secret.existingSecret }}
         checksum/secret: {{ include (print $root.Template.BasePath "/secret.yaml") $root | sha256sum }}
         {{- end }}
@@ -55,7 +60,7 @@ spec:
       {{- end }}
       securityContext:
         {{- include "sluice.podSecurityContext" $root | nindent 8 }}
-      terminationGracePeriodSeconds: {{ include "sluice.terminationGracePeriodSeconds" (dict "root" $root "preStop" .preStop) }}
+      terminationGracePeriodSeconds: {{ include "sluice.terminationGracePeriodSeconds" (dict "root" $root "component" .component "preStop" .preStop) }}
       containers:
         - name: {{ .component }}
           image: {{ include "sluice.image" $root | quote }}
@@ -87,12 +92,15 @@ spec:
             periodSeconds: 5
             timeoutSeconds: 3
             failureThreshold: 2
+          {{- /* In debug mode too: there a start that failed (a service not reachable yet)
+          waits in watch mode for a file change instead of exiting, and this window's end is
+          what restarts it. */}}
           startupProbe:
             httpGet:
               path: /healthz
               port: http
             periodSeconds: 2
-            failureThreshold: {{ ternary 150 30 $root.Values.debug.enabled }}
+            failureThreshold: 30
           {{- if .preStop }}
           lifecycle:
             preStop:
@@ -108,6 +116,9 @@ spec:
           volumeMounts:
             - name: tmp
               mountPath: /tmp
+            {{- if $targets }}
+            - {{- include "sluice.targetsMount" $root | nindent 14 }}
+            {{- end }}
             {{- with concat (default list .mounts) $values.extraVolumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
@@ -115,6 +126,9 @@ spec:
         - name: tmp
           emptyDir:
             sizeLimit: 1Gi
+        {{- if $targets }}
+        - {{- include "sluice.targetsVolume" $root | nindent 10 }}
+        {{- end }}
         {{- with concat (default list .volumes) $values.extraVolumes }}
         {{- toYaml . | nindent 8 }}
         {{- end }}

@@ -79,13 +79,29 @@ consume each other's batches. Release names may hold dots, which the code refuse
 {{- end }}
 
 {{/*
-Seconds the kubelet waits after SIGTERM: the programs' own drain deadline
-(SHUTDOWN_TIMEOUT_MS, rounded up), the api's preStop pause, and a margin for
-closing connections, so the kubelet never kills a program still draining.
-Call with (dict "root" $ "preStop" <seconds>).
+A program's drain deadline on SIGTERM, in milliseconds: SHUTDOWN_TIMEOUT_MS. A stopping
+worker waits for the batches it holds, and one of them may be in a statement PostgreSQL
+ends only after DB_STATEMENT_TIMEOUT_MS, then rolled back and handed back within
+COMMAND_TIMEOUT_MS: the worker's drain outlasts the two, so that it never exits mid-batch.
+Call with (dict "root" $ "component" "worker").
+*/}}
+{{- define "sluice.shutdownTimeoutMs" -}}
+{{- $config := .root.Values.config }}
+{{- $drain := int64 $config.SHUTDOWN_TIMEOUT_MS }}
+{{- if eq .component "worker" }}
+{{- $drain = max $drain (add (int64 $config.DB_STATEMENT_TIMEOUT_MS) (int64 $config.COMMAND_TIMEOUT_MS)) }}
+{{- end }}
+{{- $drain }}
+{{- end }}
+
+{{/*
+Seconds the kubelet waits after SIGTERM: the program's own drain deadline (rounded up),
+the api's preStop pause, and a margin for closing connections, so the kubelet never kills
+a program still draining.
+Call with (dict "root" $ "component" "worker" "preStop" <seconds>).
 */}}
 {{- define "sluice.terminationGracePeriodSeconds" -}}
-{{- $drain := div (add (int .root.Values.config.SHUTDOWN_TIMEOUT_MS) 999) 1000 }}
+{{- $drain := div (add (include "sluice.shutdownTimeoutMs" .) 999) 1000 }}
 {{- add $drain (int .preStop) (int .root.Values.terminationGraceMarginSeconds) }}
 {{- end }}
 
@@ -181,4 +197,48 @@ affinity:
 topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end }}
+
+{{/*
+The ConfigMap holding TARGETS_FILE's JSON, or nothing without targets: the user's own, or the
+chart's, which is a hook for the migration Job (it runs before the release's objects exist).
+*/}}
+{{- define "sluice.targetsConfigMap" -}}
+{{- with .Values.targets }}
+{{- if and .existingConfigMap .tenants }}
+{{- fail "targets: set targets.tenants or targets.existingConfigMap, not both" }}
+{{- end }}
+{{- if and (or .existingConfigMap .tenants) $.Values.config.TARGETS_FILE }}
+{{- fail "targets: the chart mounts the targets file and sets TARGETS_FILE itself; leave config.TARGETS_FILE empty" }}
+{{- end }}
+{{- if .existingConfigMap }}
+{{- .existingConfigMap }}
+{{- else if .tenants }}
+{{- printf "%s-%s" (include "sluice.fullname" $) (ternary "migrate-targets" "targets" $.Values.migrations.enabled) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the targets file is mounted, read-only, and what TARGETS_FILE says. */}}
+{{- define "sluice.targetsDir" -}}
+/etc/sluice/targets
+{{- end }}
+
+{{- define "sluice.targetsFile" -}}
+{{- printf "%s/%s" (include "sluice.targetsDir" .) .Values.targets.key }}
+{{- end }}
+
+{{- define "sluice.targetsVolume" -}}
+name: targets
+configMap:
+  name: {{ include "sluice.targetsConfigMap" . }}
+  items:
+    - key: {{ .Values.targets.key }}
+      path: {{ .Values.targets.key }}
+{{- end }}
+
+{{- define "sluice.targetsMount" -}}
+name: targets
+mountPath: {{ include "sluice.targetsDir" . }}
+readOnly: true
 {{- end }}
