@@ -7,25 +7,18 @@
 // Prints "ready" once every forward listens; stops on SIGTERM or SIGINT.
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { type AddressInfo, createConnection, createServer, type Server } from "node:net";
+import { createConnection, createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createLogger } from "../src/core/logger.ts";
 import { type LocalS3, startLocalS3 } from "../src/core/storage/local-s3.ts";
+import { freePort } from "../test/support/program.ts";
 
 const [address, ...specs] = process.argv.slice(2);
 const forwards = specs.map((spec) => /^(\d+)=(s3|([^:]+):(\d+))$/.exec(spec));
 if (!address || forwards.length === 0 || forwards.some((f) => f === null)) {
   console.error("usage: node scripts/services-outside.ts <address> <port>=<host:port|s3>...");
   process.exit(2);
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, "127.0.0.1");
-  await once(probe, "listening");
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 let s3: LocalS3 | undefined;

@@ -1,5 +1,6 @@
 // Builds the cluster's programs from their Go modules into the cache, once per version.
-// Usage: node scripts/cluster/build.ts   (cluster:up calls it too)
+// Usage: node scripts/cluster/build.ts   (CI runs it early; cluster:up and npm run tilt build
+// what each needs)
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -277,4 +278,6 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   ensurePause();
   ensureKeda();
   ensureKubeRouter();
+  // For the Tiltfile's check; cluster:up itself does not need it.
+  ensureTilt();
 }

