@@ -1,7 +1,7 @@
 // Rows per second of the CSV reader against csv-parse producing arrays, on the same bytes.
 import { parse } from "csv-parse";
 import { parse as parseSync } from "csv-parse/sync";
-import { createCsvReader } from "../src/api/csv/csv-reader.ts";
+import { createCsvReader } from "../src/api/intake/csv/csv-reader.ts";
 
 const ROWS = 200_000;
 const CHUNK = 64 * 1024;
