@@ -1,17 +1,20 @@
 // The web page at `/`, in a real browser: Debian's chromium driven by playwright-core, against
 // the api and a worker on the real services. A person enters a key, sends a file of 100,000
-// rows and watches it land, reads the rows a bad file had rejected, cancels an upload, and
-// does it on a phone's width too. Screenshots go to a folder outside git, named in the output.
+// rows and watches it land, reads the rows a bad file dropped on the page had rejected, cancels
+// an upload, and does it on a phone's width too; chooses a target and sees its rows land typed,
+// or the reason a file does not fit it. Its screenshots are the run's artefacts: in
+// test-results/web-page/, which git ignores, emptied when the run starts.
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { buildWeb } from "../scripts/build-web.ts";
-import { PAGE_CSP } from "../src/api/web.routes.ts";
+import { PAGE_CSP } from "../src/api/http/web.routes.ts";
 import {
   type InProcess,
+  ROOT,
   startInProcess,
   startWorkerInProcess,
   type TestEnv,
@@ -42,7 +45,10 @@ before(async () => {
   // running alongside (the Dockerfile's test runs one) can empty under the page.
   webRoot = join(files, "web");
   await buildWeb(webRoot);
-  artifacts = await mkdtemp(join(tmpdir(), "sluice-web-screenshots-"));
+  // One place, known before the run, for CI to keep; a run replaces the last one's.
+  artifacts = join(ROOT, "test-results", "web-page");
+  await rm(artifacts, { recursive: true, force: true });
+  await mkdir(artifacts, { recursive: true });
   console.log(`web page screenshots: ${artifacts}`);
   // No worker at first: an upload stays unfinished until the test starts one.
   env = await testEnv({ API_KEYS: `acme:${KEY}`, BATCH_SIZE: "1000" });
@@ -92,8 +98,24 @@ async function useKey(page: Page) {
   await page.getByText("Key in use.").waitFor();
 }
 
-async function upload(page: Page, path: string): Promise<string> {
-  await page.getByLabel("Choose a CSV file").setInputFiles(path);
+/** Drops the file on the page's drop zone, as a person drags one there from their files. */
+async function drop(page: Page, path: string) {
+  const file = { name: basename(path), text: await readFile(path, "utf8") };
+  const dataTransfer = await page.evaluateHandle(({ name, text }) => {
+    const transfer = new window.DataTransfer();
+    transfer.items.add(new window.File([text], name, { type: "text/csv" }));
+    return transfer;
+  }, file);
+  await page.dispatchEvent("#drop-zone", "drop", { dataTransfer });
+}
+
+async function upload(
+  page: Page,
+  path: string,
+  how: "choose" | "drop" = "choose",
+): Promise<string> {
+  if (how === "drop") await drop(page, path);
+  else await page.getByLabel("Choose a CSV file").setInputFiles(path);
   await page.getByRole("button", { name: "Upload", exact: true }).click();
   const id = page.locator("#current-id");
   await id.filter({ hasText: /^id [0-9a-f-]{36}$/ }).waitFor();
@@ -120,6 +142,17 @@ async function uploadRow(id: string) {
     id,
   ]);
   return rows[0] as { status: string; rows_landed: number };
+}
+
+/** The page's table of rejected rows, each as the text of its cells. */
+function rejectedRows(page: Page): Promise<string[][]> {
+  return page
+    .locator("#errors-table tbody tr")
+    .evaluateAll((rows: any[]) =>
+      rows.map((row) =>
+        Array.from(row.querySelectorAll("td") as ArrayLike<any>, (td) => td.textContent as string),
+      ),
+    );
 }
 
 const csv = (rows: string[]) => `id,name,city\n${rows.join("\n")}\n`;
@@ -323,7 +356,7 @@ describe("the web page", () => {
     await context.close();
   });
 
-  test("lists a file's rejected rows and downloads them as CSV", async () => {
+  test("lists the rejected rows of a file dropped on the page and downloads them as CSV", async () => {
     const path = join(files, "with-bad-rows.csv");
     await writeFile(
       path,
@@ -339,20 +372,12 @@ describe("the web page", () => {
     );
     const { page, context, problems } = await openPage();
     await useKey(page);
-    const id = await upload(page, path);
+    const id = await upload(page, path, "drop");
+    assert.equal(await page.locator("#current-heading").textContent(), "with-bad-rows.csv");
     await statusIs(page, "completed");
     await page.getByText("4 of 7 rows landed, 3 rows rejected", { exact: true }).waitFor();
     await page.getByText("3 rows were rejected.").waitFor();
-    const cells = await page
-      .locator("#errors-table tbody tr")
-      .evaluateAll((rows: any[]) =>
-        rows.map((row) =>
-          Array.from(
-            row.querySelectorAll("td") as ArrayLike<any>,
-            (td) => td.textContent as string,
-          ),
-        ),
-      );
+    const cells = await rejectedRows(page);
     assert.deepEqual(
       cells.map((row) => row.slice(0, 3)),
       [
@@ -381,6 +406,141 @@ describe("the web page", () => {
     await context.close();
   });
 
+  test("lists the tenant's targets, lands a file's rows typed in the one chosen, and says why a file does not fit", async () => {
+    const define = (name: string, definition: object) =>
+      fetch(`${api.url}/targets/${name}`, {
+        method: "PUT",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        body: JSON.stringify(definition),
+      });
+    const people = await define("people", {
+      table: "people",
+      mode: "upsert",
+      key: ["id"],
+      columns: [
+        { name: "id", type: "bigint" },
+        { name: "name", type: "text" },
+        { name: "born", type: "date", format: "DD/MM/YYYY" },
+        { name: "score", type: "numeric", default: "0" },
+        { name: "active", type: "boolean", required: true },
+      ],
+    });
+    assert.equal(people.status, 201, await people.text());
+    const doomed = await define("doomed", {
+      table: "doomed",
+      columns: [{ name: "id", type: "bigint" }],
+    });
+    assert.equal(doomed.status, 201, await doomed.text());
+
+    const { page, context, problems } = await openPage();
+    await useKey(page);
+    const select = page.getByRole("combobox", { name: "Where the rows land" });
+    await select
+      .locator("option", { hasText: /^people: table tenant_acme\.people, upsert$/ })
+      .waitFor({
+        state: "attached",
+      });
+    assert.equal(await select.inputValue(), "", "JSON rows unless a target is chosen");
+    assert.equal(await select.locator("option:checked").textContent(), "No target: JSON rows");
+    assert.deepEqual(
+      await select.locator("option").evaluateAll((options: any[]) => options.map((o) => o.value)),
+      ["", "doomed", "people"],
+    );
+    // From the keyboard: the file's field, then the choice of target, which arrows change.
+    await page.getByLabel("Choose a CSV file").focus();
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "target");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("ArrowDown");
+    assert.equal(await select.inputValue(), "people");
+
+    const typed = join(files, "typed.csv");
+    await writeFile(
+      typed,
+      "id,name,born,score,active\n1,Ada,10/12/1815,3.5,yes\n2,Grace,09/12/1906,,no\n3,Alan,31/02/1912,1,true\n",
+    );
+    const id = await upload(page, typed);
+    await statusIs(page, "completed");
+    await page.getByText("Into target people (version 1)", { exact: true }).waitFor();
+    await page.getByText("2 of 3 rows landed, 1 rows rejected", { exact: true }).waitFor();
+    const rejected = await rejectedRows(page);
+    assert.deepEqual(
+      rejected.map((row) => row.slice(0, 3)),
+      [["3", "4", "InvalidValue"]],
+    );
+    assert.match(rejected[0]?.[3] ?? "", /born/);
+    const { rows: landed } = await env.sql.query(
+      "select id, name, born::text as born, score::text as score, active from tenant_acme.people order by id",
+    );
+    assert.deepEqual(landed, [
+      { id: 1, name: "Ada", born: "1815-12-10", score: "3.5", active: true },
+      { id: 2, name: "Grace", born: "1906-12-09", score: "0", active: false },
+    ]);
+    const { rows: json } = await env.sql.query(
+      "select count(*)::int as n from upload_rows where upload_id = $1",
+      [id],
+    );
+    assert.equal(json[0].n, 0, "no JSON rows for an upload into a target");
+
+    // The list of uploads says where each one's rows go: a target and its version, or JSON rows.
+    const form = new FormData();
+    form.append("file", new Blob(["id,name\n1,Ada\n"], { type: "text/csv" }), "plain.csv");
+    const plain = await fetch(`${api.url}/uploads`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}` },
+      body: form,
+    });
+    assert.equal(plain.status, 202, await plain.text());
+    await page.getByRole("button", { name: "Refresh", exact: true }).click();
+    const list = page.locator("#uploads-table");
+    const header = await list
+      .locator("thead th")
+      .evaluateAll((cells: any[]) => cells.map((c) => c.textContent as string));
+    const into = header.indexOf("Rows go to");
+    assert.ok(into >= 0, `a column says where the rows go: ${JSON.stringify(header)}`);
+    const goesTo = (file: string) =>
+      list.locator("tbody tr", { hasText: file }).locator("td").nth(into).textContent();
+    await list.locator("tbody tr", { hasText: "plain.csv" }).waitFor();
+    assert.equal(await goesTo("typed.csv"), "people (version 1)");
+    assert.equal(await goesTo("plain.csv"), "JSON rows");
+    await screenshot(page, "target-completed");
+
+    // A file lacking a required column is refused before it is stored, and the page says why.
+    const lacking = join(files, "lacking.csv");
+    await writeFile(lacking, "id,name\n4,Edsger\n");
+    await page.getByLabel("Choose a CSV file").setInputFiles(lacking);
+    await page.getByRole("button", { name: "Upload", exact: true }).click();
+    await statusIs(page, "not sent");
+    const reason = page.locator("#current-error");
+    await reason.filter({ hasText: "(MissingColumns)" }).waitFor();
+    assert.match(
+      (await reason.textContent()) ?? "",
+      /lacks the column "active" that target people requires/,
+    );
+    assert.equal(await reason.getAttribute("role"), "alert");
+    await screenshot(page, "target-missing-column");
+
+    // A target that goes after the list was read: the upload is refused, and the list follows.
+    await select.selectOption("doomed");
+    const gone = await fetch(`${api.url}/targets/doomed`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${KEY}` },
+    });
+    assert.equal(gone.status, 204);
+    await page.getByLabel("Choose a CSV file").setInputFiles(typed);
+    await page.getByRole("button", { name: "Upload", exact: true }).click();
+    await reason.filter({ hasText: "(UnknownTarget)" }).waitFor();
+    await select.locator("option", { hasText: /^doomed/ }).waitFor({ state: "detached" });
+    assert.equal(await select.inputValue(), "", "back to JSON rows, not to another target");
+    assert.deepEqual(await uploadRow(id), { status: "completed", rows_landed: 2 });
+    assert.deepEqual(await lowContrast(page), []);
+    assert.deepEqual(problems, [
+      "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)",
+      "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)",
+    ]);
+    await context.close();
+  });
+
   test("works at a phone's width and from the keyboard", async () => {
     const { page, context, problems } = await openPage({ width: 375, height: 740 });
     // From the top of the page, the key field is the first stop, and Enter sends the form.
@@ -388,15 +548,14 @@ describe("the web page", () => {
     assert.equal(await page.evaluate(() => document.activeElement?.id), "api-key");
     await page.keyboard.type("not-a-key");
     await page.keyboard.press("Enter");
-    await page.getByRole("alert").filter({ hasText: "(Unauthorized)" }).waitFor();
+    // Both the uploads' list and the targets' say so.
+    const refused = page.getByRole("alert").filter({ hasText: "(Unauthorized)" });
+    await refused.nth(1).waitFor();
     await page.keyboard.press("Control+A");
     await page.keyboard.type(KEY);
     await page.keyboard.press("Enter");
     await page.getByText("Key in use.").waitFor();
-    await page
-      .getByRole("alert")
-      .filter({ hasText: "(Unauthorized)" })
-      .waitFor({ state: "hidden" });
+    await refused.first().waitFor({ state: "hidden" });
     await page.locator("#uploads-table tbody tr", { hasText: "people.csv" }).waitFor();
     const widths = await page.evaluate(() => ({
       page: document.documentElement.scrollWidth,
@@ -407,9 +566,24 @@ describe("the web page", () => {
       const box = await page.getByRole("button", { name, exact: true }).boundingBox();
       assert.ok(box && box.x >= 0 && box.x + box.width <= 375, `${name} fits the screen`);
     }
+    // Where the rows go moves under the file's name, which the narrow table has room for.
+    const typedRow = page.locator("#uploads-table tbody tr", { hasText: "typed.csv" });
+    assert.ok(await typedRow.getByText("into people (version 1)", { exact: true }).isVisible());
+    assert.equal(
+      await page.getByRole("columnheader", { name: "Rows go to" }).isVisible(),
+      false,
+      "the column gives its room to the others",
+    );
+    const select = page.getByRole("combobox", { name: "Where the rows land" });
+    await select.locator("option", { hasText: /^people:/ }).waitFor({ state: "attached" });
+    const box = await select.boundingBox();
+    assert.ok(
+      box && box.x >= 0 && box.x + box.width <= 375,
+      "the choice of target fits the screen",
+    );
     // Each control has a name a screen reader can say.
     const unnamed = await page.evaluate(() =>
-      Array.from(document.querySelectorAll("input, button") as ArrayLike<any>)
+      Array.from(document.querySelectorAll("input, button, select") as ArrayLike<any>)
         .filter((el) => el.offsetParent !== null)
         .filter(
           (el) =>
@@ -420,7 +594,9 @@ describe("the web page", () => {
     assert.deepEqual(unnamed, []);
     await screenshot(page, "phone");
     assert.deepEqual(await lowContrast(page), []);
+    // The bad key's two calls: the uploads, and the targets.
     assert.deepEqual(problems, [
+      "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
       "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
     ]);
     await context.close();

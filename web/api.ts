@@ -1,42 +1,42 @@
 // Sluice's HTTP api as the page uses it. The key travels only in the Authorization header,
 // never in a URL.
+import type { ProgressEvent } from "../src/api/progress/progress-event.ts";
+import type { UploadStatus } from "../src/core/uploads/upload-status.ts";
 import { readCsvRecords } from "./csv.ts";
 import { readSse } from "./sse.ts";
 
-export type Status =
-  | "received"
-  | "validating"
-  | "queued"
-  | "processing"
-  | "completed"
-  | "failed"
-  | "rejected"
-  | "cancelled";
+export type { ProgressEvent };
 
 export type Upload = {
   id: string;
   filename: string | null;
-  status: Status;
+  status: UploadStatus;
   bytes: number;
   rows: number | null;
   rowsLanded: number;
   rowErrors: number;
   batches: { total: number | null; published: number; landed: number };
   error: { code: string; message: string; line?: number } | null;
+  /** The target its rows land in, with the version of the definition it keeps; null: JSON rows. */
+  target: { name: string; version: number } | null;
   createdAt: string;
 };
 
-export type Progress = {
-  status: Status;
-  rows: number | null;
-  rowsLanded: number;
-  rowErrors: number;
-  batches: { landed: number; total: number | null };
-  stalled: boolean;
-  secondsLeft: number | null;
+/** A tenant's target as GET /targets lists it; the page needs only what it shows. */
+export type Target = {
+  name: string;
+  schema: string;
+  table: string;
+  mode: "insert" | "upsert" | "skip";
+  version: number;
 };
 
-export const FINAL: ReadonlySet<Status> = new Set(["completed", "failed", "rejected", "cancelled"]);
+export const FINAL: ReadonlySet<UploadStatus> = new Set([
+  "completed",
+  "failed",
+  "rejected",
+  "cancelled",
+]);
 
 /** An answer other than the one hoped for, with the api's code and message when it sent them. */
 export class ApiError extends Error {
@@ -88,11 +88,12 @@ export type Sending = { done: Promise<Upload>; abort(): void };
 export function sendFile(
   key: string,
   file: File,
+  target: string,
   onBytes: (sent: number, total: number) => void,
 ): Sending {
   const xhr = new XMLHttpRequest();
   const done = new Promise<Upload>((resolve, reject) => {
-    xhr.open("POST", "/uploads");
+    xhr.open("POST", target === "" ? "/uploads" : `/uploads?target=${encodeURIComponent(target)}`);
     for (const [name, value] of Object.entries(headers(key))) xhr.setRequestHeader(name, value);
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (e) => {
@@ -121,6 +122,8 @@ export const getUpload = (key: string, id: string) =>
 export const listUploads = (key: string, next?: string) =>
   call<{ items: Upload[]; next: string | null }>(key, next ?? "/uploads?limit=20");
 
+export const listTargets = (key: string) => call<{ items: Target[] }>(key, "/targets");
+
 export const cancelUpload = (key: string, id: string) =>
   call<Upload>(key, `/uploads/${encodeURIComponent(id)}`, { method: "DELETE" });
 
@@ -131,10 +134,10 @@ export const cancelUpload = (key: string, id: string) =>
 export async function followProgress(
   key: string,
   id: string,
-  onProgress: (progress: Progress) => void,
+  onProgress: (progress: ProgressEvent) => void,
   signal: AbortSignal,
-): Promise<Progress> {
-  let last: Progress | undefined;
+): Promise<ProgressEvent> {
+  let last: ProgressEvent | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
       const response = await fetch(`/uploads/${encodeURIComponent(id)}/events`, {
@@ -167,7 +170,7 @@ export async function followProgress(
       }
       for await (const message of readSse(response.body)) {
         if (message.event !== "progress") continue;
-        last = JSON.parse(message.data) as Progress;
+        last = JSON.parse(message.data) as ProgressEvent;
         onProgress(last);
         attempt = 0;
         if (FINAL.has(last.status)) return last;

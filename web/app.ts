@@ -6,11 +6,13 @@ import {
   FINAL,
   firstRowErrors,
   followProgress,
+  listTargets,
   listUploads,
-  type Progress,
+  type ProgressEvent,
   rowErrorsFile,
   type Sending,
   sendFile,
+  type Target,
   type Upload,
 } from "./api.ts";
 import * as format from "./format.ts";
@@ -34,11 +36,14 @@ const ui = {
   dropZone: element("drop-zone"),
   file: element<HTMLInputElement>("file"),
   chosen: element("chosen"),
+  target: element<HTMLSelectElement>("target"),
+  targetsError: element("targets-error"),
   uploadButton: element<HTMLButtonElement>("upload-button"),
   current: element("current"),
   currentHeading: element("current-heading"),
   currentStatus: element("current-status"),
   currentId: element("current-id"),
+  currentTarget: element("current-target"),
   bytesProgress: element<HTMLProgressElement>("bytes-progress"),
   bytesText: element("bytes-text"),
   rowsProgress: element<HTMLProgressElement>("rows-progress"),
@@ -90,13 +95,40 @@ ui.keyForm.addEventListener("submit", (event) => {
   else sessionStorage.setItem(KEY_STORAGE, value);
   ui.keyStatus.textContent = value === "" ? "No key: requests go without one." : "Key in use.";
   void refreshList();
+  void refreshTargets();
 });
 ui.forgetKey.addEventListener("click", () => {
   sessionStorage.removeItem(KEY_STORAGE);
   ui.key.value = "";
   ui.keyStatus.textContent = "Key forgotten.";
   ui.uploadsBody.replaceChildren();
+  showTargets([]);
 });
+
+// Where the rows land: JSON rows (the first option, always there) or one of the tenant's targets.
+
+function showTargets(targets: Target[]) {
+  const chosenTarget = ui.target.value;
+  const options = targets.map((target) => {
+    const option = document.createElement("option");
+    option.value = target.name;
+    option.textContent = `${target.name}: table ${target.schema}.${target.table}, ${target.mode}`;
+    return option;
+  });
+  ui.target.replaceChildren(ui.target.options[0] as HTMLOptionElement, ...options);
+  // A target that is gone falls back to JSON rows rather than to another target.
+  ui.target.value = targets.some((t) => t.name === chosenTarget) ? chosenTarget : "";
+}
+
+async function refreshTargets() {
+  ui.targetsError.textContent = "";
+  try {
+    showTargets((await listTargets(key())).items);
+  } catch (err) {
+    showTargets([]);
+    ui.targetsError.textContent = `Your targets could not be listed: ${messageOf(err)}`;
+  }
+}
 
 // The file: chosen or dropped.
 
@@ -142,6 +174,7 @@ function openPanel(title: string) {
   ui.current.hidden = false;
   ui.currentHeading.textContent = title;
   ui.currentId.textContent = "";
+  ui.currentTarget.textContent = "";
   ui.bytesProgress.value = 0;
   ui.bytesText.textContent = "";
   ui.rowsProgress.value = 0;
@@ -160,7 +193,7 @@ function showBytes(sent: number, total: number) {
   ui.bytesText.textContent = `${format.bytes(sent)} of ${format.bytes(total)} sent (${percent}%)`;
 }
 
-function showProgress(progress: Progress) {
+function showProgress(progress: ProgressEvent) {
   showStatus(progress.status);
   const { landed, total } = progress.batches;
   // Batches, not rows: rejected rows never land, yet their batch does.
@@ -237,14 +270,23 @@ ui.downloadErrors.addEventListener("click", async () => {
   }
 });
 
+/** Where the shown upload's rows land: the target chosen while it is sent, then the version it keeps. */
+function showTarget(target: { name: string; version?: number } | null) {
+  const version = target?.version === undefined ? "" : ` (version ${target.version})`;
+  ui.currentTarget.textContent =
+    target === null ? "Into JSON rows" : `Into target ${target.name}${version}`;
+}
+
 ui.uploadForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = chosen;
   if (!file) return;
+  const target = ui.target.value;
   openPanel(file.name);
+  showTarget(target === "" ? null : { name: target });
   showStatus("sending");
   showBytes(0, file.size);
-  const sending = sendFile(key(), file, showBytes);
+  const sending = sendFile(key(), file, target, showBytes);
   current.sending = sending;
   // One body at a time: a second would abort this one by taking its panel.
   ui.uploadButton.disabled = true;
@@ -255,6 +297,7 @@ ui.uploadForm.addEventListener("submit", async (event) => {
     ui.uploadButton.disabled = !chosen;
     current.id = upload.id;
     ui.currentId.textContent = `id ${upload.id}`;
+    showTarget(upload.target);
     showBytes(file.size, file.size);
     showStatus(upload.status);
     void refreshList();
@@ -265,6 +308,8 @@ ui.uploadForm.addEventListener("submit", async (event) => {
     ui.uploadButton.disabled = !chosen;
     showStatus("not sent");
     ui.currentError.textContent = messageOf(err);
+    // The target went since the list was read: the list follows.
+    if (err instanceof ApiError && err.code === "UnknownTarget") void refreshTargets();
   }
 });
 
@@ -295,6 +340,7 @@ async function show(upload: Upload) {
   openPanel(upload.filename ?? "Upload");
   current.id = upload.id;
   ui.currentId.textContent = `id ${upload.id}`;
+  showTarget(upload.target);
   showBytes(upload.bytes, upload.bytes);
   showStatus(upload.status);
   ui.current.scrollIntoView({ block: "start" });
@@ -305,9 +351,19 @@ async function show(upload: Upload) {
 
 function uploadRow(upload: Upload): HTMLTableRowElement {
   const tr = document.createElement("tr");
+  const goesTo =
+    upload.target === null
+      ? "JSON rows"
+      : `${upload.target.name} (version ${upload.target.version})`;
   const file = document.createElement("td");
   file.className = "file";
-  file.textContent = upload.filename ?? "(no name)";
+  const fileInto = document.createElement("span");
+  fileInto.className = "file-into";
+  fileInto.textContent = `into ${goesTo}`;
+  file.append(upload.filename ?? "(no name)", fileInto);
+  const into = document.createElement("td");
+  into.className = "into";
+  into.textContent = goesTo;
   const status = document.createElement("td");
   status.className = `status status-${upload.status}`;
   status.textContent = upload.status;
@@ -336,7 +392,7 @@ function uploadRow(upload: Upload): HTMLTableRowElement {
     stop.addEventListener("click", () => void cancel(upload.id));
     actions.append(" ", stop);
   }
-  tr.append(file, status, landed, started, actions);
+  tr.append(file, into, status, landed, started, actions);
   return tr;
 }
 
@@ -359,5 +415,7 @@ ui.refresh.addEventListener("click", () => void refreshList());
 ui.more.addEventListener("click", () => void refreshList(true));
 
 // Without a key the api would only answer 401; it may have no keys, which "Use key" tells.
-if (key() !== "") void refreshList();
-else ui.keyStatus.textContent = "Enter your API key to see your uploads.";
+if (key() !== "") {
+  void refreshList();
+  void refreshTargets();
+} else ui.keyStatus.textContent = "Enter your API key to see your uploads.";
