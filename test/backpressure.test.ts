@@ -4,12 +4,14 @@
 import assert from "node:assert/strict";
 import { before, test } from "node:test";
 import amqp from "amqplib";
+import pg from "pg";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   acceptedUpload,
   getJson,
   type InProcess,
+  spawnProgram,
   stackStarter,
   startWorkerInProcess,
   type TestEnv,
@@ -33,8 +35,8 @@ before(async () => {
   ));
 });
 
-async function heldUploads(): Promise<number> {
-  const text = await (await fetch(`${stack.url}/metrics`)).text();
+async function heldUploads(url = stack.url): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
   const value = /^sluice_uploads_publishing_held(?:\{[^}]*\})? (\S+)$/m.exec(text)?.[1];
   return value === undefined ? 0 : Number(value);
 }
@@ -95,4 +97,61 @@ test("publishing waits for landing once MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches
     rows.map((r) => sample.header.map((column) => r.data[column])),
     sample.rows,
   );
+});
+
+test("while publishing waits again, PostgreSQL holds every batch it published before the wait", async () => {
+  // A worker process of its own, stopped while the api goes on: it holds the first batches
+  // while landing is held, stops consuming on SIGTERM, then lands them as it drains.
+  const { env: own, api } = await startStack(
+    {
+      BATCH_SIZE: String(BATCH_SIZE),
+      MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: String(MAX_IN_FLIGHT),
+    },
+    { worker: false },
+  );
+  const worker = spawnProgram("worker", own.env);
+  const connection = await amqp.connect(own.config.rabbitmqUrl);
+  const channel = await connection.createChannel();
+  const queue = queueNames(own.config.namespace).batches;
+  const hold = new pg.Client({ connectionString: own.env.DATABASE_URL });
+  try {
+    await hold.connect();
+    await hold.query("begin");
+    await hold.query("lock table upload_batches in exclusive mode");
+    const { id } = await acceptedUpload(api.url, sampleCsv(ROWS).csv);
+    await waitFor("the worker to hold the first batches", async () => {
+      const { messageCount, consumerCount } = await channel.checkQueue(queue);
+      return consumerCount === 1 && messageCount === 0 && (await heldUploads(api.url)) === 1;
+    });
+    const stopping = worker.stop();
+    await waitFor(
+      "the worker to stop consuming",
+      async () => (await channel.checkQueue(queue)).consumerCount === 0,
+    );
+    await hold.query("commit");
+    await stopping;
+
+    // What RabbitMQ and the landed batches say was published, and what the upload records.
+    const counts = async () => {
+      const { rows } = await own.sql.query(
+        `select (select count(*)::int from upload_batches where upload_id = $1) as landed,
+                (select batches_published from uploads where id = $1) as recorded`,
+        [id],
+      );
+      const ready = (await channel.checkQueue(queue)).messageCount;
+      return { published: rows[0].landed + ready, recorded: rows[0].recorded };
+    };
+    await waitFor("publishing to wait again with nothing left to land", async () => {
+      const { published } = await counts();
+      return published === 2 * MAX_IN_FLIGHT && (await heldUploads(api.url)) === 1;
+    });
+    await waitFor("the upload to record what it published", async () => {
+      const { published, recorded } = await counts();
+      return recorded === published;
+    });
+  } finally {
+    await hold.end().catch(() => undefined);
+    await connection.close();
+    await worker.kill();
+  }
 });

@@ -104,7 +104,16 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
     }> = [];
     let confirmed = confirmedBefore;
     let lastRecorded = Date.now();
-    let recordedBeforeWait = false;
+    /** The count PostgreSQL holds, which the live view and the controller read. */
+    let recorded = confirmedBefore;
+    let waited = false;
+    const record = async () => {
+      lastRecorded = Date.now();
+      const upTo = confirmed;
+      const status = await recordPublished(db, id, upTo);
+      recorded = Math.max(recorded, upTo);
+      return status;
+    };
     // Bodies are read into memory taken back once RabbitMQ confirms their batch, when nothing
     // can still be sending it. A new buffer per batch is garbage that V8 frees only at the main
     // thread's next GC, and it piled up while an upload published (docs/capacity.md, Memory).
@@ -129,9 +138,8 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
       options.metrics.batchesPublished.inc();
       options.metrics.rowsPublished.inc(oldest.rows);
       if (Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
-        lastRecorded = Date.now();
         // A cancel sent to another api process is heard here.
-        const status = await recordPublished(db, id, confirmed);
+        const status = await record();
         if (status !== "queued" && status !== "processing") {
           throw new UploadClosedError(status ?? "gone");
         }
@@ -145,16 +153,22 @@ export function createBatchPublisher(options: PublisherOptions): BatchPublisher 
         if (signal.aborted) throw signal.reason;
         if (!landing.hasRoom(batch.seq)) {
           while (pending.length > 0) await settleOldest();
-          // What is published is recorded before a wait that may be long, at the usual pace.
-          if (!recordedBeforeWait || Date.now() - lastRecorded >= PROGRESS_EVERY_MS) {
-            recordedBeforeWait = true;
-            lastRecorded = Date.now();
-            await recordPublished(db, id, confirmed);
+          // What is published is recorded before a wait that may be long: before the first at
+          // once, before the next at the usual pace, so once PROGRESS_EVERY_MS is up when a
+          // record was made less than that ago. A count left behind while nothing lands would
+          // read as an api that stopped publishing.
+          let late: NodeJS.Timeout | undefined;
+          if (confirmed > recorded) {
+            const due = waited ? lastRecorded + PROGRESS_EVERY_MS - Date.now() : 0;
+            if (due <= 0) await record();
+            else late = setTimeout(() => record().catch(() => undefined), due);
           }
+          waited = true;
           options.metrics.uploadsHeld.inc();
           try {
             await landing.waitForRoom(batch.seq, signal);
           } finally {
+            clearTimeout(late);
             options.metrics.uploadsHeld.dec();
           }
         }
