@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { chownSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { after, before, describe, type TestContext, test } from "node:test";
 import amqp from "amqplib";
 import pg from "pg";
 import { STATE_DIR } from "../../scripts/cluster/paths.ts";
@@ -354,6 +354,8 @@ describe("Sluice's pods", { skip: missingImage }, () => {
   });
 
   test("the controller's pod reports UploadStuck on the worker Deployment when the workers are scaled to zero mid-upload, then UploadRecovered", async (t) => {
+    // Whatever fails below, the checks after this one find the chart's workers.
+    t.after(() => scaleWorkers(WORKERS));
     // Landing held from before the upload, the workers certainly stop before it is done:
     // they can have had no more than their prefetch of its batches in hand.
     const release = await holdAllLanding(env.env.DATABASE_URL as string);
@@ -457,7 +459,9 @@ describe("Sluice's pods", { skip: missingImage }, () => {
    * so the api publishes MAX_BATCHES_IN_FLIGHT_PER_UPLOAD batches and waits, however fast
    * or slow the machine, until the workers are scaled back.
    */
-  async function publishingHeld() {
+  async function publishingHeld(t: TestContext) {
+    // Whatever fails in the check, the checks after it find the chart's workers.
+    t.after(() => scaleWorkers(WORKERS));
     await scaleWorkers(0);
     await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
     const id = await startUpload(ROWS);
@@ -495,7 +499,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
   }
 
   test("a rolling restart of the api while it publishes an upload: completed or failed with a reason, never stuck", async (t) => {
-    const { id, api, publisher, atRestart } = await publishingHeld();
+    const { id, api, publisher, atRestart } = await publishingHeld(t);
     const restarted = Date.now();
     await restartApi(api);
     // The old pods published no further: the rest is for the new replicas, from the claim.
@@ -603,7 +607,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
       "api.uploads.volume=emptyDir",
     ]);
     await rolledOut("api");
-    const { id, api, publisher, atRestart } = await publishingHeld();
+    const { id, api, publisher, atRestart } = await publishingHeld(t);
     const restarted = Date.now();
     // The stored batches go with the old pods; the new ones have none to take over from.
     await restartApi(api);
