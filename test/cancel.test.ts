@@ -60,8 +60,11 @@ async function drain(test: TestEnv, running: InProcess): Promise<void> {
   await running.stop();
 }
 
-test("a cancel while the body arrives sticks: the POST is refused and nothing lands", async () => {
-  const [test, running] = await start({ BATCH_SIZE: "100" });
+/**
+ * Sends an upload to `running` that stops half way until DELETE (sent to `cancelAt`) has
+ * answered that it is cancelled, then sends the rest: the POST is refused 409 Cancelled.
+ */
+async function cancelWhileArriving(test: TestEnv, running: InProcess, cancelAt: string) {
   let release!: () => void;
   const released = new Promise<void>((resolve) => {
     release = resolve;
@@ -83,7 +86,7 @@ test("a cancel while the body arrives sticks: the POST is refused and nothing la
     const { rows } = await test.sql.query("select id, status from uploads");
     return rows[0]?.status === "validating" && (rows[0].id as string);
   });
-  const cancelled = await getJson(`${running.url}/uploads/${id}`, { method: "DELETE" });
+  const cancelled = await getJson(`${cancelAt}/uploads/${id}`, { method: "DELETE" });
   assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
   assert.equal(cancelled.body.status, "cancelled");
   release();
@@ -92,6 +95,12 @@ test("a cancel while the body arrives sticks: the POST is refused and nothing la
   assert.equal(answer.status, 409, JSON.stringify(answer.body).slice(0, 300));
   assert.equal(answer.body.error.code, "Cancelled");
   assert.equal((await statusOf(test, id)).status, "cancelled");
+  return id;
+}
+
+test("a cancel while the body arrives sticks: the POST is refused and nothing lands", async () => {
+  const [test, running] = await start({ BATCH_SIZE: "100" });
+  const id = await cancelWhileArriving(test, running, running.url);
   await drain(test, running);
   assert.equal(await landedBatches(test, id), 0);
   assert.equal((await statusOf(test, id)).status, "cancelled");
@@ -103,36 +112,7 @@ test("a cancel sent to another api replica while the body arrives sticks: the PO
   // The second replica of the same deployment: same PostgreSQL, Redis, RabbitMQ and folder.
   const other = await startInProcess(test, { worker: false });
   try {
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    const posting = getJson(`${running.url}/uploads`, {
-      method: "POST",
-      headers: { "content-type": "text/csv" },
-      body: new ReadableStream<Uint8Array>({
-        async start(controller) {
-          controller.enqueue(Buffer.from(`id,name\n${csvOf(5_000)}\n`));
-          await released;
-          controller.enqueue(Buffer.from(`${csvOf(5_000, 5_000)}\n`));
-          controller.close();
-        },
-      }),
-      duplex: "half",
-    } as RequestInit);
-    const id = await waitFor("the upload to be arriving", async () => {
-      const { rows } = await test.sql.query("select id, status from uploads");
-      return rows[0]?.status === "validating" && (rows[0].id as string);
-    });
-    const cancelled = await getJson(`${other.url}/uploads/${id}`, { method: "DELETE" });
-    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
-    assert.equal(cancelled.body.status, "cancelled");
-    release();
-
-    const answer = await posting;
-    assert.equal(answer.status, 409, JSON.stringify(answer.body).slice(0, 300));
-    assert.equal(answer.body.error.code, "Cancelled");
-    assert.equal((await statusOf(test, id)).status, "cancelled");
+    const id = await cancelWhileArriving(test, running, other.url);
     const seen = await getJson(`${running.url}/uploads/${id}`);
     assert.equal(seen.body.status, "cancelled", JSON.stringify(seen.body));
     await drain(test, running);

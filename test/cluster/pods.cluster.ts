@@ -528,19 +528,14 @@ describe("Sluice's pods", { skip: missingImage }, () => {
   const configValue = async (key: string) =>
     (await kubectlJson([...ns(), "get", "configmap", `${RELEASE}-config`])).data[key];
   const allPods = async () => (await Promise.all(PROGRAMS.map(pods))).flat();
+  /** helm upgrade keeping every value but one. */
+  const upgradeWith = (setting: string) =>
+    helm(["upgrade", RELEASE, CHART, ...ns(), "--reuse-values", "--set", setting]);
 
   test("helm upgrade with a changed value rolls every pod, and uploads still land", async (t) => {
     const before = names(await allPods());
     const started = Date.now();
-    await helm([
-      "upgrade",
-      RELEASE,
-      CHART,
-      ...ns(),
-      "--reuse-values",
-      "--set",
-      "config.LOG_LEVEL=debug",
-    ]);
+    await upgradeWith("config.LOG_LEVEL=debug");
     for (const program of PROGRAMS) await rolledOut(program);
     const rolled = Date.now();
     const after = names(await allPods());
@@ -597,15 +592,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
   test("with the default emptyDir spool, an api stopped mid-publishing fails its upload BatchesLost, never stuck", {
     timeout: 900_000,
   }, async (t) => {
-    await helm([
-      "upgrade",
-      RELEASE,
-      CHART,
-      ...ns(),
-      "--reuse-values",
-      "--set",
-      "api.uploads.volume=emptyDir",
-    ]);
+    await upgradeWith("api.uploads.volume=emptyDir");
     await rolledOut("api");
     const { id, api, publisher, atRestart } = await publishingHeld(t);
     const restarted = Date.now();
