@@ -2,30 +2,19 @@
 // and the programs then run as a user with the DML rights docs/kubernetes.md grants; with
 // CREATE_BUCKET the migration, or a program migrating at start, makes the bucket too.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import pg from "pg";
 import { loadConfig } from "../src/core/config.ts";
 import { createLogger } from "../src/core/logger.ts";
 import { openDatabase, openStorage } from "../src/core/program/services.ts";
 import { bucketExists } from "../src/core/storage/s3.ts";
+import { DOCUMENTED_PASSWORD, documentedGrants } from "./support/database-users.ts";
 import { startProgram } from "./support/program.ts";
-import { callApi, ROOT, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { callApi, startInProcess, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
 
 const log = createLogger("test", "silent");
 let env: TestEnv;
 const role = `sluice_app_${Date.now().toString(36)}${process.pid}`;
-
-/** The grants docs/kubernetes.md gives, for this test's database and role. */
-function documentedGrants(database: string): string {
-  const doc = readFileSync(join(ROOT, "docs", "kubernetes.md"), "utf8");
-  const block = /### Database users[\s\S]*?```sql\n([\s\S]*?)```/.exec(doc)?.[1];
-  assert.ok(block, "docs/kubernetes.md has the grants under ### Database users");
-  return block
-    .replaceAll(/\bsluice_app\b/g, role)
-    .replaceAll(/ON DATABASE sluice\b/g, `ON DATABASE "${database}"`);
-}
 
 before(async () => {
   env = await testEnv();
@@ -58,11 +47,11 @@ test("after the migrations, the programs land and purge an upload as a user with
   const migrated = await openDatabase(env.config, log);
   await migrated.db.destroy();
   const database = new URL(env.config.databaseUrl).pathname.slice(1);
-  await env.sql.query(documentedGrants(database));
+  await env.sql.query(documentedGrants(database, role));
 
   const url = new URL(env.config.databaseUrl);
   url.username = role;
-  url.password = "change-me";
+  url.password = DOCUMENTED_PASSWORD;
   const config = loadConfig({
     ...env.env,
     DATABASE_URL: url.toString(),
