@@ -7,12 +7,17 @@ import { test } from "node:test";
 import amqp from "amqplib";
 import pg from "pg";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { landingLockName } from "../src/core/db/uploads.repository.ts";
+import { startProxiedApi } from "./support/proxied-api.ts";
 import {
+  acceptedUpload,
+  callApi,
   getJson,
   type InProcess,
   stackStarter,
   startInProcess,
   type TestEnv,
+  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
@@ -197,4 +202,46 @@ test("a cancel while publishing stops the publishing, removes the stored batches
   assert.equal(after.status, "cancelled");
   assert.ok(after.batches_published < after.batches_total, JSON.stringify(after));
   assert.deepEqual(await readdir(test.config.uploadDir), []);
+});
+
+test("a cancel whose answer Redis fails once it is recorded stands, and DELETE sent again answers 200", async () => {
+  const test = await testEnv();
+  const api = await startProxiedApi(test, ["Redis"], { COMMAND_TIMEOUT_MS: "1000" });
+  // Holds the cancel between reading the upload and recording the cancel, as a batch in hand would.
+  const hold = new pg.Client({ connectionString: test.config.databaseUrl });
+  try {
+    const { id } = await acceptedUpload(api.url, "id,name\n1,a\n");
+    await hold.connect();
+    const lock = "hashtextextended($1, 0)";
+    await hold.query(`select pg_advisory_lock(${lock})`, [landingLockName(id)]);
+    const first = callApi(api.url, "DELETE", `/uploads/${id}`);
+    const database = new URL(test.config.databaseUrl).pathname.slice(1);
+    await waitFor("the cancel to wait for the batches in hand", async () => {
+      const { rows } = await test.sql.query(
+        "select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event = 'advisory'",
+        [database],
+      );
+      return rows[0].n > 0;
+    });
+    api.proxies.Redis.stall();
+    await hold.query(`select pg_advisory_unlock(${lock})`, [landingLockName(id)]);
+    const answer = await first;
+    assert.equal(answer.status, 503, answer.text);
+    assert.equal(answer.body.error.details?.service, "Redis", answer.text);
+    assert.equal((await statusOf(test, id)).status, "cancelled");
+
+    await api.proxies.Redis.restore();
+    const again = await waitFor("DELETE to be answered once Redis answers", async () => {
+      const retried = await callApi(api.url, "DELETE", `/uploads/${id}`);
+      return retried.status !== 503 && retried;
+    });
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.body.status, "cancelled");
+    const seen = await callApi(api.url, "GET", `/uploads/${id}`);
+    assert.equal(seen.body.status, "cancelled", seen.text);
+  } finally {
+    await hold.end();
+    await api.stop();
+    await test.cleanup();
+  }
 });

@@ -213,13 +213,20 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<TenantState> {
   router.delete("/uploads/:id", async (ctx) => {
     const { tenant } = ctx.state;
     const view = await owned(ctx.params.id as string, tenant);
-    if (!(await markCancelled(deps.db, view.id))) {
-      throw new AppError("Conflict", `upload ${view.id} is ${view.status} and cannot be cancelled`);
+    const cancelled = await markCancelled(deps.db, view.id);
+    if (cancelled) {
+      deps.uploads.cancelIntake(view.id);
+      deps.publisher.cancel(view.id);
+      deps.metrics.uploadsFinished.inc({ status: "cancelled" });
     }
-    deps.uploads.cancelIntake(view.id);
-    deps.publisher.cancel(view.id);
-    deps.metrics.uploadsFinished.inc({ status: "cancelled" });
-    ctx.body = present((await deps.status.refresh(view.id)) as UploadView);
+    // Read from PostgreSQL, not from the view a cached status gave: a cancel sent again after
+    // one whose answer failed once it was recorded (Redis not answering) answers as that one
+    // would have, and puts the view right.
+    const now = (await deps.status.refresh(view.id)) as UploadView;
+    if (!cancelled && now.status !== "cancelled") {
+      throw new AppError("Conflict", `upload ${view.id} is ${now.status} and cannot be cancelled`);
+    }
+    ctx.body = present(now);
   });
 
   router.delete("/uploads/:id/data", async (ctx) => {
