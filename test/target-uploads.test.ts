@@ -61,6 +61,14 @@ async function completed(tenant: Tenant, id: string) {
   });
 }
 
+/** Uploads `csv` into the target, and waits for it to land; its answer. */
+async function landed(tenant: Tenant, target: string, csv: string) {
+  const accepted = await upload(tenant, target, csv);
+  assert.equal(accepted.status, 202, accepted.text);
+  await completed(tenant, accepted.body.id);
+  return accepted;
+}
+
 async function errorsOf(tenant: Tenant, id: string) {
   const { text } = await call(tenant, "GET", `/uploads/${id}/errors`);
   return text.trimEnd().split("\n").slice(1);
@@ -247,9 +255,7 @@ describe("the header, before the 202", () => {
         { name: "name", type: "text" },
       ],
     });
-    const own = await upload("globex", "people", "id,name\n1,Mallory\n");
-    assert.equal(own.status, 202, own.text);
-    await completed("globex", own.body.id);
+    await landed("globex", "people", "id,name\n1,Mallory\n");
     assert.deepEqual(await rows("select id, name from tenant_globex.people"), [
       { id: 1, name: "Mallory" },
     ]);
@@ -276,9 +282,7 @@ describe("the file's columns and the table's", () => {
       ],
       ignore: ["notes"],
     });
-    const accepted = await upload("acme", "contacts", "id,notes,Name\n1,call back,Ada\n2,,Grace\n");
-    assert.equal(accepted.status, 202, accepted.text);
-    await completed("acme", accepted.body.id);
+    await landed("acme", "contacts", "id,notes,Name\n1,call back,Ada\n2,,Grace\n");
     assert.deepEqual(await rows("select * from tenant_acme.contacts order by id"), [
       { id: 1, name: "Ada", city: "Paris", country: "FR" },
       { id: 2, name: "Grace", city: "Paris", country: "FR" },
@@ -295,9 +299,7 @@ describe("the file's columns and the table's", () => {
       ignoreOthers: true,
     });
     assert.equal(loose.ignoreOthers, true);
-    const accepted = await upload("acme", "contacts-loose", "id,phone,name,fax\n3,555,Alan,556\n");
-    assert.equal(accepted.status, 202, accepted.text);
-    await completed("acme", accepted.body.id);
+    await landed("acme", "contacts-loose", "id,phone,name,fax\n3,555,Alan,556\n");
     assert.deepEqual(await rows("select * from tenant_acme.contacts where id = 3"), [
       { id: 3, name: "Alan", city: null, country: "FR" },
     ]);
@@ -313,20 +315,15 @@ describe("load modes across two uploads", () => {
   const first = "id,name,visits\n1,Ada,1\n2,Grace,1\n3,Alan,1\n4,Edsger,1\n";
   // Batches of three rows: both rows of key 5 in the first.
   const second = "id,name,visits\n5,Barbara,2\n5,Barbara L.,3\n3,Alan T.,2\n4,,2\n";
+  /** The table a target of `mode` holds after both files. */
+  async function loadedTwice(mode: "upsert" | "skip") {
+    await define("acme", `visits-${mode}`, { table: `visits_${mode}`, mode, key: ["id"], columns });
+    for (const csv of [first, second]) await landed("acme", `visits-${mode}`, csv);
+    return rows(`select * from tenant_acme.visits_${mode} order by id`);
+  }
 
   test("upsert updates the rows whose key exists, inserts the others, the last row of a key winning", async () => {
-    await define("acme", "visits-upsert", {
-      table: "visits_upsert",
-      mode: "upsert",
-      key: ["id"],
-      columns,
-    });
-    for (const csv of [first, second]) {
-      const accepted = await upload("acme", "visits-upsert", csv);
-      assert.equal(accepted.status, 202, accepted.text);
-      await completed("acme", accepted.body.id);
-    }
-    assert.deepEqual(await rows("select * from tenant_acme.visits_upsert order by id"), [
+    assert.deepEqual(await loadedTwice("upsert"), [
       { id: 1, name: "Ada", visits: 1 },
       { id: 2, name: "Grace", visits: 1 },
       { id: 3, name: "Alan T.", visits: 2 },
@@ -336,18 +333,7 @@ describe("load modes across two uploads", () => {
   });
 
   test("skip leaves the rows whose key exists as they were", async () => {
-    await define("acme", "visits-skip", {
-      table: "visits_skip",
-      mode: "skip",
-      key: ["id"],
-      columns,
-    });
-    for (const csv of [first, second]) {
-      const accepted = await upload("acme", "visits-skip", csv);
-      assert.equal(accepted.status, 202, accepted.text);
-      await completed("acme", accepted.body.id);
-    }
-    assert.deepEqual(await rows("select * from tenant_acme.visits_skip order by id"), [
+    assert.deepEqual(await loadedTwice("skip"), [
       { id: 1, name: "Ada", visits: 1 },
       { id: 2, name: "Grace", visits: 1 },
       { id: 3, name: "Alan", visits: 1 },
@@ -395,9 +381,7 @@ describe("insert, and keys that exist", () => {
         { name: "name", type: "text" },
       ],
     });
-    const firstFile = await upload("acme", "members", "id,name\n1,Ada\n2,Grace\n");
-    assert.equal(firstFile.status, 202, firstFile.text);
-    await completed("acme", firstFile.body.id);
+    await landed("acme", "members", "id,name\n1,Ada\n2,Grace\n");
 
     // Batches of three rows.
     const csv = [
@@ -593,9 +577,7 @@ describe("constraints of the table other than the key", () => {
         { name: "team", type: "text" },
       ],
     });
-    const first = await upload("acme", "scores", "id,n,team\n1,10,red\n2,20,blue\n3,30,red\n");
-    assert.equal(first.status, 202, first.text);
-    await completed("acme", first.body.id);
+    await landed("acme", "scores", "id,n,team\n1,10,red\n2,20,blue\n3,30,red\n");
 
     // Batches of three rows: the CHECK refuses row 2 in the first, the foreign key row 4 in
     // the second, only when it commits.
@@ -681,9 +663,7 @@ test("a target changed while an upload into it runs: the upload lands by the def
   );
   assert.deepEqual(await rows("select * from tenant_acme.moving_v2"), []);
   // A file for the new definition lands by it.
-  const next = await upload("acme", "moving", "id,Total\n5,5\n");
-  assert.equal(next.status, 202, next.text);
-  await completed("acme", next.body.id);
+  await landed("acme", "moving", "id,Total\n5,5\n");
   assert.deepEqual(await rows("select id, amount from tenant_acme.moving_v2"), [
     { id: 5, amount: 5 },
   ]);
