@@ -108,8 +108,12 @@ const SILENT = {
   RabbitMQ: ["RABBITMQ_URL", "amqp://guest:secret-password@127.0.0.1:0"],
   S3: ["AWS_ENDPOINT", "http://127.0.0.1:0/"],
 } as const;
+// What each program connects to as it starts: the api and the controller reach S3 only when
+// they purge, so they start without it.
 for (const [who, file, services] of [
   ["the worker", "src/worker/main.ts", ["PostgreSQL", "Redis", "RabbitMQ", "S3"]],
+  ["the api", "src/api/main.ts", ["PostgreSQL", "Redis", "RabbitMQ"]],
+  ["the controller", "src/controller/main.ts", ["PostgreSQL", "Redis", "RabbitMQ"]],
   ["every program in one process", "src/main.ts", ["PostgreSQL", "Redis"]],
 ] as const) {
   for (const service of services) {
