@@ -78,10 +78,14 @@ export type Outside = Readonly<{
 
 /**
  * A database and bucket of their own (production creates neither; an operator does), and
- * each service as a Service of the namespace whose endpoint is a forwarder on the node.
+ * each service as a Service of the namespace whose endpoint is a forwarder on the node;
+ * `overrides` name the test world (its clean-up removes the queues and keys of its namespace).
  */
-export async function servicesOutside(namespace: string): Promise<Outside> {
-  const env = await testEnv();
+export async function servicesOutside(
+  namespace: string,
+  overrides: Record<string, string> = {},
+): Promise<Outside> {
+  const env = await testEnv(overrides);
   const admin = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:5432/postgres" });
   await admin.connect();
   await admin.query(`create database "${databaseName(env)}"`);
@@ -125,6 +129,8 @@ export async function installSluice(
     credentials?: Record<string, string>;
     set?: readonly string[];
     valuesFiles?: readonly string[];
+    /** SLUICE_NAMESPACE left to the chart's default instead of the test world's. */
+    chartNamespace?: boolean;
   } = {},
 ): Promise<void> {
   const { env } = outside;
@@ -143,7 +149,7 @@ export async function installSluice(
       `image.repository=${IMAGE.repository}`,
       `image.tag=${IMAGE.tag}`,
       "image.pullPolicy=Never",
-      `config.SLUICE_NAMESPACE=${env.config.namespace}`,
+      ...(options.chartNamespace ? [] : [`config.SLUICE_NAMESPACE=${env.config.namespace}`]),
       `config.S3_BUCKET=${env.config.s3.bucket}`,
       "config.AWS_ENDPOINT=http://s3",
       "config.STUCK_AFTER_SECONDS=5",
