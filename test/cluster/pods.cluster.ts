@@ -118,10 +118,11 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     await env?.cleanup();
   });
 
-  const pods = async (program: string) =>
+  /** The program's pods, those being deleted left out unless `terminating` asks for them. */
+  const pods = async (program: string, { terminating = false } = {}) =>
     (
       await kubectlJson([...ns(), "get", "pods", "-l", `app.kubernetes.io/component=${program}`])
-    ).items.filter((p: any) => !p.metadata.deletionTimestamp);
+    ).items.filter((p: any) => terminating || !p.metadata.deletionTimestamp);
   const isReady = (pod: any) =>
     (pod.status.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True");
   const exec = (pod: string, script: string) =>
@@ -464,14 +465,32 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     t.after(() => scaleWorkers(WORKERS));
     await scaleWorkers(0);
     await waitFor("the workers to stop consuming", async () => (await batchConsumers()) === 0);
+    // An api pod of a rollout just ended may still be in its preStop pause, taking what the
+    // Service sends it: the upload is to be held by a pod that stays until it is restarted.
+    await waitFor(
+      "the api's replaced pods to be gone",
+      async () =>
+        (await pods("api", { terminating: true })).every(
+          (pod: any) => !pod.metadata.deletionTimestamp,
+        ),
+      300_000,
+    );
     const id = await startUpload(ROWS);
     const api = await pods("api");
+    const held = async (pod: any) =>
+      metricSample(`http://${pod.status.podIP}:${API_PORT}`, "sluice_uploads_publishing_held");
     const publisher = await waitFor("an api pod to hold the upload's publishing", async () => {
-      for (const pod of api) {
-        const url = `http://${pod.status.podIP}:${API_PORT}`;
-        if ((await metricSample(url, "sluice_uploads_publishing_held")) === 1) return pod;
-      }
+      for (const pod of api) if ((await held(pod)) === 1) return pod;
       return undefined;
+    }).catch(async (err: Error) => {
+      const seen = [];
+      for (const pod of await pods("api", { terminating: true })) {
+        const value = await held(pod).catch((e: Error) => e.message);
+        seen.push(
+          `${pod.metadata.name}${pod.metadata.deletionTimestamp ? " (terminating)" : ""}: ${value}`,
+        );
+      }
+      throw new Error(`${err.message}; upload ${id}; held per api pod: ${seen.join(", ")}`);
     });
     // What a held publisher records before it waits.
     const atRestart = await batchCounts(id);
@@ -527,7 +546,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     (JSON.parse(await helm(["history", RELEASE, ...ns(), "--output", "json"])) as any[]).at(-1);
   const configValue = async (key: string) =>
     (await kubectlJson([...ns(), "get", "configmap", `${RELEASE}-config`])).data[key];
-  const allPods = async () => (await Promise.all(PROGRAMS.map(pods))).flat();
+  const allPods = async () => (await Promise.all(PROGRAMS.map((program) => pods(program)))).flat();
   /** helm upgrade keeping every value but one. */
   const upgradeWith = (setting: string) =>
     helm(["upgrade", RELEASE, CHART, ...ns(), "--reuse-values", "--set", setting]);
