@@ -157,22 +157,30 @@ test("a cancel while workers land: batches in a transaction commit before DELETE
         "select count(*)::int as n from pg_stat_activity where datname = $1 and wait_event_type = 'Lock' and wait_event = $2",
         [database, event],
       );
-      return rows[0].n > 0;
+      return rows[0].n;
     };
-    await waitFor("a worker to wait inside its transaction", () => waiting("relation"));
+    await waitFor(
+      "a worker to wait inside its transaction",
+      async () => (await waiting("relation")) > 0,
+    );
 
     let answered = false;
     const deleting = getJson(`${running.url}/uploads/${id}`, { method: "DELETE" }).finally(() => {
       answered = true;
     });
-    // DELETE either answers at once, or waits for the transactions in hand to end.
-    await waitFor("DELETE to answer or to wait for the batches in hand", async () => {
-      return answered || (await waiting("advisory"));
-    });
+    await waitFor(
+      "DELETE to wait for the batches in hand",
+      async () => (await waiting("advisory")) > 0,
+    );
+    // Every batch in hand holds its claim and waits on the blocker, inside its transaction.
+    const inHand = await waiting("relation");
+    assert.equal(answered, false);
     await blocker.query("commit");
     const cancelled = await deleting;
     assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+    // The batches in hand committed before the answer, and no other batch did.
     const landedAtCancel = await landedBatches(test, id);
+    assert.equal(landedAtCancel, inHand);
 
     await drain(test, running);
     assert.equal(await landedBatches(test, id), landedAtCancel);
