@@ -7,6 +7,7 @@ import { createKubeReporter } from "../src/controller/kube-reporter.ts";
 import { kubeClients } from "../src/controller/kubernetes.ts";
 import { createLeaderElector } from "../src/controller/leader-election.ts";
 import { type FakeKube, startFakeKube } from "./support/fake-kube.ts";
+import { leaseReplicas } from "./support/lease-replicas.ts";
 
 const NAMESPACE = "sluice";
 const DEPLOYMENT_UID = "5b0a6e1c-8d0e-4b7e-9a43-000000000001";
@@ -21,24 +22,13 @@ before(async () => {
 after(() => fake.close());
 
 /** Replicas sharing one clock, which the test moves. */
-function replicas(leaseName: string) {
-  let now = Date.parse("2026-11-28T12:00:00.000Z");
-  const elector = (identity: string) =>
-    createLeaderElector({
-      api: kubeClients(fake.kubeConfig(NAMESPACE)).coordination,
-      namespace: NAMESPACE,
-      leaseName,
-      identity,
-      leaseDurationSeconds: 15,
-      now: () => now,
-    });
-  return {
-    elector,
-    advance: (seconds: number) => {
-      now += seconds * 1000;
-    },
-  };
-}
+const replicas = (leaseName: string) =>
+  leaseReplicas(
+    () => kubeClients(fake.kubeConfig(NAMESPACE)).coordination,
+    NAMESPACE,
+    leaseName,
+    Date.parse("2026-11-28T12:00:00.000Z"),
+  );
 
 const leaseWrites = (name: string) =>
   fake.requests.filter(

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import amqp from "amqplib";
+import type pg from "pg";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import { encodeHeaders } from "../src/core/uploads/batch-message.ts";
 import {
@@ -68,6 +69,38 @@ async function landed(tenant: Tenant, target: string, csv: string) {
   await completed(tenant, accepted.body.id);
   return accepted;
 }
+
+/**
+ * Uploads `csv` into acme's target while `table` is locked, so that its landing waits; runs
+ * `meanwhile` on the locking session before the lock goes, and gives the upload's id.
+ */
+async function uploadWhileLocked(
+  target: string,
+  table: string,
+  csv: string,
+  meanwhile: (lock: pg.PoolClient) => Promise<void>,
+): Promise<string> {
+  const lock = await env.sql.connect();
+  try {
+    await lock.query("begin");
+    await lock.query(`lock table tenant_acme.${table} in exclusive mode`);
+    const accepted = await upload("acme", target, csv);
+    assert.equal(accepted.status, 202, accepted.text);
+    await meanwhile(lock);
+    await lock.query("commit");
+    return accepted.body.id;
+  } finally {
+    lock.release();
+  }
+}
+
+const FOUR_ROWS = "id,name\n1,a\n2,b\n3,c\n4,d\n";
+const FOUR_LANDED = [
+  { id: 1, name: "a" },
+  { id: 2, name: "b" },
+  { id: 3, name: "c" },
+  { id: 4, name: "d" },
+];
 
 async function errorsOf(tenant: Tenant, id: string) {
   const { text } = await call(tenant, "GET", `/uploads/${id}/errors`);
@@ -635,26 +668,23 @@ test("a target changed while an upload into it runs: the upload lands by the def
       { name: "amount", type: "numeric", header: "Amount" },
     ],
   });
-  const lock = await env.sql.connect();
-  try {
-    await lock.query("begin");
-    await lock.query("lock table tenant_acme.moving_v1 in exclusive mode");
-    const accepted = await upload("acme", "moving", "id,Amount\n1,1.5\n2,2.5\n3,3.5\n4,4.5\n");
-    assert.equal(accepted.status, 202, accepted.text);
-    const changed = await define("acme", "moving", {
-      table: "moving_v2",
-      columns: [
-        { name: "id", type: "integer" },
-        { name: "amount", type: "integer", header: "Total" },
-      ],
-    });
-    assert.equal(changed.version, 2);
-    await lock.query("commit");
-    const done = await completed("acme", accepted.body.id);
-    assert.deepEqual(done.target, { name: "moving", version: 1 }, "the upload says which it used");
-  } finally {
-    lock.release();
-  }
+  const id = await uploadWhileLocked(
+    "moving",
+    "moving_v1",
+    "id,Amount\n1,1.5\n2,2.5\n3,3.5\n4,4.5\n",
+    async () => {
+      const changed = await define("acme", "moving", {
+        table: "moving_v2",
+        columns: [
+          { name: "id", type: "integer" },
+          { name: "amount", type: "integer", header: "Total" },
+        ],
+      });
+      assert.equal(changed.version, 2);
+    },
+  );
+  const done = await completed("acme", id);
+  assert.deepEqual(done.target, { name: "moving", version: 1 }, "the upload says which it used");
   assert.deepEqual(
     (await rows("select id, amount::text from tenant_acme.moving_v1 order by id")).map(
       (r) => `${r.id}:${r.amount}`,
@@ -677,30 +707,18 @@ test("a target deleted while an upload into it runs: the upload lands by its cop
       { name: "name", type: "text" },
     ],
   });
-  const lock = await env.sql.connect();
-  let id: string;
-  try {
-    // The landing waits on the table while the target goes.
-    await lock.query("begin");
-    await lock.query("lock table tenant_acme.vanishing in exclusive mode");
-    const accepted = await upload("acme", "vanishing", "id,name\n1,a\n2,b\n3,c\n4,d\n");
-    assert.equal(accepted.status, 202, accepted.text);
-    id = accepted.body.id;
+  // The landing waits on the table while the target goes.
+  const id = await uploadWhileLocked("vanishing", "vanishing", FOUR_ROWS, async () => {
     const deleted = await call("acme", "DELETE", "/targets/vanishing");
     assert.equal(deleted.status, 204, deleted.text);
-    await lock.query("commit");
-  } finally {
-    lock.release();
-  }
+  });
   const done = await completed("acme", id);
   assert.deepEqual(done.target, { name: "vanishing", version: 1 });
   assert.equal(done.rowsLanded, 4);
-  assert.deepEqual(await rows("select id, name from tenant_acme.vanishing order by id"), [
-    { id: 1, name: "a" },
-    { id: 2, name: "b" },
-    { id: 3, name: "c" },
-    { id: 4, name: "d" },
-  ]);
+  assert.deepEqual(
+    await rows("select id, name from tenant_acme.vanishing order by id"),
+    FOUR_LANDED,
+  );
   const next = await upload("acme", "vanishing", "id,name\n5,e\n");
   assert.equal(next.status, 422, next.text);
   assert.equal(next.body.error.code, "UnknownTarget");
@@ -715,20 +733,10 @@ test("a table dropped under an upload fails it with PostgreSQL's reason; made ag
     ],
   };
   await define("acme", "fragile", definition);
-  const lock = await env.sql.connect();
-  let id: string;
-  try {
-    // The landing waits on the table, which goes before it can land.
-    await lock.query("begin");
-    await lock.query("lock table tenant_acme.fragile in exclusive mode");
-    const accepted = await upload("acme", "fragile", "id,name\n1,a\n2,b\n3,c\n4,d\n");
-    assert.equal(accepted.status, 202, accepted.text);
-    id = accepted.body.id;
+  // The landing waits on the table, which goes before it can land.
+  const id = await uploadWhileLocked("fragile", "fragile", FOUR_ROWS, async (lock) => {
     await lock.query("drop table tenant_acme.fragile");
-    await lock.query("commit");
-  } finally {
-    lock.release();
-  }
+  });
   const failed = await waitFor("the upload to fail", async () => {
     const { body } = await call("acme", "GET", `/uploads/${id}`);
     return body.status === "failed" ? body : undefined;
@@ -740,10 +748,5 @@ test("a table dropped under an upload fails it with PostgreSQL's reason; made ag
   const redriven = await call("acme", "POST", `/uploads/${id}/redrive`);
   assert.equal(redriven.status, 200, redriven.text);
   await completed("acme", id);
-  assert.deepEqual(await rows("select id, name from tenant_acme.fragile order by id"), [
-    { id: 1, name: "a" },
-    { id: 2, name: "b" },
-    { id: 3, name: "c" },
-    { id: 4, name: "d" },
-  ]);
+  assert.deepEqual(await rows("select id, name from tenant_acme.fragile order by id"), FOUR_LANDED);
 });

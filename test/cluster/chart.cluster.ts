@@ -26,6 +26,7 @@ import {
   RELEASE,
   serviceAccountKubeconfig,
 } from "./cluster.ts";
+import { assertRecovered, assertStuckForWorkers, uploadEvent } from "./sluice-release.ts";
 
 type ResourceRule = {
   verbs: string[];
@@ -250,11 +251,6 @@ describe("the controller program as its ServiceAccount", () => {
     await env?.cleanup();
   });
 
-  const events = async (reason: string, id: string) =>
-    (
-      await kubectlJson([...ns(), "get", "events", "--field-selector", `reason=${reason}`])
-    ).items.filter((e: any) => e.message.includes(id));
-
   test("reports an upload whose workers are gone as UploadStuck on the worker Deployment, and UploadRecovered once they are back", async (t) => {
     const { file } = await serviceAccountKubeconfig(namespace, `${RELEASE}-controller`);
     env = await testEnv({
@@ -283,45 +279,18 @@ describe("the controller program as its ServiceAccount", () => {
 
     const started = Date.now();
     controller = spawnProgram("controller", { ...env.env, LOG_LEVEL: "info" });
-    const [stuck] = await waitFor(
-      "an UploadStuck Event",
-      async () => {
-        const found = await events("UploadStuck", id);
-        return found.length > 0 && found;
-      },
-      180_000,
-    ).catch((err: Error) => {
+    const stuck = await uploadEvent(namespace, "UploadStuck", id, 180_000).catch((err: Error) => {
       throw new Error(
         `${err.message}; the controller printed:\n${controller?.lines.join("\n").slice(-3000)}`,
       );
     });
     const stuckAfter = seconds(started);
-    const uid = (await kubectlJson([...ns(), "get", "deployment", `${RELEASE}-worker`])).metadata
-      .uid;
-    assert.equal(stuck.type, "Warning");
-    assert.deepEqual(stuck.involvedObject, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      name: `${RELEASE}-worker`,
-      namespace,
-      uid,
-    });
-    assert.match(stuck.message, /likely cause: no worker consumes the batch queue/);
-    assert.equal(stuck.reportingInstance, "sluice-controller-local");
+    await assertStuckForWorkers(namespace, stuck, "sluice-controller-local");
 
     const recoveringFrom = Date.now();
     worker = spawnProgram("worker", env.env);
-    const [recovered] = await waitFor(
-      "an UploadRecovered Event",
-      async () => {
-        const found = await events("UploadRecovered", id);
-        return found.length > 0 && found;
-      },
-      180_000,
-    );
-    assert.equal(recovered.type, "Normal");
-    assert.match(recovered.message, new RegExp(`Upload ${id} is moving again`));
-    assert.equal((await events("UploadStuck", id)).length, 1, "one Event per stuck episode");
+    const recovered = await uploadEvent(namespace, "UploadRecovered", id, 180_000);
+    await assertRecovered(namespace, recovered, id);
     t.diagnostic(
       `UploadStuck ${stuckAfter} after start, UploadRecovered ${seconds(recoveringFrom)} after a worker`,
     );

@@ -9,6 +9,7 @@ import { NETWORK } from "../../scripts/cluster/paths.ts";
 import { createKubeReporter } from "../../src/controller/kube-reporter.ts";
 import { type KubeClients, kubeClients, statusOf } from "../../src/controller/kubernetes.ts";
 import { createLeaderElector } from "../../src/controller/leader-election.ts";
+import { leaseReplicas } from "../support/lease-replicas.ts";
 import {
   createNamespace,
   deleteNamespace,
@@ -40,25 +41,9 @@ before(async () => {
 });
 after(() => deleteNamespace(namespace));
 
-/** Replicas sharing one clock, which the test moves. */
-function replicas(leaseName: string, api: () => CoordinationV1Api = () => clients.coordination) {
-  let now = Date.now();
-  const elector = (identity: string) =>
-    createLeaderElector({
-      api: api(),
-      namespace,
-      leaseName,
-      identity,
-      leaseDurationSeconds: 15,
-      now: () => now,
-    });
-  return {
-    elector,
-    advance: (seconds: number) => {
-      now += seconds * 1000;
-    },
-  };
-}
+/** Replicas sharing one clock, which the test moves; over the controller's own login. */
+const replicas = (leaseName: string, api = () => clients.coordination) =>
+  leaseReplicas(api, namespace, leaseName);
 
 const lease = async (name: string) =>
   (await kubectlJson(["--namespace", namespace, "get", "lease", name])) as {

@@ -6,11 +6,11 @@ import { after, before, describe, test } from "node:test";
 import { KEDA_NAMESPACE } from "../../scripts/cluster/keda.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { queueStates } from "../support/broker-queues.ts";
+import { holdAllLanding } from "../support/landing-holds.ts";
 import { waitFor } from "../support/stack.ts";
 import { createNamespace, deleteNamespace, kubectl, kubectlJson, RELEASE } from "./cluster.ts";
 import {
   apiUrl,
-  holdAllLanding,
   installSluice,
   managementApiAnswers,
   missingImage,

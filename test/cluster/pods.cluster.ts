@@ -9,34 +9,38 @@ import { chownSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, type TestContext, test } from "node:test";
 import amqp from "amqplib";
-import pg from "pg";
 import { STATE_DIR } from "../../scripts/cluster/paths.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
-import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { queueStates } from "../support/broker-queues.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
-import { getJson, metricSample, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
+import { holdAllLanding, holdLanding } from "../support/landing-holds.ts";
+import { getJson, metricSample, type TestEnv, waitFor } from "../support/stack.ts";
 import {
   CHART,
   createNamespace,
   deleteNamespace,
-  ensureSluiceImage,
-  forwardFromNode,
   helm,
-  installChart,
   kubectl,
   kubectlJson,
   kubectlResult,
   RELEASE,
-  serviceOutside,
 } from "./cluster.ts";
 import {
   API_KEY,
-  holdAllLanding,
-  holdLanding,
-  IMAGE,
+  apiUrl as apiUrlOf,
+  assertRecovered,
+  assertStuckForWorkers,
+  installSluice,
+  missingImage,
+  type Outside,
   PROGRAMS,
+  type Program,
+  podsOf,
   postUpload,
+  rolledOut as rolledOutIn,
+  servicesOutside,
+  uploadEvent,
+  uploadEvents,
 } from "./sluice-release.ts";
 
 const ROWS = 100_000;
@@ -51,43 +55,20 @@ const WORKER_METRICS_PORT = 9464;
 
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)}s`;
 
-const missingImage = await ensureSluiceImage(`${IMAGE.repository}:${IMAGE.tag}`);
-// CI builds the image before these checks: there a missing image is a failure, not a skip.
-if (missingImage && process.env.CI) throw new Error(missingImage);
+const missing = await missingImage();
 
-describe("Sluice's pods", { skip: missingImage }, () => {
+describe("Sluice's pods", { skip: missing }, () => {
   let namespace: string;
+  let outside: Outside;
   let env: TestEnv;
   let apiUrl: string;
   let volumeDir: string;
-  const forwards: Array<{ close(): Promise<void> }> = [];
   const ns = () => ["--namespace", namespace];
   const persistentVolume = () => `${namespace}-uploads`;
   before(async () => {
     namespace = await createNamespace("sluice-pods");
-    env = await testEnv();
-    // In production the programs create neither their database nor their bucket.
-    const admin = new pg.Client({
-      connectionString: "postgres://postgres@127.0.0.1:5432/postgres",
-    });
-    await admin.connect();
-    await admin.query(
-      `create database "${new URL(env.env.DATABASE_URL as string).pathname.slice(1)}"`,
-    );
-    await admin.end();
-    await ensureBucket(env.s3, env.config.s3.bucket);
-    const s3Port = Number(new URL(env.env.AWS_ENDPOINT as string).port);
-    // The names and ports in-cluster-values.yaml points at.
-    for (const [name, port, target] of [
-      ["postgresql", 5432, 5432],
-      ["redis", 6379, 6379],
-      ["rabbitmq", 5672, 5672],
-      ["s3", 80, s3Port],
-    ] as const) {
-      const forward = await forwardFromNode({ host: "127.0.0.1", port: target });
-      forwards.push(forward);
-      await serviceOutside(namespace, name, port, forward.port);
-    }
+    outside = await servicesOutside(namespace);
+    env = outside.env;
     // The volume an administrator provides for the claim the chart makes: a directory of
     // the node, owned by the programs' UID, reserved for this namespace's claim.
     volumeDir = join(STATE_DIR, "volumes", persistentVolume());
@@ -114,41 +95,16 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     await deleteNamespace(namespace);
     await kubectl(["delete", "persistentvolume", persistentVolume(), "--wait=false"]);
     rmSync(volumeDir, { recursive: true, force: true });
-    for (const forward of forwards) await forward.close();
-    await env?.cleanup();
+    await outside?.close();
   });
 
-  /** The program's pods, those being deleted left out unless `terminating` asks for them. */
-  const pods = async (program: string, { terminating = false } = {}) =>
-    (
-      await kubectlJson([...ns(), "get", "pods", "-l", `app.kubernetes.io/component=${program}`])
-    ).items.filter((p: any) => terminating || !p.metadata.deletionTimestamp);
+  const pods = (program: Program, options?: { terminating?: boolean }) =>
+    podsOf(namespace, program, options);
   const isReady = (pod: any) =>
     (pod.status.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True");
   const exec = (pod: string, script: string) =>
     kubectl([...ns(), "exec", pod, "--", "node", "-e", script]);
-  const rolledOut = async (program: string) => {
-    await kubectl([
-      ...ns(),
-      "rollout",
-      "status",
-      `deployment/${RELEASE}-${program}`,
-      "--timeout=180s",
-    ]).catch(async (err: Error) => {
-      // What the programs printed says why they are not Ready.
-      const [pod] = await pods(program);
-      if (!pod) throw err;
-      const logs = await kubectlResult([
-        ...ns(),
-        "logs",
-        pod.metadata.name,
-        "--previous",
-        "--tail=20",
-      ]);
-      const now = await kubectlResult([...ns(), "logs", pod.metadata.name, "--tail=20"]);
-      throw new Error(`${err.message}\n${logs.stdout}${logs.stderr}\n${now.stdout}`);
-    });
-  };
+  const rolledOut = (program: Program) => rolledOutIn(namespace, program);
   const scaleWorkers = (replicas: number) =>
     kubectl([...ns(), "scale", `deployment/${RELEASE}-worker`, `--replicas=${replicas}`]);
 
@@ -208,38 +164,15 @@ describe("Sluice's pods", { skip: missingImage }, () => {
       'outcome="landed"',
     )) ?? 0;
   const names = (list: any[]) => list.map((p) => p.metadata.name as string);
-  const events = async (reason: string, id: string) =>
-    (
-      await kubectlJson([...ns(), "get", "events", "--field-selector", `reason=${reason}`])
-    ).items.filter((e: any) => e.message.includes(id));
 
   test("every pod Ready under the restricted standard", async (t) => {
     const started = Date.now();
-    const database = new URL(env.env.DATABASE_URL as string).pathname.slice(1);
-    await installChart(
-      namespace,
-      {
-        DATABASE_URL: `postgres://postgres@postgresql:5432/${database}`,
-        REDIS_URL: "redis://redis:6379",
-        RABBITMQ_URL: "amqp://guest:guest@rabbitmq:5672",
-        AWS_ACCESS_KEY_ID: "test",
-        AWS_SECRET_ACCESS_KEY: "test",
-        API_KEYS: `acme:${API_KEY}`,
-      },
-      [
-        `image.repository=${IMAGE.repository}`,
-        `image.tag=${IMAGE.tag}`,
-        "image.pullPolicy=Never",
-        `config.SLUICE_NAMESPACE=${env.config.namespace}`,
-        `config.S3_BUCKET=${env.config.s3.bucket}`,
-        "config.STUCK_AFTER_SECONDS=5",
-        "config.CONTROLLER_INTERVAL_SECONDS=1",
-        // Publishing keeps pace with landing, so a 100-batch upload is still publishing
-        // while its first batches land.
-        `config.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD=${IN_FLIGHT}`,
-      ],
-      [IN_CLUSTER_VALUES],
-    );
+    await installSluice(namespace, outside, {
+      // Publishing keeps pace with landing, so a 100-batch upload is still publishing while
+      // its first batches land.
+      set: [`config.MAX_BATCHES_IN_FLIGHT_PER_UPLOAD=${IN_FLIGHT}`],
+      valuesFiles: [IN_CLUSTER_VALUES],
+    });
     for (const program of PROGRAMS) await rolledOut(program);
     const ready = [];
     for (const program of PROGRAMS) {
@@ -249,8 +182,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
       }
     }
     assert.deepEqual(ready, ["api", "api", "worker", "worker", "controller"]);
-    const service = await kubectlJson([...ns(), "get", "service", `${RELEASE}-api`]);
-    apiUrl = `http://${service.spec.clusterIP}:${service.spec.ports[0].port}`;
+    apiUrl = await apiUrlOf(namespace);
     t.diagnostic(`${ready.length} pods Ready ${seconds(started)} after helm install (${CHART})`);
   });
 
@@ -376,42 +308,16 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     const gone = Date.now();
     const stuckView = await view(id);
     assert.ok(stuckView.batches.landed < stuckView.batches.total, JSON.stringify(stuckView));
-    const [stuck] = await waitFor(
-      "an UploadStuck Event",
-      async () => {
-        const found = await events("UploadStuck", id);
-        return found.length > 0 && found;
-      },
-      120_000,
-    );
+    const stuck = await uploadEvent(namespace, "UploadStuck", id, 120_000);
     const stuckAfter = seconds(gone);
     const [controller] = await pods("controller");
-    const deployment = await kubectlJson([...ns(), "get", "deployment", `${RELEASE}-worker`]);
-    assert.equal(stuck.type, "Warning");
-    assert.deepEqual(stuck.involvedObject, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      name: `${RELEASE}-worker`,
-      namespace,
-      uid: deployment.metadata.uid,
-    });
-    assert.match(stuck.message, /likely cause: no worker consumes the batch queue/);
-    assert.equal(stuck.reportingInstance, controller.metadata.name);
+    await assertStuckForWorkers(namespace, stuck, controller.metadata.name);
 
     const scaledBack = Date.now();
     await scaleWorkers(WORKERS);
-    const [recovered] = await waitFor(
-      "an UploadRecovered Event",
-      async () => {
-        const found = await events("UploadRecovered", id);
-        return found.length > 0 && found;
-      },
-      120_000,
-    );
+    const recovered = await uploadEvent(namespace, "UploadRecovered", id, 120_000);
     const recoveredAfter = seconds(scaledBack);
-    assert.equal(recovered.type, "Normal");
-    assert.match(recovered.message, new RegExp(`Upload ${id} is moving again`));
-    assert.equal((await events("UploadStuck", id)).length, 1, "one Event per stuck episode");
+    await assertRecovered(namespace, recovered, id);
     const done = await finished(id);
     assert.equal(done.status, "completed", JSON.stringify(done));
     await landedOnce(id, ROWS);
@@ -525,7 +431,7 @@ describe("Sluice's pods", { skip: missingImage }, () => {
     assert.equal((await batchCounts(id)).published, atRestart.published);
     await scaleWorkers(WORKERS);
     const done = await finished(id).catch(async (err: Error) => {
-      const stuck = await events("UploadStuck", id);
+      const stuck = await uploadEvents(namespace, "UploadStuck", id);
       throw new Error(
         `${err.message}: stuck at ${JSON.stringify(await view(id))}; ${stuck.map((e: any) => e.message).join("; ")}`,
       );

@@ -1,10 +1,10 @@
 // Sluice from the image in a namespace of its own, as docs/kubernetes.md installs it, with
 // this machine's PostgreSQL, Redis, RabbitMQ and S3 behind Services of the namespace: what
 // the cluster checks that run Sluice's pods share.
+import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import pg from "pg";
-import { landingLockName } from "../../src/core/db/uploads.repository.ts";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, requestFailed, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
@@ -160,8 +160,70 @@ export async function installSluice(
   );
 }
 
-/** The program's pods that are not being deleted. */
-export async function podsOf(namespace: string, program: Program): Promise<any[]> {
+/** The Events of the namespace with this reason that name the upload. */
+export async function uploadEvents(namespace: string, reason: string, id: string): Promise<any[]> {
+  const found = await kubectlJson([
+    ...["--namespace", namespace, "get", "events", "--field-selector", `reason=${reason}`],
+  ]);
+  return found.items.filter((e: any) => e.message.includes(id));
+}
+
+/** Waits, within `timeoutMs`, for the first Event with this reason about the upload. */
+export async function uploadEvent(
+  namespace: string,
+  reason: string,
+  id: string,
+  timeoutMs: number,
+): Promise<any> {
+  const [event] = await waitFor(
+    `an ${reason} Event`,
+    async () => {
+      const found = await uploadEvents(namespace, reason, id);
+      return found.length > 0 && found;
+    },
+    timeoutMs,
+  );
+  return event;
+}
+
+/** An UploadStuck Event blaming the missing workers, on their Deployment, from `reporter`. */
+export async function assertStuckForWorkers(
+  namespace: string,
+  stuck: any,
+  reporter: string,
+): Promise<void> {
+  const deployment = await kubectlJson([
+    ...["--namespace", namespace, "get", "deployment", `${RELEASE}-worker`],
+  ]);
+  assert.equal(stuck.type, "Warning");
+  assert.deepEqual(stuck.involvedObject, {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    name: `${RELEASE}-worker`,
+    namespace,
+    uid: deployment.metadata.uid,
+  });
+  assert.match(stuck.message, /likely cause: no worker consumes the batch queue/);
+  assert.equal(stuck.reportingInstance, reporter);
+}
+
+/** An UploadRecovered Event about the upload, after one UploadStuck for its episode. */
+export async function assertRecovered(namespace: string, recovered: any, id: string) {
+  assert.equal(recovered.type, "Normal");
+  assert.match(recovered.message, new RegExp(`Upload ${id} is moving again`));
+  assert.equal(
+    (await uploadEvents(namespace, "UploadStuck", id)).length,
+    1,
+    "one Event per stuck episode",
+  );
+}
+
+/** The program's pods, those being deleted left out unless `terminating` asks for them. */
+export async function podsOf(
+  namespace: string,
+  program: Program,
+  { terminating = false } = {},
+): Promise<any[]> {
   const found = await kubectlJson([
     "--namespace",
     namespace,
@@ -170,7 +232,7 @@ export async function podsOf(namespace: string, program: Program): Promise<any[]
     "-l",
     `app.kubernetes.io/component=${program}`,
   ]);
-  return found.items.filter((p: any) => !p.metadata.deletionTimestamp);
+  return found.items.filter((p: any) => terminating || !p.metadata.deletionTimestamp);
 }
 
 /** Waits for the program's Deployment to roll out; on failure, with what its pod printed. */
@@ -299,36 +361,4 @@ export async function uploadLands(
     throw new Error(`upload ${id}: ${JSON.stringify(counted[0])} rows landed, ${rows} sent`);
   }
   return id;
-}
-
-/**
- * Holds every worker's landing in that database, taken before an upload starts: a batch's
- * claim (a row of upload_batches, which only workers write) waits behind this table lock, so
- * no batch lands however early a worker gets it. The release may be called more than once.
- */
-export async function holdAllLanding(databaseUrl: string): Promise<() => Promise<void>> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  await client.query("begin");
-  await client.query("lock table upload_batches in exclusive mode");
-  let released: Promise<void> | undefined;
-  return () => {
-    released ??= client.query("commit").then(() => client.end());
-    return released;
-  };
-}
-
-/**
- * Holds every worker's landing of one upload (the lock a cancel takes), so that the
- * upload is certainly still under way while pods stop and start; returns the release.
- */
-export async function holdLanding(databaseUrl: string, id: string): Promise<() => Promise<void>> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  const lock = "hashtextextended($1, 0)";
-  await client.query(`select pg_advisory_lock(${lock})`, [landingLockName(id)]);
-  return async () => {
-    await client.query(`select pg_advisory_unlock(${lock})`, [landingLockName(id)]);
-    await client.end();
-  };
 }
