@@ -6,6 +6,7 @@ import pg from "pg";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { Cluster, workersReady } from "../support/harness.ts";
 import { getJson, metricSample } from "../support/http.ts";
+import { holdLanding } from "../support/landing-holds.ts";
 import { waitFor } from "../support/program.ts";
 import { checkLanding } from "./landing-check.ts";
 import {
@@ -24,13 +25,16 @@ const BATCHES = 200;
 
 /**
  * A cluster with an api and a worker, an upload under way, and the fault done to it. The
- * batches landed when the fault begins and ends are recorded: a fault that begins before
- * the first batch or after the last proves nothing.
+ * upload's landing is held from before the fault begins until it ends (unless `held` is
+ * false), so that the fault certainly hits the upload under way: a fault that begins before
+ * the first batch or after the last proves nothing. The batches landed when it begins and
+ * ends are recorded.
  */
 async function underFault(
   name: string,
   env: Record<string, string>,
   fault: (cluster: Cluster, id: string) => Promise<void>,
+  { held = true } = {},
 ): Promise<void> {
   const cluster = await Cluster.create({
     BATCH_SIZE: "100",
@@ -44,17 +48,20 @@ async function underFault(
     const sample = sampleCsv(ROWS);
     const { id } = await cluster.upload(sample.csv);
     await waitFor("some batches to land", async () => (await cluster.landedNow(id)).batches > 0);
-    const begins = await cluster.landedNow(id);
-    const began = `fault began at ${begins.batches}/${BATCHES} batches, ${begins.rows} rows landed`;
-    assert.ok(
-      begins.batches > 0 && begins.batches < BATCHES,
-      `the fault hits mid-upload: ${began}`,
-    );
+    const release = held ? await holdLanding(cluster.test.config.databaseUrl, id) : undefined;
     let ends: { batches: number; rows: number };
+    let began: string;
     try {
+      const begins = await cluster.landedNow(id);
+      began = `fault began at ${begins.batches}/${BATCHES} batches${held ? " (held)" : ""}, ${begins.rows} rows landed`;
+      assert.ok(
+        begins.batches > 0 && begins.batches < BATCHES,
+        `the fault hits mid-upload: ${began}`,
+      );
       await fault(cluster, id);
       ends = await cluster.landedNow(id);
     } finally {
+      await release?.();
       await ensureServicesUp();
     }
     const note = `${began}; ended at ${ends.batches}/${BATCHES}, ${ends.rows} rows`;
@@ -98,6 +105,8 @@ test("PostgreSQL restarted mid-upload", async () => {
   });
 });
 
+// Not held: a batch waiting on the hold would time out on it, not on the table's lock. The
+// fault waits for a batch of the upload to time out on the lock, so it hits the upload.
 test("a table lock held longer than the worker's statement timeout", async () => {
   await underFault(
     "table-lock",
@@ -115,20 +124,30 @@ test("a table lock held longer than the worker's statement timeout", async () =>
         await locker.end();
       }
     },
+    { held: false },
   );
 });
 
+// Not held: a worker writes a batch to S3 before it lands it, so with landing held its
+// batches in hand would wait, and none would try S3. The fault waits for a batch of the
+// upload to fail on S3, so it hits the upload.
 test("the S3 endpoint down for a while", async () => {
-  await underFault("s3-down", { MAX_ATTEMPTS: "8" }, async (cluster, id) => {
-    await cluster.s3.down();
-    const landedBefore = (await cluster.landedNow(id)).batches;
-    // Down until a batch has failed its S3 write and gone to a retry queue.
-    await waitFor("a batch to fail on S3", async () => (await retried(cluster)) > 0);
-    // Only batches whose S3 write had already succeeded (at most the prefetch) may land.
-    const landedWhileDown = (await cluster.landedNow(id)).batches - landedBefore;
-    if (landedWhileDown > 4) throw new Error(`${landedWhileDown} batches landed while S3 was down`);
-    await cluster.s3.up();
-  });
+  await underFault(
+    "s3-down",
+    { MAX_ATTEMPTS: "8" },
+    async (cluster, id) => {
+      await cluster.s3.down();
+      const landedBefore = (await cluster.landedNow(id)).batches;
+      // Down until a batch has failed its S3 write and gone to a retry queue.
+      await waitFor("a batch to fail on S3", async () => (await retried(cluster)) > 0);
+      // Only batches whose S3 write had already succeeded (at most the prefetch) may land.
+      const landedWhileDown = (await cluster.landedNow(id)).batches - landedBefore;
+      if (landedWhileDown > 4)
+        throw new Error(`${landedWhileDown} batches landed while S3 was down`);
+      await cluster.s3.up();
+    },
+    { held: false },
+  );
 });
 
 test("Redis flushed and restarted empty: status is rebuilt from PostgreSQL", async () => {
