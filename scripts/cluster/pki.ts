@@ -6,37 +6,44 @@ import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { NETWORK, PKI_DIR } from "./paths.ts";
 
-function openssl(args: string[]): void {
-  const result = spawnSync("openssl", args, { cwd: PKI_DIR, encoding: "utf8" });
+function openssl(args: string[], dir = PKI_DIR): void {
+  const result = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
   if (result.status !== 0) throw new Error(`openssl ${args[0]} failed: ${result.stderr}`);
 }
 
 const DAYS = "3650";
 
 // P-256 keys: an RSA key takes seconds to make on a busy machine, and there are a dozen.
-const key = (file: string) =>
-  openssl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file]);
+const key = (file: string, dir = PKI_DIR) =>
+  openssl(
+    ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", file],
+    dir,
+  );
 
-function ca(name: string, subject: string): void {
-  if (existsSync(join(PKI_DIR, `${name}.crt`))) return;
-  key(`${name}.key`);
-  openssl([
-    "req",
-    "-x509",
-    "-new",
-    "-key",
-    `${name}.key`,
-    "-subj",
-    `/CN=${subject}`,
-    "-days",
-    DAYS,
-    "-out",
-    `${name}.crt`,
-    "-addext",
-    "basicConstraints=critical,CA:TRUE",
-    "-addext",
-    "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
-  ]);
+/** A CA's key and certificate, `<name>.key` and `<name>.crt` in `dir`, unless there. */
+export function ca(name: string, subject: string, dir = PKI_DIR): void {
+  if (existsSync(join(dir, `${name}.crt`))) return;
+  key(`${name}.key`, dir);
+  openssl(
+    [
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      `${name}.key`,
+      "-subj",
+      `/CN=${subject}`,
+      "-days",
+      DAYS,
+      "-out",
+      `${name}.crt`,
+      "-addext",
+      "basicConstraints=critical,CA:TRUE",
+      "-addext",
+      "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+    ],
+    dir,
+  );
 }
 
 type Leaf = Readonly<{
@@ -50,9 +57,10 @@ type Leaf = Readonly<{
   signer?: string;
 }>;
 
-function leaf(cert: Leaf): void {
+/** A key and a certificate its signer's CA signed, `<name>.key` and `<name>.crt` in `dir`. */
+export function leaf(cert: Leaf, dir = PKI_DIR): void {
   const { name, cn } = cert;
-  if (existsSync(join(PKI_DIR, `${name}.crt`))) return;
+  if (existsSync(join(dir, `${name}.crt`))) return;
   const signer = cert.signer ?? "ca";
   const subject = [...(cert.groups ?? []).map((g) => `/O=${g}`), `/CN=${cn}`].join("");
   const server = (cert.sans ?? []).length > 0;
@@ -62,26 +70,29 @@ function leaf(cert: Leaf): void {
     `extendedKeyUsage=${server ? "serverAuth,clientAuth" : "clientAuth"}`,
     ...(server ? [`subjectAltName=${(cert.sans ?? []).join(",")}`] : []),
   ];
-  writeFileSync(join(PKI_DIR, `${name}.ext`), `${extensions.join("\n")}\n`);
-  key(`${name}.key`);
-  openssl(["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`]);
-  openssl([
-    "x509",
-    "-req",
-    "-in",
-    `${name}.csr`,
-    "-CA",
-    `${signer}.crt`,
-    "-CAkey",
-    `${signer}.key`,
-    "-CAcreateserial",
-    "-days",
-    DAYS,
-    "-extfile",
-    `${name}.ext`,
-    "-out",
-    `${name}.crt`,
-  ]);
+  writeFileSync(join(dir, `${name}.ext`), `${extensions.join("\n")}\n`);
+  key(`${name}.key`, dir);
+  openssl(["req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`], dir);
+  openssl(
+    [
+      "x509",
+      "-req",
+      "-in",
+      `${name}.csr`,
+      "-CA",
+      `${signer}.crt`,
+      "-CAkey",
+      `${signer}.key`,
+      "-CAcreateserial",
+      "-days",
+      DAYS,
+      "-extfile",
+      `${name}.ext`,
+      "-out",
+      `${name}.crt`,
+    ],
+    dir,
+  );
 }
 
 export const NODE_NAME = "sluice-node";

@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createConnection, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer as createTlsServer } from "node:tls";
 import { KubeConfig } from "@kubernetes/client-node";
 import { writeKubeconfig } from "../../scripts/cluster/control-plane.ts";
 import { ctr, importImage } from "../../scripts/cluster/node.ts";
@@ -160,14 +161,18 @@ export async function installChart(
 
 /**
  * A TCP forwarder on the node address to a service on this machine's loopback: how pods
- * reach the PostgreSQL, Redis, RabbitMQ and S3 that run outside the cluster.
+ * reach the PostgreSQL, Redis, RabbitMQ and S3 that run outside the cluster. With `tls`
+ * (a PEM key and certificate) it ends TLS first, as a managed service's endpoint would;
+ * `sessions` counts the connections it forwarded, for TLS those whose handshake succeeded.
  */
-export async function forwardFromNode(target: {
-  host: string;
-  port: number;
-}): Promise<{ port: number; close(): Promise<void> }> {
+export async function forwardFromNode(
+  target: { host: string; port: number },
+  tls?: { key: string; cert: string },
+): Promise<{ port: number; sessions(): number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
-  const server = createServer((client) => {
+  let sessions = 0;
+  const forward = (client: Socket) => {
+    sessions++;
     const upstream = createConnection(target);
     for (const socket of [client, upstream]) {
       sockets.add(socket);
@@ -178,11 +183,13 @@ export async function forwardFromNode(target: {
       });
     }
     client.pipe(upstream).pipe(client);
-  });
+  };
+  const server = tls ? createTlsServer(tls, forward) : createServer(forward);
   server.listen(0, NETWORK.nodeIp);
   await once(server, "listening");
   return {
     port: (server.address() as AddressInfo).port,
+    sessions: () => sessions,
     async close() {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));

@@ -2,13 +2,27 @@
 // while an upload's batches wait, and back to none once they are written; and, read over the
 // management API, counting the batches the workers hold unacknowledged.
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { KEDA_NAMESPACE } from "../../scripts/cluster/keda.ts";
+import { ca, leaf } from "../../scripts/cluster/pki.ts";
 import { queueNames } from "../../src/core/broker/queue-names.ts";
 import { queueStates } from "../support/broker-queues.ts";
 import { holdAllLanding } from "../support/landing-holds.ts";
 import { waitFor } from "../support/stack.ts";
-import { createNamespace, deleteNamespace, kubectl, kubectlJson, RELEASE } from "./cluster.ts";
+import {
+  CHART,
+  createNamespace,
+  deleteNamespace,
+  forwardFromNode,
+  helm,
+  kubectl,
+  kubectlJson,
+  RELEASE,
+  serviceOutside,
+} from "./cluster.ts";
 import {
   apiUrl,
   installSluice,
@@ -246,6 +260,163 @@ describe("KEDA over RabbitMQ's management API", { skip }, () => {
     );
     t.diagnostic(
       `KEDA read ${reading} while the worker held ${held} batches unacknowledged and none was ready (${management}, management API at rabbitmq-management.<namespace>.svc.cluster.local:15672)`,
+    );
+  });
+});
+
+describe("KEDA's fallback while it cannot read the queue", { skip }, () => {
+  let namespace: string;
+  let outside: Outside;
+  before(async () => {
+    namespace = await createNamespace("sluice-keda-fallback");
+    outside = await servicesOutside(namespace);
+  });
+  after(async () => {
+    await deleteNamespace(namespace);
+    await outside?.close();
+  });
+
+  /** The ScaledObject's Fallback condition, once KEDA has set it to `status`. */
+  const fallbackCondition = (status: "True" | "False") =>
+    waitFor(
+      `the ScaledObject's Fallback condition to be ${status}`,
+      async () => {
+        const found = await kubectlJson([
+          ...["--namespace", namespace, "get", "scaledobject", `${RELEASE}-worker`],
+        ]);
+        const conditions: Array<{ type: string; status: string; message?: string }> =
+          found.status?.conditions ?? [];
+        return conditions.find((c) => c.type === "Fallback" && c.status === status);
+      },
+      180_000,
+    );
+
+  test(`the worker held at the fallback's ${MAX_WORKERS} replicas while the broker cannot be read, and back to the queue's count once it can`, async (t) => {
+    const managementAt = (service: string) =>
+      `worker.keda.host=http://${service}.${namespace}.svc.cluster.local:15672`;
+    const scaling = [
+      "worker.scaling=keda",
+      "worker.keda.minReplicas=1",
+      `worker.keda.maxReplicas=${MAX_WORKERS}`,
+      "worker.keda.pollingInterval=1",
+      "worker.keda.protocol=http",
+      "worker.keda.usernameKey=RABBITMQ_USERNAME",
+      "worker.keda.passwordKey=RABBITMQ_PASSWORD",
+      "worker.keda.fallback.failureThreshold=1",
+      `worker.keda.fallback.replicas=${MAX_WORKERS}`,
+      "worker.keda.behavior.scaleDown.stabilizationWindowSeconds=0",
+    ];
+    await installSluice(namespace, outside, {
+      credentials: { RABBITMQ_USERNAME: "guest", RABBITMQ_PASSWORD: "guest" },
+      // A broker KEDA cannot reach: a name that resolves nowhere, as when its Service is gone.
+      set: [...scaling, managementAt("rabbitmq-management-gone")],
+    });
+    await rolledOut(namespace, "api");
+    const failing = await fallbackCondition("True");
+    await waitFor(
+      `the worker to be held at ${MAX_WORKERS}`,
+      async () => (await replicasOf(namespace)) === MAX_WORKERS,
+      180_000,
+    );
+
+    // The broker readable again, the empty queue takes the worker to its minimum.
+    await helm([
+      ...["upgrade", RELEASE, CHART, "--namespace", namespace, "--reuse-values"],
+      ...["--set", managementAt("rabbitmq-management")],
+    ]);
+    await fallbackCondition("False");
+    await waitFor(
+      "the worker to go back to 1",
+      async () => (await replicasOf(namespace)) === 1,
+      300_000,
+    );
+    t.diagnostic(
+      `worker replicas 1→${MAX_WORKERS} under fallback (${failing.message ?? "Fallback"}), back to 1 once the management API answered`,
+    );
+  });
+});
+
+describe("KEDA reading the queue over amqps", { skip }, () => {
+  let namespace: string;
+  let outside: Outside;
+  let broker: Awaited<ReturnType<typeof forwardFromNode>>;
+  let pki: string;
+  let host: string;
+  before(async () => {
+    namespace = await createNamespace("sluice-keda-tls");
+    outside = await servicesOutside(namespace);
+    // The broker's TLS endpoint, ended on the node in front of RabbitMQ, with a certificate
+    // for its in-cluster name from a CA of its own, which only the Secret gives KEDA.
+    host = `rabbitmq-tls.${namespace}.svc.cluster.local`;
+    pki = mkdtempSync(join(tmpdir(), "sluice-broker-tls-"));
+    ca("broker-ca", "sluice-test-broker-ca", pki);
+    leaf({ name: "broker", cn: host, sans: [`DNS:${host}`], signer: "broker-ca" }, pki);
+    broker = await forwardFromNode(
+      { host: "127.0.0.1", port: 5672 },
+      {
+        key: readFileSync(join(pki, "broker.key"), "utf8"),
+        cert: readFileSync(join(pki, "broker.crt"), "utf8"),
+      },
+    );
+    await serviceOutside(namespace, "rabbitmq-tls", 5671, broker.port);
+  });
+  after(async () => {
+    await deleteNamespace(namespace);
+    await broker?.close();
+    await outside?.close();
+    if (pki) rmSync(pki, { recursive: true, force: true });
+  });
+
+  test("the ScaledObject reads the queue over TLS, trusting the CA from the Secret, and takes the worker from 0 to 1 while batches queue", async (t) => {
+    await installSluice(namespace, outside, {
+      credentials: {
+        RABBITMQ_USERNAME: "guest",
+        RABBITMQ_PASSWORD: "guest",
+        RABBITMQ_CA: readFileSync(join(pki, "broker-ca.crt"), "utf8"),
+      },
+      set: [
+        "worker.scaling=keda",
+        "worker.keda.minReplicas=0",
+        "worker.keda.maxReplicas=1",
+        "worker.keda.pollingInterval=1",
+        "worker.keda.cooldownPeriod=5",
+        `worker.keda.host=amqps://${host}:5671`,
+        "worker.keda.usernameKey=RABBITMQ_USERNAME",
+        "worker.keda.passwordKey=RABBITMQ_PASSWORD",
+        "worker.keda.tls.enabled=true",
+        "worker.keda.tls.caKey=RABBITMQ_CA",
+      ],
+    });
+    await rolledOut(namespace, "api");
+    await scaledObjectReady(namespace);
+    await waitFor(
+      "the worker to scale to 0",
+      async () => (await replicasOf(namespace)) === 0,
+      120_000,
+    );
+    // Held before the upload, the batches wait in the queue until KEDA has read them.
+    const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
+    try {
+      await uploadLands(
+        await apiUrl(namespace),
+        outside,
+        HELD_BATCHES * 1000,
+        300_000,
+        async () => {
+          await waitFor(
+            "KEDA to start a worker",
+            async () => (await replicasOf(namespace)) === 1,
+            180_000,
+          );
+          await release();
+        },
+      );
+    } finally {
+      await release();
+    }
+    assert.ok(broker.sessions() > 0, "KEDA's connections came through the TLS endpoint");
+    t.diagnostic(
+      `worker 0→1 on KEDA's reading over amqps://rabbitmq-tls.<namespace>.svc.cluster.local:5671 (${broker.sessions()} TLS sessions; the CA from the Secret's RABBITMQ_CA)`,
     );
   });
 });
