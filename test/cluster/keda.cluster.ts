@@ -14,8 +14,6 @@ import { holdAllLanding } from "../support/landing-holds.ts";
 import { waitFor } from "../support/stack.ts";
 import {
   CHART,
-  createNamespace,
-  deleteNamespace,
   forwardFromNode,
   helm,
   kubectl,
@@ -28,9 +26,9 @@ import {
   installSluice,
   managementApiAnswers,
   missingImage,
+  namespaceWithServices,
   type Outside,
   rolledOut,
-  servicesOutside,
   uploadLands,
 } from "./sluice-release.ts";
 
@@ -63,16 +61,33 @@ const scaledObjectReady = (namespace: string) =>
     120_000,
   );
 
+/**
+ * Uploads `rows` through the release's api with every landing held from before the upload,
+ * so that its batches wait for KEDA whatever the machine's pace; `meanwhile` runs while they
+ * wait, then they land, and the upload is checked landed once.
+ */
+async function uploadWhileHeld(
+  namespace: string,
+  outside: Outside,
+  rows: number,
+  meanwhile: () => Promise<unknown>,
+): Promise<void> {
+  const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
+  try {
+    await uploadLands(await apiUrl(namespace), outside, rows, 300_000, async () => {
+      await meanwhile();
+      await release();
+    });
+  } finally {
+    await release();
+  }
+}
+
 describe("KEDA", { skip }, () => {
   let namespace: string;
   let outside: Outside;
-  before(async () => {
-    namespace = await createNamespace("sluice-keda");
-    outside = await servicesOutside(namespace);
-  });
-  after(async () => {
-    await deleteNamespace(namespace);
-    await outside?.close();
+  namespaceWithServices("sluice-keda", (made) => {
+    ({ namespace, outside } = made);
   });
 
   const workerReplicas = () => replicasOf(namespace);
@@ -108,24 +123,20 @@ describe("KEDA", { skip }, () => {
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     })();
-    // Held before the upload, landing waits for KEDA whatever the machine's pace.
-    const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
     try {
-      await uploadLands(await apiUrl(namespace), outside, ROWS, 300_000, async () => {
-        await waitFor(
+      await uploadWhileHeld(namespace, outside, ROWS, () =>
+        waitFor(
           `the worker to scale to ${MAX_WORKERS}`,
           async () => counts.at(-1) === MAX_WORKERS,
           180_000,
-        );
-        await release();
-      });
+        ),
+      );
       await waitFor(
         "the worker to scale back to 0",
         async () => counts.at(-1) === 0 && counts.length > 1,
         300_000,
       );
     } finally {
-      await release();
       watching = false;
       await watcher;
     }
@@ -142,6 +153,18 @@ describe("KEDA", { skip }, () => {
 // A worker holds up to WORKER_PREFETCH batches unacknowledged; read over AMQP the queue
 // leaves them out and may read 0, and start a scale-in, while they are still being written.
 const HELD_BATCHES = 20;
+
+/** KEDA polling every second, between no worker and one, with the broker's credentials apart. */
+const ONE_WORKER_AT_MOST = [
+  "worker.scaling=keda",
+  "worker.keda.minReplicas=0",
+  "worker.keda.maxReplicas=1",
+  "worker.keda.pollingInterval=1",
+  "worker.keda.cooldownPeriod=5",
+  "worker.keda.usernameKey=RABBITMQ_USERNAME",
+  "worker.keda.passwordKey=RABBITMQ_PASSWORD",
+];
+const GUEST = { RABBITMQ_USERNAME: "guest", RABBITMQ_PASSWORD: "guest" };
 
 /** The queue's length as KEDA gives it to the HorizontalPodAutoscaler (external metrics API). */
 async function kedaReading(namespace: string, hpaName: string): Promise<number> {
@@ -169,12 +192,9 @@ describe("KEDA over RabbitMQ's management API", { skip }, () => {
   before(async () => {
     // KEDA reads the queue through it; without it the check would wait without saying why.
     management = await managementApiAnswers();
-    namespace = await createNamespace("sluice-keda-http");
-    outside = await servicesOutside(namespace);
   });
-  after(async () => {
-    await deleteNamespace(namespace);
-    await outside?.close();
+  namespaceWithServices("sluice-keda-http", (made) => {
+    ({ namespace, outside } = made);
   });
 
   // On a loaded machine KEDA's first reading and the worker's start each take minutes.
@@ -182,17 +202,11 @@ describe("KEDA over RabbitMQ's management API", { skip }, () => {
     timeout: 900_000,
   }, async (t) => {
     await installSluice(namespace, outside, {
-      credentials: { RABBITMQ_USERNAME: "guest", RABBITMQ_PASSWORD: "guest" },
+      credentials: GUEST,
       set: [
-        "worker.scaling=keda",
-        "worker.keda.minReplicas=0",
-        "worker.keda.maxReplicas=1",
-        "worker.keda.pollingInterval=1",
-        "worker.keda.cooldownPeriod=5",
+        ...ONE_WORKER_AT_MOST,
         "worker.keda.protocol=http",
         `worker.keda.host=http://rabbitmq-management.${namespace}.svc.cluster.local:15672`,
-        "worker.keda.usernameKey=RABBITMQ_USERNAME",
-        "worker.keda.passwordKey=RABBITMQ_PASSWORD",
         // One worker takes every batch of the upload into its hands, and keeps them while
         // landing is held: a blocked landing, and one waiting for a database connection,
         // is not given up while the check looks.
@@ -214,45 +228,33 @@ describe("KEDA over RabbitMQ's management API", { skip }, () => {
     let reading = 0;
     let lastReading = "none yet";
     // Held before the upload, no batch lands before the worker holds them all.
-    const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
-    try {
-      await uploadLands(
-        await apiUrl(namespace),
-        outside,
-        HELD_BATCHES * 1000,
-        300_000,
+    await uploadWhileHeld(namespace, outside, HELD_BATCHES * 1000, async () => {
+      // The worker KEDA started holds every batch: none ready, all unacknowledged.
+      held = await waitFor(
+        "the worker to hold every batch",
         async () => {
-          // The worker KEDA started holds every batch: none ready, all unacknowledged.
-          held = await waitFor(
-            "the worker to hold every batch",
-            async () => {
-              const queue = queueStates(outside.env.config.namespace).find((q) => q.name === work);
-              return queue?.ready === 0 && queue.unacked === HELD_BATCHES && queue.unacked;
-            },
-            300_000,
-          );
-          reading = await waitFor(
-            "KEDA to read the held batches",
-            async () => {
-              // The metrics API server answers an error until KEDA has read the queue once.
-              const value = await kedaReading(namespace, hpa).catch((err: Error) => {
-                lastReading = err.message;
-                return undefined;
-              });
-              if (value !== undefined) lastReading = String(value);
-              return value === held && value;
-            },
-            120_000,
-          ).catch((err: Error) => {
-            throw new Error(`${err.message}; KEDA's last reading: ${lastReading}`);
-          });
-          assert.equal(await replicasOf(namespace), 1, "no scale-in while batches are held");
-          await release();
+          const queue = queueStates(outside.env.config.namespace).find((q) => q.name === work);
+          return queue?.ready === 0 && queue.unacked === HELD_BATCHES && queue.unacked;
         },
+        300_000,
       );
-    } finally {
-      await release();
-    }
+      reading = await waitFor(
+        "KEDA to read the held batches",
+        async () => {
+          // The metrics API server answers an error until KEDA has read the queue once.
+          const value = await kedaReading(namespace, hpa).catch((err: Error) => {
+            lastReading = err.message;
+            return undefined;
+          });
+          if (value !== undefined) lastReading = String(value);
+          return value === held && value;
+        },
+        120_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; KEDA's last reading: ${lastReading}`);
+      });
+      assert.equal(await replicasOf(namespace), 1, "no scale-in while batches are held");
+    });
     await waitFor(
       "the worker to scale back to 0",
       async () => (await replicasOf(namespace)) === 0,
@@ -267,13 +269,8 @@ describe("KEDA over RabbitMQ's management API", { skip }, () => {
 describe("KEDA's fallback while it cannot read the queue", { skip }, () => {
   let namespace: string;
   let outside: Outside;
-  before(async () => {
-    namespace = await createNamespace("sluice-keda-fallback");
-    outside = await servicesOutside(namespace);
-  });
-  after(async () => {
-    await deleteNamespace(namespace);
-    await outside?.close();
+  namespaceWithServices("sluice-keda-fallback", (made) => {
+    ({ namespace, outside } = made);
   });
 
   /** The ScaledObject's Fallback condition, once KEDA has set it to `status`. */
@@ -307,7 +304,7 @@ describe("KEDA's fallback while it cannot read the queue", { skip }, () => {
       "worker.keda.behavior.scaleDown.stabilizationWindowSeconds=0",
     ];
     await installSluice(namespace, outside, {
-      credentials: { RABBITMQ_USERNAME: "guest", RABBITMQ_PASSWORD: "guest" },
+      credentials: GUEST,
       // A broker KEDA cannot reach: a name that resolves nowhere, as when its Service is gone.
       set: [...scaling, managementAt("rabbitmq-management-gone")],
     });
@@ -342,9 +339,10 @@ describe("KEDA reading the queue over amqps", { skip }, () => {
   let broker: Awaited<ReturnType<typeof forwardFromNode>>;
   let pki: string;
   let host: string;
+  namespaceWithServices("sluice-keda-tls", (made) => {
+    ({ namespace, outside } = made);
+  });
   before(async () => {
-    namespace = await createNamespace("sluice-keda-tls");
-    outside = await servicesOutside(namespace);
     // The broker's TLS endpoint, ended on the node in front of RabbitMQ, with a certificate
     // for its in-cluster name from a CA of its own, which only the Secret gives KEDA.
     host = `rabbitmq-tls.${namespace}.svc.cluster.local`;
@@ -361,28 +359,16 @@ describe("KEDA reading the queue over amqps", { skip }, () => {
     await serviceOutside(namespace, "rabbitmq-tls", 5671, broker.port);
   });
   after(async () => {
-    await deleteNamespace(namespace);
     await broker?.close();
-    await outside?.close();
     if (pki) rmSync(pki, { recursive: true, force: true });
   });
 
   test("the ScaledObject reads the queue over TLS, trusting the CA from the Secret, and takes the worker from 0 to 1 while batches queue", async (t) => {
     await installSluice(namespace, outside, {
-      credentials: {
-        RABBITMQ_USERNAME: "guest",
-        RABBITMQ_PASSWORD: "guest",
-        RABBITMQ_CA: readFileSync(join(pki, "broker-ca.crt"), "utf8"),
-      },
+      credentials: { ...GUEST, RABBITMQ_CA: readFileSync(join(pki, "broker-ca.crt"), "utf8") },
       set: [
-        "worker.scaling=keda",
-        "worker.keda.minReplicas=0",
-        "worker.keda.maxReplicas=1",
-        "worker.keda.pollingInterval=1",
-        "worker.keda.cooldownPeriod=5",
+        ...ONE_WORKER_AT_MOST,
         `worker.keda.host=amqps://${host}:5671`,
-        "worker.keda.usernameKey=RABBITMQ_USERNAME",
-        "worker.keda.passwordKey=RABBITMQ_PASSWORD",
         "worker.keda.tls.enabled=true",
         "worker.keda.tls.caKey=RABBITMQ_CA",
       ],
@@ -395,25 +381,9 @@ describe("KEDA reading the queue over amqps", { skip }, () => {
       120_000,
     );
     // Held before the upload, the batches wait in the queue until KEDA has read them.
-    const release = await holdAllLanding(outside.env.env.DATABASE_URL as string);
-    try {
-      await uploadLands(
-        await apiUrl(namespace),
-        outside,
-        HELD_BATCHES * 1000,
-        300_000,
-        async () => {
-          await waitFor(
-            "KEDA to start a worker",
-            async () => (await replicasOf(namespace)) === 1,
-            180_000,
-          );
-          await release();
-        },
-      );
-    } finally {
-      await release();
-    }
+    await uploadWhileHeld(namespace, outside, HELD_BATCHES * 1000, () =>
+      waitFor("KEDA to start a worker", async () => (await replicasOf(namespace)) === 1, 180_000),
+    );
     assert.ok(broker.sessions() > 0, "KEDA's connections came through the TLS endpoint");
     t.diagnostic(
       `worker 0→1 on KEDA's reading over amqps://rabbitmq-tls.<namespace>.svc.cluster.local:5671 (${broker.sessions()} TLS sessions; the CA from the Secret's RABBITMQ_CA)`,

@@ -2,20 +2,20 @@
 // with egress restricted to what each program uses an upload still lands and the api cannot
 // reach the API server, and the api admits only the pods its policy names.
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { NETWORK, PORTS } from "../../scripts/cluster/paths.ts";
 import { waitFor } from "../support/stack.ts";
-import { createNamespace, deleteNamespace, kubectl, kubectlJson } from "./cluster.ts";
+import { kubectl, kubectlJson } from "./cluster.ts";
 import {
   apiUrl,
   IMAGE,
   installSluice,
   missingImage,
+  namespaceWithServices,
   type Outside,
   PROGRAMS,
   podsOf,
   rolledOut,
-  servicesOutside,
   uploadLands,
 } from "./sluice-release.ts";
 
@@ -27,13 +27,8 @@ const skip = await missingImage();
 describe("NetworkPolicy", { skip }, () => {
   let namespace: string;
   let outside: Outside;
-  before(async () => {
-    namespace = await createNamespace("sluice-netpol");
-    outside = await servicesOutside(namespace);
-  });
-  after(async () => {
-    await deleteNamespace(namespace);
-    await outside?.close();
+  namespaceWithServices("sluice-netpol", (made) => {
+    ({ namespace, outside } = made);
   });
 
   test("with egress restricted to what each program uses, an upload lands", async (t) => {

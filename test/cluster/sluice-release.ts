@@ -4,11 +4,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
+import { after, before } from "node:test";
 import pg from "pg";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, requestFailed, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
 import {
+  createNamespace,
+  deleteNamespace,
   ensureSluiceImage,
   forwardFromNode,
   installChart,
@@ -114,6 +117,27 @@ export async function servicesOutside(
       await env.cleanup();
     },
   };
+}
+
+/**
+ * A namespace of its own with the services outside it, made before the checks of the
+ * describe that calls this (and given to `made`) and removed after them.
+ */
+export function namespaceWithServices(
+  prefix: string,
+  made: (world: { namespace: string; outside: Outside }) => void,
+): void {
+  let namespace: string | undefined;
+  let outside: Outside | undefined;
+  before(async () => {
+    namespace = await createNamespace(prefix);
+    outside = await servicesOutside(namespace);
+    made({ namespace, outside });
+  });
+  after(async () => {
+    if (namespace) await deleteNamespace(namespace);
+    await outside?.close();
+  });
 }
 
 const databaseName = (env: TestEnv) => new URL(env.env.DATABASE_URL as string).pathname.slice(1);
