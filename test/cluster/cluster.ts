@@ -103,6 +103,53 @@ export async function serviceAccountKubeconfig(
   return { file, kubeConfig };
 }
 
+export type ContainerEnd = Readonly<{ container: string; exitCode: number; reason: string }>;
+
+const KEPT_FOR_THE_TEST = "sluice.test/kept-until-read";
+
+/**
+ * Keeps the pods' objects after they are deleted until the returned release: the kubelet
+ * reports how each container exited in the pod's status, and then deletes the pod.
+ */
+export async function keepPodsAfterDeletion(
+  namespace: string,
+  pods: readonly string[],
+): Promise<() => Promise<void>> {
+  const patch = (pod: string, change: object) =>
+    kubectlResult([
+      ...["--namespace", namespace, "patch", "pod", pod],
+      ...["--type=merge", "-p", JSON.stringify(change)],
+    ]);
+  for (const pod of pods) {
+    const kept = await patch(pod, { metadata: { finalizers: [KEPT_FOR_THE_TEST] } });
+    if (kept.code !== 0) throw new Error(`kubectl patch pod ${pod}: ${kept.stderr}`);
+  }
+  // Released twice (at the end and after a failure), a pod already gone is no error.
+  return async () => {
+    for (const pod of pods) {
+      const released = await patch(pod, { metadata: { finalizers: null } });
+      if (released.code !== 0 && !released.stderr.includes("NotFound")) {
+        throw new Error(`kubectl patch pod ${pod}: ${released.stderr}`);
+      }
+    }
+  };
+}
+
+/** How the pod's containers exited, once every one of them has; undefined until then. */
+export async function containerEnds(
+  namespace: string,
+  pod: string,
+): Promise<ContainerEnd[] | undefined> {
+  const statuses = (await kubectlJson(["--namespace", namespace, "get", "pod", pod])).status
+    .containerStatuses;
+  const ends = statuses.map((status: any) => ({
+    container: status.name,
+    ...status.state.terminated,
+  }));
+  if (!ends.every((end: any) => end.exitCode !== undefined)) return undefined;
+  return ends.map(({ container, exitCode, reason }: any) => ({ container, exitCode, reason }));
+}
+
 /** A kubeconfig file for the cluster's administrator pointed at another API server address. */
 export function kubeconfigAt(server: string): KubeConfig {
   const file = join(scratch, `elsewhere-${randomUUID()}.kubeconfig`);

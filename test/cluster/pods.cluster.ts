@@ -17,9 +17,11 @@ import { holdAllLanding, holdLanding } from "../support/landing-holds.ts";
 import { getJson, metricSample, type TestEnv, waitFor } from "../support/stack.ts";
 import {
   CHART,
+  containerEnds,
   createNamespace,
   deleteNamespace,
   helm,
+  keepPodsAfterDeletion,
   kubectl,
   kubectlJson,
   kubectlResult,
@@ -332,6 +334,9 @@ describe("Sluice's pods", { skip: missing }, () => {
     // Landing held, an old worker is told to stop while it holds batches of the upload.
     const release = await holdLanding(env.env.DATABASE_URL as string, id);
     const old = names(await pods("worker"));
+    // The old workers' pods stay after they end, for how they exited to be read.
+    const keptUntil = await keepPodsAfterDeletion(namespace, old);
+    t.after(keptUntil);
     const restarted = Date.now();
     await kubectl([...ns(), "rollout", "restart", `deployment/${RELEASE}-worker`]);
     const stopped = await waitFor(
@@ -348,6 +353,15 @@ describe("Sluice's pods", { skip: missing }, () => {
     const atStop = await view(id);
     await release();
     await rolledOut("worker");
+    // The stopped worker landed what it held and then exited by itself, within its drain.
+    const [end, ...others] = await waitFor(`${stopped}'s worker to exit`, () =>
+      containerEnds(namespace, stopped),
+    );
+    assert.deepEqual(
+      { end, others },
+      { end: { container: "worker", exitCode: 0, reason: "Completed" }, others: [] },
+    );
+    await keptUntil();
     const done = await finished(id);
     assert.equal(done.status, "completed", JSON.stringify(done));
     await landedOnce(id, ROWS);
@@ -357,7 +371,7 @@ describe("Sluice's pods", { skip: missing }, () => {
       [],
     );
     t.diagnostic(
-      `${atStop.batches.landed} of ${atStop.batches.total} batches landed when ${stopped} was told to stop; ${old.join(", ")} replaced by ${now.join(", ")}; ${ROWS} rows, 0 lost, 0 duplicated, completed ${seconds(restarted)} after the restart`,
+      `${atStop.batches.landed} of ${atStop.batches.total} batches landed when ${stopped} was told to stop; it exited ${end?.exitCode} (${end?.reason}); ${old.join(", ")} replaced by ${now.join(", ")}; ${ROWS} rows, 0 lost, 0 duplicated, completed ${seconds(restarted)} after the restart`,
     );
   });
 
