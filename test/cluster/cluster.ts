@@ -13,6 +13,7 @@ import { writeKubeconfig } from "../../scripts/cluster/control-plane.ts";
 import { ctr, importImage } from "../../scripts/cluster/node.ts";
 import { ADMIN_KUBECONFIG, NETWORK } from "../../scripts/cluster/paths.ts";
 import { helmPath, kubectlPath } from "../../scripts/helm.ts";
+import { COVERAGE_IN_CONTAINER, containerCoverageDir } from "../support/container-coverage.ts";
 
 export { ADMIN_KUBECONFIG };
 
@@ -80,6 +81,71 @@ export async function createNamespace(prefix: string): Promise<string> {
 
 export async function deleteNamespace(name: string): Promise<void> {
   await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+  await kubectl([
+    "delete",
+    "persistentvolume",
+    coverageVolume(name),
+    "--wait=false",
+    "--ignore-not-found",
+  ]);
+}
+
+const coverageVolume = (namespace: string) => `${namespace}-coverage`;
+const COVERAGE_CLAIM = "sluice-coverage";
+
+/**
+ * Settings that make the chart's programs write their V8 coverage, when coverage is being
+ * measured (test/support/container-coverage.ts), to a volume of the namespace whose
+ * directory is on this machine; none otherwise.
+ */
+export async function coverageValues(namespace: string): Promise<string[]> {
+  const dir = containerCoverageDir(namespace);
+  if (!dir) return [];
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: [
+        {
+          apiVersion: "v1",
+          kind: "PersistentVolume",
+          metadata: { name: coverageVolume(namespace) },
+          spec: {
+            capacity: { storage: "1Gi" },
+            accessModes: ["ReadWriteMany"],
+            persistentVolumeReclaimPolicy: "Retain",
+            storageClassName: "",
+            hostPath: { path: dir, type: "Directory" },
+            claimRef: { namespace, name: COVERAGE_CLAIM },
+          },
+        },
+        {
+          apiVersion: "v1",
+          kind: "PersistentVolumeClaim",
+          metadata: { name: COVERAGE_CLAIM, namespace },
+          spec: {
+            accessModes: ["ReadWriteMany"],
+            storageClassName: "",
+            volumeName: coverageVolume(namespace),
+            resources: { requests: { storage: "1Gi" } },
+          },
+        },
+      ],
+    }),
+  );
+  const program = {
+    extraEnv: [
+      // A folder per pod: every program is PID 1, and V8 names its files by PID and time.
+      { name: "COVERAGE_POD", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+      { name: "NODE_V8_COVERAGE", value: `${COVERAGE_IN_CONTAINER}/$(COVERAGE_POD)` },
+    ],
+    extraVolumes: [{ name: "coverage", persistentVolumeClaim: { claimName: COVERAGE_CLAIM } }],
+    extraVolumeMounts: [{ name: "coverage", mountPath: COVERAGE_IN_CONTAINER }],
+  };
+  const file = join(scratch, `${namespace}-coverage-values.json`);
+  writeFileSync(file, JSON.stringify({ api: program, worker: program, controller: program }));
+  return ["--values", file];
 }
 
 /**
@@ -199,6 +265,7 @@ export async function installChart(
     CHART,
     "--namespace",
     namespace,
+    ...(await coverageValues(namespace)),
     ...valuesFiles.flatMap((file) => ["--values", file]),
     "--set",
     "secret.existingSecret=sluice-credentials",

@@ -16,6 +16,7 @@ import { sampleCsv } from "../support/csv-samples.ts";
 import { getJson, waitFor } from "../support/stack.ts";
 import {
   CHART,
+  coverageValues,
   createNamespace,
   deleteNamespace,
   helm,
@@ -145,6 +146,7 @@ describe("services alongside, in the cluster", { skip }, () => {
       RELEASE,
       CHART,
       ...ns(),
+      ...(await coverageValues(namespace)),
       "--values",
       join(CHART, "values-dev.yaml"),
       "--set",

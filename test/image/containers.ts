@@ -4,6 +4,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { promisify } from "node:util";
 import { DOCKER } from "../../scripts/image.ts";
+import { COVERAGE_IN_CONTAINER, containerCoverageDir } from "../support/container-coverage.ts";
 import { followOutput } from "../support/program.ts";
 
 const run = promisify(execFile);
@@ -34,7 +35,7 @@ export type Container = Readonly<{
   exec(command: string[]): Promise<string>;
   /** Sends SIGTERM to the container's PID 1 and resolves with its exit code. */
   terminate(): Promise<number>;
-  /** Removes the container, whatever its state. */
+  /** Stops the container (SIGTERM, then SIGKILL after Docker's 10 s) and removes it. */
   remove(): Promise<void>;
 }>;
 
@@ -46,10 +47,18 @@ export async function startContainer(
   command: string[],
 ): Promise<Container> {
   const name = `sluice-image-test-${randomUUID().slice(0, 8)}`;
-  const envArgs = Object.entries(env).flatMap(([key, value]) => ["--env", `${key}=${value}`]);
+  const coverage = containerCoverageDir(name);
+  const coverageArgs = coverage ? ["--volume", `${coverage}:${COVERAGE_IN_CONTAINER}`] : [];
+  const envArgs = Object.entries({
+    ...env,
+    ...(coverage && { NODE_V8_COVERAGE: COVERAGE_IN_CONTAINER }),
+  }).flatMap(([key, value]) => ["--env", `${key}=${value}`]);
   const child: ChildProcess = spawn(
     DOCKER,
-    ["run", "--name", name, "--network", "host", ...options, ...envArgs, image, ...command],
+    [
+      ...["run", "--name", name, "--network", "host", ...options, ...coverageArgs],
+      ...[...envArgs, image, ...command],
+    ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
   const output = followOutput(child, name);
@@ -71,6 +80,8 @@ export async function startContainer(
       return Number(stdout.trim());
     },
     async remove() {
+      // Stopped first, with SIGTERM, so that a program still running writes its coverage.
+      await run(DOCKER, ["stop", name]).catch(() => undefined);
       await run(DOCKER, ["rm", "--force", name]).catch(() => undefined);
     },
   };
