@@ -90,6 +90,34 @@ export async function deleteNamespace(name: string): Promise<void> {
   ]);
 }
 
+/**
+ * What an administrator provides where no StorageClass makes volumes: a PersistentVolume
+ * that is a directory of the node, reserved for one claim.
+ */
+export async function nodeVolume(
+  name: string,
+  dir: string,
+  claim: Readonly<{ namespace: string; name: string }>,
+  accessMode: "ReadWriteOnce" | "ReadWriteMany",
+): Promise<void> {
+  await kubectl(
+    ["apply", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "PersistentVolume",
+      metadata: { name },
+      spec: {
+        capacity: { storage: "5Gi" },
+        accessModes: [accessMode],
+        persistentVolumeReclaimPolicy: "Retain",
+        storageClassName: "",
+        hostPath: { path: dir, type: "Directory" },
+        claimRef: claim,
+      },
+    }),
+  );
+}
+
 const coverageVolume = (namespace: string) => `${namespace}-coverage`;
 const COVERAGE_CLAIM = "sluice-coverage";
 
@@ -101,37 +129,24 @@ const COVERAGE_CLAIM = "sluice-coverage";
 export async function coverageValues(namespace: string): Promise<string[]> {
   const dir = containerCoverageDir(namespace);
   if (!dir) return [];
+  await nodeVolume(
+    coverageVolume(namespace),
+    dir,
+    { namespace, name: COVERAGE_CLAIM },
+    "ReadWriteMany",
+  );
   await kubectl(
     ["apply", "-f", "-"],
     JSON.stringify({
       apiVersion: "v1",
-      kind: "List",
-      items: [
-        {
-          apiVersion: "v1",
-          kind: "PersistentVolume",
-          metadata: { name: coverageVolume(namespace) },
-          spec: {
-            capacity: { storage: "1Gi" },
-            accessModes: ["ReadWriteMany"],
-            persistentVolumeReclaimPolicy: "Retain",
-            storageClassName: "",
-            hostPath: { path: dir, type: "Directory" },
-            claimRef: { namespace, name: COVERAGE_CLAIM },
-          },
-        },
-        {
-          apiVersion: "v1",
-          kind: "PersistentVolumeClaim",
-          metadata: { name: COVERAGE_CLAIM, namespace },
-          spec: {
-            accessModes: ["ReadWriteMany"],
-            storageClassName: "",
-            volumeName: coverageVolume(namespace),
-            resources: { requests: { storage: "1Gi" } },
-          },
-        },
-      ],
+      kind: "PersistentVolumeClaim",
+      metadata: { name: COVERAGE_CLAIM, namespace },
+      spec: {
+        accessModes: ["ReadWriteMany"],
+        storageClassName: "",
+        volumeName: coverageVolume(namespace),
+        resources: { requests: { storage: "1Gi" } },
+      },
     }),
   );
   const program = {

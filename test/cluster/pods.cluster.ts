@@ -25,6 +25,7 @@ import {
   kubectl,
   kubectlJson,
   kubectlResult,
+  nodeVolume,
   RELEASE,
 } from "./cluster.ts";
 import {
@@ -76,21 +77,11 @@ describe("Sluice's pods", { skip: missing }, () => {
     volumeDir = join(STATE_DIR, "volumes", persistentVolume());
     mkdirSync(volumeDir, { recursive: true, mode: 0o770 });
     chownSync(volumeDir, 1000, 1000);
-    await kubectl(
-      ["apply", "-f", "-"],
-      JSON.stringify({
-        apiVersion: "v1",
-        kind: "PersistentVolume",
-        metadata: { name: persistentVolume() },
-        spec: {
-          capacity: { storage: "5Gi" },
-          accessModes: ["ReadWriteMany"],
-          persistentVolumeReclaimPolicy: "Retain",
-          storageClassName: "",
-          hostPath: { path: volumeDir, type: "Directory" },
-          claimRef: { namespace, name: `${RELEASE}-uploads` },
-        },
-      }),
+    await nodeVolume(
+      persistentVolume(),
+      volumeDir,
+      { namespace, name: `${RELEASE}-uploads` },
+      "ReadWriteMany",
     );
   });
   after(async () => {

@@ -22,6 +22,7 @@ import {
   helm,
   kubectl,
   kubectlJson,
+  nodeVolume,
   RELEASE,
 } from "./cluster.ts";
 import { apiUrl, IMAGE, missingImage, PROGRAMS, rolledOut } from "./sluice-release.ts";
@@ -56,21 +57,11 @@ describe("services alongside, in the cluster", { skip }, () => {
       for (const claim of CLAIMS) {
         mkdirSync(volumeDir(claim), { recursive: true, mode: 0o700 });
         chownSync(volumeDir(claim), SERVICE_UID, SERVICE_UID);
-        await kubectl(
-          ["apply", "-f", "-"],
-          JSON.stringify({
-            apiVersion: "v1",
-            kind: "PersistentVolume",
-            metadata: { name: volume(claim) },
-            spec: {
-              capacity: { storage: "5Gi" },
-              accessModes: ["ReadWriteOnce"],
-              persistentVolumeReclaimPolicy: "Retain",
-              storageClassName: "",
-              hostPath: { path: volumeDir(claim), type: "Directory" },
-              claimRef: { namespace, name: claim },
-            },
-          }),
+        await nodeVolume(
+          volume(claim),
+          volumeDir(claim),
+          { namespace, name: claim },
+          "ReadWriteOnce",
         );
       }
       // The overlay of k8s/README.md: k8s/ as it is, its images swapped by name.
