@@ -178,6 +178,11 @@ export function kedaConfigDir(): string {
   return join(moduleDir("github.com/kedacore/keda/v2", VERSIONS.keda), "config");
 }
 
+/** The Gateway API's standard channel: the kustomization of its module's CRDs. */
+export function gatewayApiCrds(): string {
+  return join(moduleDir("sigs.k8s.io/gateway-api", VERSIONS.gatewayApi), "config", "crd");
+}
+
 /** kube-router, of which the cluster runs the network policy controller alone. */
 export function ensureKubeRouter(): string {
   if (existsSync(KUBE_ROUTER_BIN)) return KUBE_ROUTER_BIN;
@@ -278,6 +283,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   ensurePause();
   ensureKeda();
   ensureKubeRouter();
+  gatewayApiCrds();
   // For the Tiltfile's check; cluster:up itself does not need it.
   ensureTilt();
 }

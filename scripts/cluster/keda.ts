@@ -2,15 +2,14 @@
 // server and the external metrics APIService from the module's config/minimal (all of
 // config/default but the admission webhooks), with images made here from the binaries built
 // from source, since nothing can be pulled.
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { kubectlPath } from "../helm.ts";
 import { kedaConfigDir } from "./build.ts";
 import { writeImageArchive } from "./image-archive.ts";
+import { kubectl } from "./kubectl.ts";
 import { importImage } from "./node.ts";
-import { ADMIN_KUBECONFIG, KEDA_BIN, STATE_DIR } from "./paths.ts";
+import { KEDA_BIN, STATE_DIR } from "./paths.ts";
 import { VERSIONS } from "./versions.ts";
 
 export const KEDA_NAMESPACE = "keda";
@@ -25,18 +24,6 @@ const IMAGES = [
     local: "sluice.local/keda-metrics-apiserver",
   },
 ] as const;
-
-function kubectl(args: readonly string[], input?: string): string {
-  const result = spawnSync(kubectlPath(), ["--kubeconfig", ADMIN_KUBECONFIG, ...args], {
-    encoding: "utf8",
-    input,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (result.status !== 0) {
-    throw new Error(`kubectl ${args.join(" ")} failed: ${result.stderr || result.stdout}`);
-  }
-  return result.stdout;
-}
 
 /** Installs KEDA and waits until the API server serves external metrics through it. */
 export async function startKeda(): Promise<void> {

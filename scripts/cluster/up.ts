@@ -18,6 +18,7 @@ import {
   writeAdminKubeconfig,
 } from "./control-plane.ts";
 import { clusterDown } from "./down.ts";
+import { installGatewayApi } from "./gateway-api.ts";
 import { startKeda } from "./keda.ts";
 import { startKubeRouter } from "./network-policy.ts";
 import {
@@ -79,6 +80,7 @@ try {
   await startControllerManager();
   await startScheduler();
   console.log(`control plane ready (${elapsed()})`);
+  installGatewayApi();
   writeCniConfig();
   await startRegistry();
   writeRegistryHosts();

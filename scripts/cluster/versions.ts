@@ -1,5 +1,6 @@
 // Every version the local cluster uses, in one place. Kubernetes, CoreDNS, KEDA,
-// kube-router and Tilt are built from their Go modules; the rest comes from Debian's packages.
+// kube-router and Tilt are built from their Go modules, the Gateway API's CRDs come from
+// its module; the rest comes from Debian's packages.
 export const VERSIONS = {
   kubernetes: "1.35.4",
   // The staging modules (k8s.io/api, client-go, ...) released with that Kubernetes.
@@ -7,6 +8,9 @@ export const VERSIONS = {
   coredns: "1.14.7",
   // The operator and its metrics API server (github.com/kedacore/keda/v2), run as pods.
   keda: "2.21.0",
+  // The Gateway API's standard channel CRDs (sigs.k8s.io/gateway-api, config/crd), which
+  // the API server judges the chart's HTTPRoute by.
+  gatewayApi: "1.6.3",
   // Its network policy controller alone (github.com/cloudnativelabs/kube-router/v2).
   kubeRouter: "2.1.0",
   // The sandbox image made from scripts/cluster/pause.
