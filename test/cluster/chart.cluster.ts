@@ -4,6 +4,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KUBERNETES_PERMISSIONS } from "../../src/controller/kubernetes.ts";
+import { render } from "../kubernetes/chart.ts";
+import { validateObject } from "../kubernetes/strict-schema.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
 import type { Program } from "../support/program.ts";
 import {
@@ -19,6 +21,7 @@ import {
   CHART,
   createNamespace,
   deleteNamespace,
+  helm,
   installChart,
   kubectl,
   kubectlJson,
@@ -123,6 +126,74 @@ describe("install", () => {
       .map((p: any) => p.metadata.labels["app.kubernetes.io/component"])
       .sort();
     t.diagnostic(`${pods.length} pods admitted: ${components.join(", ")}`);
+  });
+});
+
+/**
+ * The paths of `rendered` that `stored` lacks or holds otherwise: what the API server
+ * dropped (a field its schema does not know) or changed. Defaults it adds are no difference.
+ */
+function differences(rendered: unknown, stored: unknown, path: string): string[] {
+  if (rendered === null || typeof rendered !== "object") {
+    return rendered === stored
+      ? []
+      : [`${path}: ${JSON.stringify(rendered)} stored as ${JSON.stringify(stored)}`];
+  }
+  if (stored === null || typeof stored !== "object") return [`${path}: missing`];
+  return Object.entries(rendered).flatMap(([key, value]) =>
+    differences(value, (stored as Record<string, unknown>)[key], `${path}.${key}`),
+  );
+}
+
+// No ingress controller or Gateway API implementation runs on this cluster
+// (docs/kubernetes.md), so nothing serves these routes: the API server judges them, the
+// Gateway API's CRDs and their validation rules included.
+describe("routes from outside the cluster", () => {
+  const ROUTES = [
+    "ingress.enabled=true",
+    "ingress.className=nginx",
+    "ingress.hosts[0]=uploads.example.com",
+    "httpRoute.enabled=true",
+    "httpRoute.parentRefs[0].name=public",
+    "httpRoute.hostnames[0]=uploads.example.com",
+  ];
+  const routesOf = async (set: string[]) =>
+    (await render({ release: RELEASE, namespace, set })).filter((o) =>
+      ["Ingress", "HTTPRoute"].includes(o.kind),
+    );
+
+  test("helm upgrade with the Ingress and the HTTPRoute: the API server stores both as rendered", async (t) => {
+    await helm([
+      ...["upgrade", RELEASE, CHART, ...ns(), "--reuse-values"],
+      ...ROUTES.flatMap((value) => ["--set", value]),
+    ]);
+    const seen = [];
+    for (const route of await routesOf(ROUTES)) {
+      const stored = await kubectlJson([...ns(), "get", route.kind, route.metadata.name]);
+      assert.deepEqual(differences(route.spec, stored.spec, `${route.kind}.spec`), []);
+      seen.push(`${route.kind} ${stored.metadata.name} (${stored.apiVersion})`);
+    }
+    assert.equal(seen.length, 2, seen.join(", "));
+    t.diagnostic(seen.join(", "));
+  });
+
+  test("an HTTPRoute the Gateway API's rules forbid is refused by the API server, though its schema passes", async (t) => {
+    const set = [
+      ...ROUTES,
+      "httpRoute.timeouts.request=10s",
+      "httpRoute.timeouts.backendRequest=20s",
+    ];
+    const route = (await routesOf(set)).find((o) => o.kind === "HTTPRoute");
+    assert.ok(route);
+    // What npm test's check of rendered objects sees: nothing wrong.
+    assert.deepEqual(validateObject(route), []);
+    const refused = await kubectlResult(
+      [...ns(), "create", "--dry-run=server", "-f", "-"],
+      JSON.stringify({ ...route, metadata: { ...route.metadata, name: "forbidden" } }),
+    );
+    assert.notEqual(refused.code, 0, refused.stdout);
+    assert.match(refused.stderr, /backendRequest timeout cannot be longer than request timeout/);
+    t.diagnostic(refused.stderr.trim());
   });
 });
 
