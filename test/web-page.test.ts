@@ -9,7 +9,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import {
+  type Browser,
+  type BrowserContext,
+  chromium,
+  type Locator,
+  type Page,
+} from "playwright-core";
 import { buildWeb } from "../scripts/build-web.ts";
 import { PAGE_CSP } from "../src/api/http/web.routes.ts";
 import {
@@ -117,6 +123,11 @@ async function upload(
   if (how === "drop") await drop(page, path);
   else await page.getByLabel("Choose a CSV file").setInputFiles(path);
   await page.getByRole("button", { name: "Upload", exact: true }).click();
+  return currentId(page);
+}
+
+/** The id of the upload the page follows, once it has one. */
+async function currentId(page: Page): Promise<string> {
   const id = page.locator("#current-id");
   await id.filter({ hasText: /^id [0-9a-f-]{36}$/ }).waitFor();
   return ((await id.textContent()) ?? "").replace(/^id /, "");
@@ -243,24 +254,48 @@ describe("the web page", () => {
     );
   });
 
-  test("cancels an upload in progress", async () => {
-    const path = join(files, "to-cancel.csv");
-    await writeFile(path, csv(Array.from({ length: 5_000 }, (_, i) => `${i},n${i},c${i}`)));
+  test("cancels an upload in progress, from its panel with the keyboard and from the list", async () => {
+    const rows = csv(Array.from({ length: 5_000 }, (_, i) => `${i},n${i},c${i}`));
+    const [first, second] = [join(files, "to-cancel.csv"), join(files, "to-cancel-too.csv")];
+    for (const path of [first, second]) await writeFile(path, rows);
     const { page, context, problems } = await openPage();
     await useKey(page);
-    const id = await upload(page, path);
+    // Chosen, sent and cancelled with keys alone: each control takes the focus and its key.
+    const press = async (control: Locator, key: string) => {
+      await control.focus();
+      await page.keyboard.press(key);
+    };
+    const chooser = page.waitForEvent("filechooser");
+    await press(page.getByLabel("Choose a CSV file"), "Space");
+    await (await chooser).setFiles(first);
+    await press(page.getByRole("button", { name: "Upload", exact: true }), "Enter");
+    const firstId = await currentId(page);
     // No worker runs yet: the upload waits, queued, with nothing landed.
     await statusIs(page, "queued");
     const cancel = page.getByRole("button", { name: "Cancel upload" });
-    await cancel.click();
+    await press(cancel, "Enter");
     await statusIs(page, "cancelled");
     await cancel.waitFor({ state: "hidden" });
-    await page
-      .locator("#uploads-table tr", { hasText: "to-cancel.csv" })
-      .getByText("cancelled")
-      .waitFor();
-    assert.deepEqual(await uploadRow(id), { status: "cancelled", rows_landed: 0 });
+    const listed = (name: string) => page.locator("#uploads-table tbody tr", { hasText: name });
+    await listed("to-cancel.csv").getByText("cancelled").waitFor();
+    assert.deepEqual(await uploadRow(firstId), { status: "cancelled", rows_landed: 0 });
     await screenshot(page, "cancelled");
+
+    // The second, from its row in the list of the tenant's uploads, where it comes first.
+    const secondId = await upload(page, second);
+    await statusIs(page, "queued");
+    await listed("to-cancel-too.csv").getByText("queued").waitFor();
+    await page.getByRole("button", { name: "Cancel to-cancel-too.csv" }).click();
+    await listed("to-cancel-too.csv").getByText("cancelled").waitFor();
+    assert.deepEqual(await uploadRow(secondId), { status: "cancelled", rows_landed: 0 });
+    const names = await page
+      .locator("#uploads-table tbody tr td:first-child")
+      .evaluateAll((cells: any[]) => cells.map((cell) => String(cell.textContent)));
+    assert.deepEqual(
+      names.map((name) => name.match(/to-cancel(-too)?\.csv/)?.[0]),
+      ["to-cancel-too.csv", "to-cancel.csv"],
+      "newest first",
+    );
     assert.deepEqual(problems, []);
     await context.close();
   });
