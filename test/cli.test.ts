@@ -120,6 +120,23 @@ describe("with a worker", () => {
     );
   });
 
+  test("kubectl sluice uploads and lists through kubectl, as its plugin", async () => {
+    const { PATH } = await pluginOnPath();
+    const file = await csvFile("plugin.csv", peopleCsv(1200));
+    const kubectl = (args: string[]) =>
+      sluice(["sluice", ...args], { ...vars, PATH, HOME: dir }, kubectlPath());
+    const run = await kubectl(["upload", "--json", file]);
+    assert.equal(run.code, 0, run.stderr);
+    const upload = JSON.parse(run.stdout);
+    assert.deepEqual([upload.status, upload.rowsLanded], ["completed", 1200]);
+    const list = await kubectl(["list", "--json", "--limit", "1"]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.deepEqual(
+      JSON.parse(list.stdout).items.map((u: { id: string }) => u.id),
+      [upload.id],
+    );
+  });
+
   test("upload without --json says where the rows went, on a pipe as on a terminal", async () => {
     const file = await csvFile("plain.csv", peopleCsv(1500));
     const run = await sluice(["upload", file], vars);
@@ -255,12 +272,17 @@ describe("without a worker", () => {
   });
 });
 
+/** A PATH on which kubectl finds the command as its plugin, as `npm link` installs it. */
+async function pluginOnPath(): Promise<{ pathDir: string; PATH: string }> {
+  const pathDir = await mkdtemp(join(dir, "path-"));
+  await symlink(BIN, join(pathDir, "kubectl-sluice"));
+  return { pathDir, PATH: `${pathDir}:${process.env.PATH ?? ""}` };
+}
+
 test("package.json names bin/sluice as sluice and kubectl-sluice; kubectl finds the plugin", async () => {
   const pkg = JSON.parse(await readFile(join(ROOT, "package.json"), "utf8"));
   assert.deepEqual(pkg.bin, { sluice: "bin/sluice", "kubectl-sluice": "bin/sluice" });
-  const pathDir = await mkdtemp(join(dir, "path-"));
-  await symlink(BIN, join(pathDir, "kubectl-sluice"));
-  const PATH = `${pathDir}:${process.env.PATH ?? ""}`;
+  const { pathDir, PATH } = await pluginOnPath();
   const kubectl = kubectlPath();
   const plugins = await sluice(["plugin", "list"], { PATH, HOME: dir }, kubectl);
   assert.match(plugins.stdout, new RegExp(`${pathDir}/kubectl-sluice`));
