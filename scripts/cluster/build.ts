@@ -183,6 +183,22 @@ export function gatewayApiCrds(): string {
   return join(moduleDir("sigs.k8s.io/gateway-api", VERSIONS.gatewayApi), "config", "crd");
 }
 
+/** The definitions of the kinds charts/services makes: CloudNativePG's Cluster, RabbitmqCluster. */
+export function serviceOperatorCrds(): string[] {
+  const bases = (module: string, version: string) =>
+    join(moduleDir(module, version), "config", "crd", "bases");
+  return [
+    join(
+      bases("github.com/cloudnative-pg/cloudnative-pg", VERSIONS.cloudnativePg),
+      "postgresql.cnpg.io_clusters.yaml",
+    ),
+    join(
+      bases("github.com/rabbitmq/cluster-operator/v2", VERSIONS.rabbitmqClusterOperator),
+      "rabbitmq.com_rabbitmqclusters.yaml",
+    ),
+  ];
+}
+
 /** kube-router, of which the cluster runs the network policy controller alone. */
 export function ensureKubeRouter(): string {
   if (existsSync(KUBE_ROUTER_BIN)) return KUBE_ROUTER_BIN;
@@ -284,6 +300,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   ensureKeda();
   ensureKubeRouter();
   gatewayApiCrds();
+  serviceOperatorCrds();
   // For the Tiltfile's check; cluster:up itself does not need it.
   ensureTilt();
 }

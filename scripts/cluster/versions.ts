@@ -11,6 +11,11 @@ export const VERSIONS = {
   // The Gateway API's standard channel CRDs (sigs.k8s.io/gateway-api, config/crd), which
   // the API server judges the chart's HTTPRoute by.
   gatewayApi: "1.6.3",
+  // The CRDs of the operators charts/services installs, from their modules, which the API
+  // server judges that folder's objects by: CloudNativePG's (the operator of its chart's
+  // 0.29 line) and the RabbitMQ Cluster Operator's (install.sh's RABBITMQ_OPERATOR_VERSION).
+  cloudnativePg: "1.30.0",
+  rabbitmqClusterOperator: "2.18.0",
   // Its network policy controller alone (github.com/cloudnativelabs/kube-router/v2).
   kubeRouter: "2.1.0",
   // The sandbox image made from scripts/cluster/pause.

@@ -2,14 +2,17 @@
 // (kubectl apply -k of k8s/ through an overlay that swaps the images, here for ones made
 // from Debian's packages since nothing can be pulled), then Sluice installed against them
 // with values-dev.yaml as that README says, and an upload landing once in the PostgreSQL and
-// the S3 that run in the cluster.
+// the S3 that run in the cluster. And charts/services' objects for the operators, which
+// cannot run here (install.sh fetches their charts and images), judged by the API server
+// under the operators' own CRDs.
 import assert from "node:assert/strict";
-import { chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import pg from "pg";
+import { serviceOperatorCrds } from "../../scripts/cluster/build.ts";
 import { STATE_DIR } from "../../scripts/cluster/paths.ts";
 import { importServicesImages, SERVICE_IMAGES } from "../../scripts/cluster/services-images.ts";
 import { sampleCsv } from "../support/csv-samples.ts";
@@ -22,6 +25,7 @@ import {
   helm,
   kubectl,
   kubectlJson,
+  kubectlResult,
   nodeVolume,
   RELEASE,
 } from "./cluster.ts";
@@ -29,6 +33,7 @@ import { apiUrl, IMAGE, missingImage, PROGRAMS, rolledOut } from "./sluice-relea
 
 const ROWS = 100_000;
 const K8S_DIR = join(import.meta.dirname, "..", "..", "k8s");
+const OPERATOR_OBJECTS = join(import.meta.dirname, "..", "..", "charts", "services");
 // The claims of k8s/'s StatefulSets, and the UID their images run as.
 const CLAIMS = ["data-postgresql-0", "data-rabbitmq-0"] as const;
 const SERVICE_UID = 999;
@@ -196,5 +201,50 @@ describe("services alongside, in the cluster", { skip }, () => {
     t.diagnostic(
       `${rows[0].n} rows once in the cluster's PostgreSQL, ${listed.KeyCount} batches in its S3, ${seconds(started)} from POST to completed`,
     );
+  });
+});
+
+describe("charts/services' objects under their operators' CRDs", () => {
+  let namespace: string;
+  const KINDS = ["clusters.postgresql.cnpg.io", "rabbitmqclusters.rabbitmq.com"];
+  /** A server-side dry run with strict field validation: a field the CRD lacks is refused. */
+  const judged = (objects: string) =>
+    kubectlResult(
+      [
+        ...["--namespace", namespace, "apply", "--dry-run=server", "--validate=strict"],
+        ...["-f", "-"],
+      ],
+      objects,
+    );
+  before(async () => {
+    namespace = await createNamespace("sluice-operators");
+    // As the operators' installs apply them; no operator runs, so nothing acts on the objects.
+    for (const crd of serviceOperatorCrds()) await kubectl(["apply", "--server-side", "-f", crd]);
+    await kubectl([
+      ...["wait", "--for=condition=Established", "--timeout=60s"],
+      ...KINDS.map((kind) => `crd/${kind}`),
+    ]);
+  });
+  after(() => deleteNamespace(namespace));
+
+  test("postgresql.yaml's Cluster and rabbitmq.yaml's RabbitmqCluster are accepted as they are", async (t) => {
+    const accepted = [];
+    for (const file of ["postgresql.yaml", "rabbitmq.yaml"]) {
+      const result = await judged(readFileSync(join(OPERATOR_OBJECTS, file), "utf8"));
+      assert.equal(result.code, 0, `${file}: ${result.stderr}`);
+      accepted.push(result.stdout.trim());
+    }
+    t.diagnostic(accepted.join("; "));
+  });
+
+  test("a misspelt field, or a Cluster of no instances, is refused", async (t) => {
+    const cluster = readFileSync(join(OPERATOR_OBJECTS, "postgresql.yaml"), "utf8");
+    const misspelt = await judged(cluster.replace("imageName:", "imagename:"));
+    assert.notEqual(misspelt.code, 0, misspelt.stdout);
+    assert.match(misspelt.stderr, /unknown field "spec.imagename"/);
+    const none = await judged(cluster.replace("instances: 1", "instances: 0"));
+    assert.notEqual(none.code, 0, none.stdout);
+    assert.match(none.stderr, /spec.instances/);
+    t.diagnostic(`${misspelt.stderr.trim()}; ${none.stderr.trim()}`);
   });
 });

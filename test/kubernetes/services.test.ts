@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { parse } from "yaml";
+import { VERSIONS } from "../../scripts/cluster/versions.ts";
 import { loadConfig } from "../../src/core/config.ts";
 import { container, parseYamlStream, type Rendered, render, root } from "./chart.ts";
 import { pinnedImage, pinnedVersion } from "./pinned.ts";
@@ -38,6 +39,8 @@ test("install.sh installs every chart and operator at a pinned version", () => {
     /https:\/\/github\.com\/rabbitmq\/cluster-operator\/releases\/download\/v\$\{RABBITMQ_OPERATOR_VERSION\}\/cluster-operator\.yml/,
   );
   assert.doesNotMatch(script, /releases\/latest/);
+  // The cluster's checks judge rabbitmq.yaml by the CRD of the operator install.sh installs.
+  assert.equal(variable("RABBITMQ_OPERATOR_VERSION"), VERSIONS.rabbitmqClusterOperator);
 });
 
 test("every image of charts/services is pinned to a release", () => {
