@@ -5,7 +5,9 @@
 // or the reason a file does not fit it. Its screenshots are the run's artefacts: in
 // test-results/web-page/, which git ignores, emptied when the run starts.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -167,6 +169,27 @@ function rejectedRows(page: Page): Promise<string[][]> {
 }
 
 const csv = (rows: string[]) => `id,name,city\n${rows.join("\n")}\n`;
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * What axe-core, run in the page as it stands, finds against WCAG 2.1 A and AA: each rule
+ * broken, with the elements that break it.
+ */
+async function accessibilityViolations(page: Page): Promise<string[]> {
+  // A script given as text is run by the browser's debugger protocol, which the page's
+  // Content-Security-Policy does not govern; the page itself stays under it.
+  await page.evaluate(AXE);
+  return page.evaluate(async () => {
+    const axe = (window as any).axe;
+    const result = await axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] },
+    });
+    return result.violations.map(
+      (v: any) => `${v.id}: ${v.nodes.map((n: any) => n.target.join(" ")).join(", ")}`,
+    );
+  });
+}
 
 /** Visible text whose colour has less than 4.5:1 against its background (WCAG AA). */
 function lowContrast(page: Page): Promise<string[]> {
@@ -437,6 +460,7 @@ describe("the web page", () => {
     assert.deepEqual(await uploadRow(id), { status: "completed", rows_landed: 4 });
     await screenshot(page, "rejected-rows");
     assert.deepEqual(await lowContrast(page), []);
+    assert.deepEqual(await accessibilityViolations(page), []);
     assert.deepEqual(problems, []);
     await context.close();
   });
@@ -569,6 +593,7 @@ describe("the web page", () => {
     assert.equal(await select.inputValue(), "", "back to JSON rows, not to another target");
     assert.deepEqual(await uploadRow(id), { status: "completed", rows_landed: 2 });
     assert.deepEqual(await lowContrast(page), []);
+    assert.deepEqual(await accessibilityViolations(page), []);
     assert.deepEqual(problems, [
       "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)",
       "Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)",
@@ -629,6 +654,7 @@ describe("the web page", () => {
     assert.deepEqual(unnamed, []);
     await screenshot(page, "phone");
     assert.deepEqual(await lowContrast(page), []);
+    assert.deepEqual(await accessibilityViolations(page), []);
     // The bad key's two calls: the uploads, and the targets.
     assert.deepEqual(problems, [
       "Failed to load resource: the server responded with a status of 401 (Unauthorized)",
