@@ -437,6 +437,37 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
     }
   });
 
+  test("a client that half-closes once its whole body is sent gets its 202, raw or multipart", async () => {
+    const csv = "id,name\n1,a\n2,b\n";
+    const ids: string[] = [];
+    for (const { contentType, body } of [
+      { contentType: "text/csv", body: Buffer.from(csv) },
+      { contentType: MULTIPART, body: multipartBody(csv) },
+    ]) {
+      const exchange = rawRequest(
+        api.url,
+        uploadHead({ key: key("carol"), contentType, length: body.length }),
+      );
+      exchange.write(body);
+      // Done sending, as some clients and proxies say once a request is out; HTTP/1.1
+      // still owes them the answer.
+      exchange.socket.end();
+      const answer = await exchange.answered;
+      assert.equal(answer?.status, 202, `${contentType}: ${answer?.text ?? "no answer"}`);
+      ids.push(answer.body.id);
+    }
+    const { rows } = await env.sql.query(
+      "select status, rows_total from uploads where id = any($1) order by created_at",
+      [ids],
+    );
+    // No worker runs: each is recorded once, queued with its two rows.
+    assert.deepEqual(rows, [
+      { status: "queued", rows_total: 2 },
+      { status: "queued", rows_total: 2 },
+    ]);
+    await settled();
+  });
+
   test("a steady sender outlives many idle timeouts and is accepted", async () => {
     const chunks = 12;
     const exchange = rawRequest(

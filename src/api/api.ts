@@ -215,6 +215,12 @@ async function listenApi(api: Api, port: number, host: string | undefined): Prom
     { requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS },
     api.app.callback(),
   );
+  // A client may close its sending side once its request is out (HTTP/1.1 allows it; some
+  // clients and proxies do). By default Node then ends the connection at once, and the
+  // upload, accepted or not, goes unanswered. Node's http server has long read this
+  // property, though its documentation does not list it: with it the answer is still
+  // sent, and the connection ends after it.
+  Object.assign(server, { httpAllowHalfOpen: true });
   server.listen(port, host);
   await once(server, "listening");
   return server;

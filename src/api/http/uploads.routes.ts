@@ -310,6 +310,9 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<TenantState> {
       deps.metrics.progressStreams.dec();
     });
     ctx.res.once("close", () => stream.destroy());
+    // The server keeps answering a client that closed its sending side (api.ts); a stream of
+    // events reads nothing more from it, so that close means the client has gone.
+    ctx.req.socket.once("end", () => stream.destroy());
     ctx.req.socket.setTimeout(0);
     ctx.type = "text/event-stream";
     // Proxies such as nginx would otherwise hold events back in their buffers.
