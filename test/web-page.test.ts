@@ -522,6 +522,8 @@ describe("the web page", () => {
     await statusIs(page, "completed");
     await page.getByText("Into target people (version 1)", { exact: true }).waitFor();
     await page.getByText("2 of 3 rows landed, 1 rows rejected", { exact: true }).waitFor();
+    // The rejected rows are fetched once the upload has ended: their table follows.
+    await page.getByText("1 row was rejected.").waitFor();
     const rejected = await rejectedRows(page);
     assert.deepEqual(
       rejected.map((row) => row.slice(0, 3)),
