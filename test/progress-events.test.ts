@@ -2,6 +2,7 @@
 // final status, fed by Redis pub/sub through one subscriber connection per api process.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import http from "node:http";
 import { after, before, describe, test } from "node:test";
 import type { ProgressEvent } from "../src/api/progress/progress-event.ts";
 import { createProgressHub } from "../src/api/progress/progress-hub.ts";
@@ -263,6 +264,35 @@ describe("GET /uploads/:id/events", () => {
     abort.abort();
     await waitFor("the stream to stop listening", async () => stack.api.progress.listeners() === 0);
     await waitFor("the open streams gauge to drop", async () => (await open()) === "0");
+  });
+
+  test("one connection carries stream after stream, as a page following uploads does, and gathers nothing", async () => {
+    const { id } = await acceptedUpload(stack.url, sampleCsv(10).csv);
+    await getJson(`${stack.url}/uploads/${id}`, { method: "DELETE" });
+    const warnings: string[] = [];
+    const warned = (warning: Error) => warnings.push(`${warning.name}: ${warning.message}`);
+    process.on("warning", warned);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const sockets = new Set<unknown>();
+    try {
+      // A finished upload's stream is its final state alone: each ends at once, and the
+      // next goes out on the same connection.
+      for (let i = 0; i < 15; i++) {
+        const request = http.get(`${stack.url}/uploads/${id}/events`, { agent });
+        const [response] = (await once(request, "response")) as [http.IncomingMessage];
+        sockets.add(request.socket);
+        assert.equal(response.statusCode, 200);
+        response.resume();
+        await once(response, "end");
+      }
+      // Warnings are emitted on a later turn.
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      agent.destroy();
+      process.off("warning", warned);
+    }
+    assert.equal(sockets.size, 1, "one connection");
+    assert.deepEqual(warnings, []);
   });
 
   test("an unknown upload has no stream", async () => {

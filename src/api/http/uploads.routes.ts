@@ -305,15 +305,20 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<TenantState> {
       throw err;
     }
     deps.metrics.progressStreams.inc();
+    // The server keeps answering a client that closed its sending side (api.ts); a stream of
+    // events reads nothing more from it, so that close means the client has gone. The
+    // connection may carry further requests (a page follows upload after upload on one):
+    // the listener goes with the stream.
+    const socket = ctx.req.socket;
+    const clientGone = () => stream.destroy();
+    socket.once("end", clientGone);
     stream.once("close", () => {
+      socket.off("end", clientGone);
       release();
       deps.metrics.progressStreams.dec();
     });
     ctx.res.once("close", () => stream.destroy());
-    // The server keeps answering a client that closed its sending side (api.ts); a stream of
-    // events reads nothing more from it, so that close means the client has gone.
-    ctx.req.socket.once("end", () => stream.destroy());
-    ctx.req.socket.setTimeout(0);
+    socket.setTimeout(0);
     ctx.type = "text/event-stream";
     // Proxies such as nginx would otherwise hold events back in their buffers.
     ctx.set("X-Accel-Buffering", "no");
