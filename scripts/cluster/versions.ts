@@ -1,6 +1,6 @@
 // Every version the local cluster uses, in one place. Kubernetes, CoreDNS, KEDA,
-// kube-router and Tilt are built from their Go modules, the Gateway API's CRDs come from
-// its module; the rest comes from Debian's packages.
+// kube-router and Tilt are built from their Go modules; the CRDs of the Gateway API and of
+// two operators come from theirs; the rest comes from Debian's packages.
 export const VERSIONS = {
   kubernetes: "1.35.4",
   // The staging modules (k8s.io/api, client-go, ...) released with that Kubernetes.
