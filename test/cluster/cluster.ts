@@ -13,7 +13,11 @@ import { writeKubeconfig } from "../../scripts/cluster/control-plane.ts";
 import { ctr, importImage } from "../../scripts/cluster/node.ts";
 import { ADMIN_KUBECONFIG, NETWORK } from "../../scripts/cluster/paths.ts";
 import { helmPath, kubectlPath } from "../../scripts/helm.ts";
-import { COVERAGE_IN_CONTAINER, containerCoverageDir } from "../support/container-coverage.ts";
+import {
+  CONTAINER_COVERAGE,
+  COVERAGE_IN_CONTAINER,
+  containerCoverageDir,
+} from "../support/container-coverage.ts";
 
 export { ADMIN_KUBECONFIG };
 
@@ -81,6 +85,7 @@ export async function createNamespace(prefix: string): Promise<string> {
 
 export async function deleteNamespace(name: string): Promise<void> {
   await kubectl(["delete", "namespace", name, "--wait=false", "--ignore-not-found"]);
+  if (!CONTAINER_COVERAGE) return;
   await kubectl([
     "delete",
     "persistentvolume",
@@ -225,10 +230,10 @@ export async function containerEnds(
     .containerStatuses;
   const ends = statuses.map((status: any) => ({
     container: status.name,
-    ...status.state.terminated,
+    exitCode: status.state.terminated?.exitCode,
+    reason: status.state.terminated?.reason,
   }));
-  if (!ends.every((end: any) => end.exitCode !== undefined)) return undefined;
-  return ends.map(({ container, exitCode, reason }: any) => ({ container, exitCode, reason }));
+  return ends.every((end: any) => end.exitCode !== undefined) ? ends : undefined;
 }
 
 /** A kubeconfig file for the cluster's administrator pointed at another API server address. */
