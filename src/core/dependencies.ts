@@ -27,17 +27,21 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** A dependency that did not answer in time; the message says where and after how long. */
-export class DependencyTimeoutError extends Error {
-  override name = "DependencyTimeoutError";
-  /** Node's code for a timed-out connection, which is what this amounts to. */
-  readonly code = "ETIMEDOUT";
+/** An operation on a dependency that failed for want of the dependency, naming which. */
+abstract class DependencyFailure extends Error {
   readonly dependency: Dependency;
 
   constructor(dependency: Dependency, message: string, options?: ErrorOptions) {
     super(message, options);
     this.dependency = dependency;
   }
+}
+
+/** A dependency that did not answer in time; the message says where and after how long. */
+export class DependencyTimeoutError extends DependencyFailure {
+  override name = "DependencyTimeoutError";
+  /** Node's code for a timed-out connection, which is what this amounts to. */
+  readonly code = "ETIMEDOUT";
 
   /** "PostgreSQL at postgres://…/sluice did not answer within 5000 ms" */
   static silent(
@@ -89,16 +93,10 @@ export function withinDeadline<T>(
  * A dependency's connection that was lost, or was not there, under an operation: the client's
  * own error, which often says so only in its message, is the cause.
  */
-export class DependencyLostError extends Error {
+export class DependencyLostError extends DependencyFailure {
   override name = "DependencyLostError";
   /** Node's code for a connection reset, which is what this amounts to. */
   readonly code = "ECONNRESET";
-  readonly dependency: Dependency;
-
-  constructor(dependency: Dependency, message: string, options?: ErrorOptions) {
-    super(message, options);
-    this.dependency = dependency;
-  }
 }
 
 export type Check = Readonly<{ dependency: Dependency; answers: () => Promise<unknown> }>;
