@@ -6,7 +6,22 @@
 // the batch as it is (batch-layout.ts): a value is a JSON string, whose escapes of a
 // backslash, a line break or a tab are COPY's too, so most values are copied whole.
 import { createHash } from "node:crypto";
-import { copyRun, malformed, ROWS_OPEN, startsWith } from "../uploads/batch-layout.ts";
+import {
+  BACKSLASH,
+  COMMA,
+  checkRowClosed,
+  copyRun,
+  malformed,
+  NEWLINE,
+  QUOTE,
+  ROW_NUMBER_AT,
+  ROWS_OPEN,
+  rowCount,
+  rowNumberEnd,
+  rowsOpen,
+  TAB,
+  VALUES_AFTER,
+} from "../uploads/batch-layout.ts";
 import {
   type CompiledFormat,
   compileFormat,
@@ -15,18 +30,8 @@ import {
   type TargetSnapshot,
 } from "./target-definition.ts";
 
-const NEWLINE = 0x0a;
-const TAB = 0x09;
-const COMMA = 0x2c;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
 const SLASH = 0x2f;
 const LETTER_U = 0x75;
-const CLOSE_BRACE = 0x7d;
-const CLOSE_BRACKET = 0x5d;
-const ROWS_OPEN_BYTES = Buffer.from(ROWS_OPEN);
-const ROW_PREFIX = Buffer.from('{"row":');
-const VALUES_PREFIX = Buffer.from(',"values":[');
 const NULL_TEXT = Buffer.from("\\N");
 
 /** What the batch says before its rows: the file's header, and each row's line as steps. */
@@ -37,8 +42,7 @@ export type BatchHead = Readonly<{
 }>;
 
 export function batchHead(batch: Buffer): BatchHead {
-  const open = batch.indexOf(ROWS_OPEN_BYTES);
-  if (open < 0) throw new Error("batch has no rows section");
+  const open = rowsOpen(batch);
   const head = JSON.parse(`${batch.toString("utf8", 0, open)}"rows":[]}`) as {
     columns?: unknown;
     lines?: unknown;
@@ -137,13 +141,8 @@ export function targetCopy(target: TargetSnapshot, head: BatchHead): TargetCopy 
   return {
     columns: landed.map(({ column }) => ({ name: column.name, type: column.type })),
     text(batch, numbered) {
-      const open = batch.indexOf(ROWS_OPEN_BYTES);
-      if (open < 0) throw new Error("batch has no rows section");
-      let rows = 0;
-      for (let at = batch.indexOf(NEWLINE, open); at >= 0; at = batch.indexOf(NEWLINE, at + 1)) {
-        rows++;
-      }
-      const out = Buffer.allocUnsafe(batch.length - open + rows * extraPerRow);
+      const open = rowsOpen(batch);
+      const out = Buffer.allocUnsafe(batch.length - open + rowCount(batch, open) * extraPerRow);
       const starts = new Int32Array(width);
       const ends = new Int32Array(width);
       const escapes = new Uint8Array(width);
@@ -151,17 +150,13 @@ export function targetCopy(target: TargetSnapshot, head: BatchHead): TargetCopy 
       let step = 0;
       let w = 0;
       let line = 0;
-      for (let at = open + ROWS_OPEN_BYTES.length; ; ) {
+      for (let at = open + ROWS_OPEN.length; ; ) {
         const end = batch.indexOf(NEWLINE, at);
         if (end < 0) break;
         line++;
-        if (!startsWith(batch, at, ROW_PREFIX)) throw malformed(line);
-        let p = at + ROW_PREFIX.length;
-        const rowStart = p;
-        while (p < end && batch[p] !== COMMA) p++;
-        const rowEnd = p;
-        if (!startsWith(batch, p, VALUES_PREFIX)) throw malformed(line);
-        p += VALUES_PREFIX.length;
+        const rowStart = at + ROW_NUMBER_AT;
+        const rowEnd = rowNumberEnd(batch, at, end, line);
+        let p = rowEnd + VALUES_AFTER;
         for (let k = 0; k < width; k++) {
           if (k > 0 && batch[p++] !== COMMA) throw malformed(line);
           if (batch[p] !== QUOTE) throw malformed(line);
@@ -177,9 +172,7 @@ export function targetCopy(target: TargetSnapshot, head: BatchHead): TargetCopy 
           escapes[k] = escaped;
           ends[k] = p++;
         }
-        if (batch[p] !== CLOSE_BRACKET || batch[p + 1] !== CLOSE_BRACE) throw malformed(line);
-        p += 2;
-        if (p !== end && !(p === end - 1 && batch[p] === COMMA)) throw malformed(line);
+        checkRowClosed(batch, p, end, line);
 
         if (numbered) {
           const row = Number(batch.toString("latin1", rowStart, rowEnd));

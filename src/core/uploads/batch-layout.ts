@@ -15,11 +15,12 @@ export const ROWS_OPEN = '"rows":[\n';
 const ROW_PREFIX = '{"row":';
 const VALUES_PREFIX = ',"values":[';
 
-const NEWLINE = 0x0a;
-const TAB = 0x09;
-const COMMA = 0x2c;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
+/** The bytes batches and COPY text are made of, for the loops that read and write them. */
+export const NEWLINE = 0x0a;
+export const TAB = 0x09;
+export const COMMA = 0x2c;
+export const QUOTE = 0x22;
+export const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;
 const CLOSE_BRACE = 0x7d;
 const CLOSE_BRACKET = 0x5d;
@@ -44,6 +45,41 @@ export function malformed(line: number): Error {
   return new Error(`batch row line ${line} is malformed`);
 }
 
+/** Where the rows section opens; the rows follow ROWS_OPEN, one a line. */
+export function rowsOpen(batch: Buffer): number {
+  const open = batch.indexOf(ROWS_OPEN_BYTES);
+  if (open < 0) throw new Error("batch has no rows section");
+  return open;
+}
+
+/** How many rows follow `open`: each ends with a line break. */
+export function rowCount(batch: Buffer, open: number): number {
+  let rows = 0;
+  for (let at = batch.indexOf(NEWLINE, open); at >= 0; at = batch.indexOf(NEWLINE, at + 1)) rows++;
+  return rows;
+}
+
+/** Where a row's number starts, the row starting at `at`. */
+export const ROW_NUMBER_AT = ROW_PREFIX_BYTES.length;
+/** How far past its number's end a row's first value starts. */
+export const VALUES_AFTER = VALUES_PREFIX_BYTES.length;
+
+/** Where the number of the row between `at` and `end` ends; throws unless it is a row. */
+export function rowNumberEnd(batch: Buffer, at: number, end: number, line: number): number {
+  if (!startsWith(batch, at, ROW_PREFIX_BYTES)) throw malformed(line);
+  let p = at + ROW_PREFIX_BYTES.length;
+  while (p < end && batch[p] !== COMMA) p++;
+  if (!startsWith(batch, p, VALUES_PREFIX_BYTES)) throw malformed(line);
+  return p;
+}
+
+/** Throws unless the row's values, ending at `p`, close the row that ends at `end`. */
+export function checkRowClosed(batch: Buffer, p: number, end: number, line: number): void {
+  if (batch[p] !== CLOSE_BRACKET || batch[p + 1] !== CLOSE_BRACE) throw malformed(line);
+  const closed = p + 2;
+  if (closed !== end && !(closed === end - 1 && batch[closed] === COMMA)) throw malformed(line);
+}
+
 /** `"column":` for each column, as COPY text: JSON's backslashes doubled. */
 function copyKeys(batch: Buffer, open: number): Buffer[] {
   const head = JSON.parse(`${batch.toString("utf8", 0, open)}"rows":[]}`) as {
@@ -64,16 +100,14 @@ function copyKeys(batch: Buffer, open: number): Buffer[] {
  * line break, so only backslashes need escaping and no value is decoded on the way.
  */
 export function rowsAsCopyText(uploadId: string, batch: Buffer): Buffer {
-  const open = batch.indexOf(ROWS_OPEN_BYTES);
-  if (open < 0) throw new Error("batch has no rows section");
+  const open = rowsOpen(batch);
   const keys = copyKeys(batch, open);
   const id = Buffer.from(`${uploadId}\t`);
   let keyBytes = 0;
   for (const key of keys) keyBytes += key.length;
 
   // Each row grows by its id and keys; a value's bytes at most double (every one a backslash).
-  let rows = 0;
-  for (let at = batch.indexOf(NEWLINE, open); at >= 0; at = batch.indexOf(NEWLINE, at + 1)) rows++;
+  const rows = rowCount(batch, open);
   const out = Buffer.allocUnsafe(
     (batch.length - open) * 2 + rows * (id.length + keyBytes + keys.length + 4),
   );
@@ -84,12 +118,10 @@ export function rowsAsCopyText(uploadId: string, batch: Buffer): Buffer {
     const end = batch.indexOf(NEWLINE, at);
     if (end < 0) break;
     line++;
-    if (!startsWith(batch, at, ROW_PREFIX_BYTES)) throw malformed(line);
+    const numberEnd = rowNumberEnd(batch, at, end, line);
     w += copyRun(id, 0, id.length, out, w);
-    let p = at + ROW_PREFIX_BYTES.length;
-    while (p < end && batch[p] !== COMMA) out[w++] = batch[p++] as number;
-    if (!startsWith(batch, p, VALUES_PREFIX_BYTES)) throw malformed(line);
-    p += VALUES_PREFIX_BYTES.length;
+    w += copyRun(batch, at + ROW_NUMBER_AT, numberEnd, out, w);
+    let p = numberEnd + VALUES_AFTER;
     out[w++] = TAB;
     out[w++] = OPEN_BRACE;
     for (let k = 0; k < keys.length; k++) {
@@ -127,9 +159,7 @@ export function rowsAsCopyText(uploadId: string, batch: Buffer): Buffer {
       }
       out[w++] = QUOTE;
     }
-    if (batch[p] !== CLOSE_BRACKET || batch[p + 1] !== CLOSE_BRACE) throw malformed(line);
-    p += 2;
-    if (p !== end && !(p === end - 1 && batch[p] === COMMA)) throw malformed(line);
+    checkRowClosed(batch, p, end, line);
     out[w++] = CLOSE_BRACE;
     out[w++] = NEWLINE;
     at = end + 1;
