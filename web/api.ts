@@ -1,6 +1,6 @@
 // Sluice's HTTP api as the page uses it. The key travels only in the Authorization header,
 // never in a URL.
-import type { ProgressEvent } from "../src/api/progress/progress-event.ts";
+import { type ProgressEvent, toProgressEvent } from "../src/api/progress/progress-event.ts";
 import type { UploadStatus } from "../src/core/uploads/upload-status.ts";
 import { readCsvRecords } from "./csv.ts";
 import { readSse } from "./sse.ts";
@@ -150,16 +150,9 @@ export async function followProgress(
         signal,
       });
       if (response.status === 204) {
+        // The upload had already ended: its record says the last of it.
         const upload = await getUpload(key, id);
-        return {
-          status: upload.status,
-          rows: upload.rows,
-          rowsLanded: upload.rowsLanded,
-          rowErrors: upload.rowErrors,
-          batches: { landed: upload.batches.landed, total: upload.batches.total },
-          stalled: false,
-          secondsLeft: null,
-        };
+        return toProgressEvent({ ...upload, stalled: false, queuedAt: null }, Date.now());
       }
       if (!response.ok || !response.body) {
         throw errorFrom(
