@@ -71,14 +71,24 @@ function dateCheck(format: string, type: "date" | "timestamptz"): ValueCheck {
   const fixed = (["YYYY", "MM", "DD", "HH", "MI", "SS"] as const).every(
     (t) => groups[t] === undefined || places[t] !== undefined,
   );
-  const width = (t: Token) => (t === "YYYY" ? 4 : 2);
+  // Each field's place, -1 for one the format lacks.
+  const [year, month, day, hour, minute, second] = (
+    ["YYYY", "MM", "DD", "HH", "MI", "SS"] as const
+  ).map((t) => places[t] ?? -1) as [number, number, number, number, number, number];
+  const read = (value: string, at: number, width: number) =>
+    at < 0 ? 0 : digitsAt(value, at, width);
   // A zone that ends the format ends the value: Z, or from its last sign on.
   const zoneLast = groups.TZ === undefined || format.endsWith("TZ");
   return (value) => {
     if (fixed && zoneLast) {
       if (!shape.test(value)) return `does not match the format ${format}`;
-      const problem = fieldsProblem((t) =>
-        places[t] === undefined ? 0 : digitsAt(value, places[t] as number, width(t)),
+      const problem = fieldsProblem(
+        read(value, year, 4),
+        read(value, month, 2),
+        read(value, day, 2),
+        read(value, hour, 2),
+        read(value, minute, 2),
+        read(value, second, 2),
       );
       if (problem || groups.TZ === undefined || value.endsWith("Z")) return problem;
       const sign = Math.max(value.lastIndexOf("+"), value.lastIndexOf("-"));
@@ -88,8 +98,14 @@ function dateCheck(format: string, type: "date" | "timestamptz"): ValueCheck {
     }
     const match = pattern.exec(value);
     if (!match) return `does not match the format ${format}`;
-    const problem = fieldsProblem((t) =>
-      groups[t] === undefined ? 0 : Number(match[groups[t] as number]),
+    const field = (t: Token) => (groups[t] === undefined ? 0 : Number(match[groups[t] as number]));
+    const problem = fieldsProblem(
+      field("YYYY"),
+      field("MM"),
+      field("DD"),
+      field("HH"),
+      field("MI"),
+      field("SS"),
     );
     if (problem || groups.TZ === undefined) return problem;
     const zone = match[groups.TZ] as string;
@@ -99,18 +115,22 @@ function dateCheck(format: string, type: "date" | "timestamptz"): ValueCheck {
   };
 }
 
-/** What is wrong with a date's or a time's fields, read by `field`, if anything. */
-function fieldsProblem(field: (token: Token) => number): string | undefined {
-  const year = field("YYYY");
-  const month = field("MM");
-  const day = field("DD");
+/** What is wrong with a date's or a time's fields, if anything; 0 for a field not written. */
+function fieldsProblem(
+  year: number,
+  month: number,
+  day: number,
+  hour: number,
+  minute: number,
+  second: number,
+): string | undefined {
   if (year < 1) return "has year 0000";
   if (month < 1 || month > 12) return `has month ${month}`;
   const days = month === 2 && isLeap(year) ? 29 : (DAYS[month - 1] as number);
   if (day < 1 || day > days) return `has day ${day}, and the month has ${days}`;
-  if (field("HH") > 23) return `has hour ${field("HH")}`;
-  if (field("MI") > 59) return `has minute ${field("MI")}`;
-  if (field("SS") > 59) return `has second ${field("SS")}`;
+  if (hour > 23) return `has hour ${hour}`;
+  if (minute > 59) return `has minute ${minute}`;
+  if (second > 59) return `has second ${second}`;
   return undefined;
 }
 
