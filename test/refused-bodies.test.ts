@@ -26,12 +26,13 @@ import {
 const KEY = "alice-key-7c41b9e0";
 /** Far beyond what the sockets' buffers hold on either side, so most of it is still to come. */
 const BODY_BYTES = 12 * 1024 * 1024;
-const MAX_UPLOAD_BYTES = 1_000_000;
+/** Bodies refused part way through are within it; those refused at their headers declare more. */
+const MAX_UPLOAD_BYTES = BODY_BYTES;
 
-/** A CSV file of BODY_BYTES whose first line is `header`. */
-function csvOf(header: string): Buffer {
+/** A CSV file of `bytes` whose first line is `header`. */
+function csvOf(header: string, bytes = BODY_BYTES): Buffer {
   const head = Buffer.from(`${header}\n`);
-  return Buffer.concat([head, Buffer.alloc(BODY_BYTES - head.length, "1,2\n")]);
+  return Buffer.concat([head, Buffer.alloc(bytes - head.length, "1,2\n")]);
 }
 
 type Refusal = Readonly<{
@@ -53,8 +54,8 @@ const REFUSALS: readonly Refusal[] = [
     code: "Unauthorized",
   },
   {
-    name: "refused mid-body (past MAX_UPLOAD_BYTES)",
-    body: csvOf("a,b"),
+    name: "refused at its headers (a length past MAX_UPLOAD_BYTES)",
+    body: csvOf("a,b", MAX_UPLOAD_BYTES + 1),
     contentType: "text/csv",
     key: KEY,
     status: 413,
@@ -69,7 +70,7 @@ const REFUSALS: readonly Refusal[] = [
     code: "InvalidHeader",
   },
   {
-    name: "refused mid-body (a form past MAX_UPLOAD_BYTES)",
+    name: "refused at its headers (a form's length past MAX_UPLOAD_BYTES)",
     body: multipartBody(csvOf("a,b").toString("latin1")),
     contentType: `multipart/form-data; boundary=${BOUNDARY}`,
     key: KEY,

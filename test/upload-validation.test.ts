@@ -4,6 +4,7 @@ import { readdir } from "node:fs/promises";
 import { before, describe, test } from "node:test";
 import amqp from "amqplib";
 import { queueNames } from "../src/core/broker/queue-names.ts";
+import { rawRequest, uploadHead } from "./support/raw-http.ts";
 import { getJson, type InProcess, stackStarter, type TestEnv, waitFor } from "./support/stack.ts";
 
 const startStack = stackStarter();
@@ -150,9 +151,22 @@ describe("rejected uploads", () => {
     await expectRejected(await post("a,b,c,d,e,f\n1,2,3,4,5,6\n"), 422, "TooManyColumns");
   });
 
-  test("a body over MAX_UPLOAD_BYTES is 413 TooLarge and its file is removed", async () => {
-    const big = `a,b\n${"1,2\n".repeat(60_000)}`;
-    await expectRejected(await post(big), 413, "TooLarge");
+  test("a body that grows over MAX_UPLOAD_BYTES is 413 TooLarge and its file is removed", async () => {
+    // Sent without a length, so that only its bytes tell.
+    const big = Buffer.from(`a,b\n${"1,2\n".repeat(60_000)}`);
+    await expectRejected(await postChunked(big, 64 * 1024), 413, "TooLarge");
+  });
+
+  test("a body declared over MAX_UPLOAD_BYTES is 413 TooLarge before a byte of it is sent", async () => {
+    const { rows: before } = await env.sql.query("select count(*)::int as n from uploads");
+    const exchange = rawRequest(api.url, uploadHead({ contentType: "text/csv", length: 200_001 }));
+    // A server waiting for the body would find it cut short here instead.
+    exchange.socket.end();
+    const answer = await exchange.answered;
+    assert.equal(answer?.status, 413, JSON.stringify(answer?.body));
+    assert.equal(answer?.body.error.code, "TooLarge");
+    const { rows: after } = await env.sql.query("select count(*)::int as n from uploads");
+    assert.equal(after[0].n, before[0].n);
   });
 
   test("a file part in base64 or quoted-printable is 415 UnsupportedEncoding, and records nothing", async () => {

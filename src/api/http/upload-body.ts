@@ -43,8 +43,10 @@ const tooLarge = (maxBytes: number) =>
     where: { byte: maxBytes },
   });
 
-/** Refuses what Sluice cannot read before a byte of the body is. */
-export function checkBodyHeaders(req: IncomingMessage): void {
+/** Refuses what Sluice cannot read, or would refuse once read, before a byte of the body is. */
+export function checkBodyHeaders(req: IncomingMessage, limits: BodyLimits): void {
+  // The client learns now, not after sending the limit's worth of bytes.
+  if (Number(req.headers["content-length"]) > limits.maxBytes) throw tooLarge(limits.maxBytes);
   const encoding = (req.headers["content-encoding"] ?? "").trim().toLowerCase();
   if (encoding !== "" && encoding !== "identity") {
     throw new AppError(

@@ -159,7 +159,7 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<TenantState> {
     }
     const encoding = parseEncoding(queryValue(ctx.query.encoding));
     const delimiter = parseDelimiter(queryValue(ctx.query.delimiter));
-    checkBodyHeaders(ctx.req);
+    checkBodyHeaders(ctx.req, deps.bodyLimits);
     const idempotencyKey = parseIdempotencyKey(ctx.get("idempotency-key"));
     const target = await uploadTarget(deps.db, tenant, queryValue(ctx.query.target));
     const { view, replayed } = await deps.uploadSlots.hold(ctx, tenant, async () => {
