@@ -188,7 +188,30 @@ describe("the pipeline", () => {
     const missing = await getJson(`${stack.url}/uploads/00000000-0000-4000-8000-000000000000`);
     assert.equal(missing.status, 404);
     assert.equal(missing.body.error.code, "NotFound");
-    const junk = await getJson(`${stack.url}/uploads/not-an-id`);
+    const junk = await getJson(`${stack.url}/uploads/${"not-an-id".repeat(200)}`);
     assert.equal(junk.status, 404);
+    assert.doesNotMatch(
+      JSON.stringify(junk.body),
+      /not-an-id/,
+      "what the client sent is not echoed",
+    );
+  });
+
+  test("an upload's id in capitals names the same upload", async () => {
+    const { id } = (await uploadCsv(stack.url, sampleCsv(2).csv)).body;
+    const shouted = await getJson(`${stack.url}/uploads/${id.toUpperCase()}`);
+    assert.equal(shouted.status, 200, JSON.stringify(shouted.body));
+    assert.equal(shouted.body.id, id);
+    const page = await getJson(`${stack.url}/uploads?limit=1&after=${id.toUpperCase()}`);
+    assert.equal(page.status, 200, JSON.stringify(page.body));
+  });
+
+  test("a page's limit is written in decimal digits", async () => {
+    for (const limit of ["0x10", "1e2", " 5", "5.0", "+5", "0", "101"]) {
+      const listed = await getJson(`${stack.url}/uploads?limit=${encodeURIComponent(limit)}`);
+      assert.equal(listed.status, 400, `limit=${limit}: ${JSON.stringify(listed.body)}`);
+      assert.equal(listed.body.error.code, "InvalidParameter");
+    }
+    assert.equal((await getJson(`${stack.url}/uploads?limit=100`)).status, 200);
   });
 });

@@ -147,8 +147,12 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<TenantState> {
 
   /** The upload if the caller's tenant owns it; another tenant's upload is as unknown as a missing one. */
   async function owned(id: string, tenant: string): Promise<UploadView> {
-    const view = isUploadId(id) ? await deps.status.get(id) : undefined;
-    if (!view || view.tenant !== tenant) throw new AppError("NotFound", `no upload ${id}`);
+    // A UUID in capitals is the same UUID; anything else is no upload, and is not echoed.
+    const key = id.toLowerCase();
+    if (!isUploadId(key))
+      throw new AppError("NotFound", "no upload has that id; upload ids are UUIDs");
+    const view = await deps.status.get(key);
+    if (!view || view.tenant !== tenant) throw new AppError("NotFound", `no upload ${key}`);
     return view;
   }
 
@@ -186,13 +190,15 @@ export function uploadsRouter(deps: UploadsRoutesDeps): Router<TenantState> {
 
   router.get("/uploads", async (ctx) => {
     const { tenant } = ctx.state;
-    const limit = Number(queryValue(ctx.query.limit) ?? 20);
+    const written = queryValue(ctx.query.limit) ?? "20";
+    // Digits only: Number() would also read 0x10, 1e2 and " 5".
+    const limit = /^[0-9]{1,3}$/.test(written) ? Number(written) : Number.NaN;
     if (!Number.isInteger(limit) || limit < 1 || limit > 100) {
       throw new AppError("InvalidParameter", "limit must be an integer from 1 to 100", {
         details: { parameter: "limit" },
       });
     }
-    const after = queryValue(ctx.query.after);
+    const after = queryValue(ctx.query.after)?.toLowerCase();
     if (after !== undefined && !isUploadId(after)) {
       throw new AppError("InvalidParameter", "after must be an upload id", {
         details: { parameter: "after" },
