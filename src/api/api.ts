@@ -206,7 +206,8 @@ export const publishingGraceMs = (shutdownTimeoutMs: number) =>
  * Node answers 408 to a request whose body takes longer than `requestTimeout` (five minutes
  * by default), however steadily it arrives: a 5 GiB file would need 17 MB/s. Upload bodies
  * are bounded by their idleness and size instead (UPLOAD_IDLE_TIMEOUT_MS, MAX_UPLOAD_BYTES,
- * UPLOAD_FORM_TIMEOUT_MS), and no other route reads a body. The headers keep their bound.
+ * UPLOAD_FORM_TIMEOUT_MS); the only other body, a target's definition, is small and bounded
+ * the same way (targets.routes.ts). The headers keep their bound.
  */
 export const HEADERS_TIMEOUT_MS = 60_000;
 
