@@ -66,4 +66,4 @@ COPY --from=build /app/dist ./dist
 # Numeric, so that the kubelet can check runAsNonRoot without reading /etc/passwd.
 USER 1000:1000
 EXPOSE 3000 9464 9465
-CMD ["node", "--max-semi-space-size=2", "--max-old-space-size=96", "dist/api/main.js"]
+CMD ["node", "--max-semi-space-size=2", "--max-old-space-size=96", "--initial-old-space-size=48", "dist/api/main.js"]
