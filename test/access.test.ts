@@ -4,25 +4,17 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readdir } from "node:fs/promises";
 import { before, describe, test } from "node:test";
-import { type InProcess, stackStarter, type TestEnv } from "./support/stack.ts";
+import { apiKeys, stackForTests } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-7f3c9a", globex: "globex-91ab22" };
 
-const startStack = stackStarter();
-let env: TestEnv;
-let api: InProcess;
-before(async () => {
-  // No worker: uploads stay queued, so they can be cancelled.
-  ({ env, api } = await startStack(
-    { API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` },
-    { worker: false },
-  ));
-});
+// No worker: uploads stay queued, so they can be cancelled.
+const stack = stackForTests({ API_KEYS: apiKeys(KEYS) }, { worker: false });
 
 type Request = { method: string; path: string; body?: string };
 
 async function call(request: Request, authorization?: string) {
-  const response = await fetch(`${api.url}${request.path}`, {
+  const response = await fetch(`${stack.api.url}${request.path}`, {
     method: request.method,
     headers: {
       ...(request.body === undefined ? {} : { "content-type": "text/csv" }),
@@ -89,12 +81,12 @@ describe("keys", () => {
   }
 
   test("an upload refused for its key stores nothing", async () => {
-    const before = await env.sql.query("select count(*)::int as n from uploads");
+    const before = await stack.env.sql.query("select count(*)::int as n from uploads");
     const response = await call({ method: "POST", path: "/uploads", body: "id\n1\n" }, "Bearer x");
     assert.equal(response.status, 401);
-    const afterwards = await env.sql.query("select count(*)::int as n from uploads");
+    const afterwards = await stack.env.sql.query("select count(*)::int as n from uploads");
     assert.equal(afterwards.rows[0].n, before.rows[0].n);
-    assert.deepEqual(await readdir(env.config.uploadDir), []);
+    assert.deepEqual(await readdir(stack.env.config.uploadDir), []);
   });
 });
 
@@ -105,7 +97,9 @@ describe("tenants", () => {
   });
 
   test("an upload is recorded under the tenant of the key that sent it", async () => {
-    const { rows } = await env.sql.query("select tenant from uploads where id = $1", [acmeUpload]);
+    const { rows } = await stack.env.sql.query("select tenant from uploads where id = $1", [
+      acmeUpload,
+    ]);
     assert.equal(rows[0].tenant, "acme");
     const own = await call({ method: "GET", path: `/uploads/${acmeUpload}` }, as("acme"));
     assert.equal(own.status, 200);
@@ -143,7 +137,7 @@ describe("tenants", () => {
 
   test("the owner gets the rejected rows", async () => {
     // Row errors land with the worker, which this api runs without.
-    await env.sql.query(
+    await stack.env.sql.query(
       "insert into row_errors (upload_id, row_number, line, code, message) values ($1, 2, 3, 'TooFewFields', 'row 2 has 1 field')",
       [acmeUpload],
     );

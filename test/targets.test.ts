@@ -1,21 +1,13 @@
 // Targets over HTTP on the real PostgreSQL: a tenant defines its typed tables, every bad
 // definition is a 422 naming its problems, and a tenant sees and writes only its own.
 import assert from "node:assert/strict";
-import { before, describe, test } from "node:test";
-import { callApi, type InProcess, stackStarter, type TestEnv } from "./support/stack.ts";
+import { describe, test } from "node:test";
+import { apiKeys, callApi, stackForTests } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-5c1e7a", globex: "globex-0d93b4" };
 type Tenant = keyof typeof KEYS;
 
-const startStack = stackStarter();
-let env: TestEnv;
-let api: InProcess;
-before(async () => {
-  ({ env, api } = await startStack(
-    { API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}` },
-    { worker: false },
-  ));
-});
+const stack = stackForTests({ API_KEYS: apiKeys(KEYS) }, { worker: false });
 
 /** A call as `tenant`; a body that is not text yet goes as JSON. */
 const call = (
@@ -26,7 +18,7 @@ const call = (
   type = "application/json",
 ) =>
   callApi(
-    api.url,
+    stack.api.url,
     method,
     path,
     body === undefined || typeof body === "string" ? body : JSON.stringify(body),
@@ -47,7 +39,7 @@ const people = {
 };
 
 async function columnsOf(schema: string, table: string) {
-  const { rows } = await env.sql.query(
+  const { rows } = await stack.env.sql.query(
     `select attname as name, format_type(atttypid, atttypmod) as type from pg_attribute
      where attrelid = $1::regclass and attnum > 0 and not attisdropped order by attnum`,
     [`"${schema}"."${table}"`],
@@ -69,7 +61,7 @@ describe("defining a target", () => {
       "born date",
       "score numeric",
     ]);
-    const { rows } = await env.sql.query(
+    const { rows } = await stack.env.sql.query(
       `select conname from pg_constraint where conrelid = '"tenant_acme"."people"'::regclass and contype = 'p'`,
     );
     assert.equal(rows.length, 1, "the key is the primary key");
@@ -200,7 +192,7 @@ describe("defining a target", () => {
         answer.text,
       );
       assert.equal((await call("acme", "GET", "/targets/bad")).status, 404);
-      const { rows } = await env.sql.query("select to_regclass('tenant_acme.t') as t");
+      const { rows } = await stack.env.sql.query("select to_regclass('tenant_acme.t') as t");
       assert.equal(rows[0].t, null);
     });
   }
@@ -232,8 +224,8 @@ describe("defining a target", () => {
   });
 
   test("an existing table is held to the definition: types, the key's unique index, NOT NULL columns", async () => {
-    await env.sql.query("create schema if not exists tenant_acme");
-    await env.sql.query(
+    await stack.env.sql.query("create schema if not exists tenant_acme");
+    await stack.env.sql.query(
       "create table tenant_acme.orders (id integer, amount text, placed date not null)",
     );
     const wrong = await call("acme", "PUT", "/targets/orders", {
@@ -268,7 +260,7 @@ describe("defining a target", () => {
       /no unique index on exactly \(id\), which insert needs/,
     );
 
-    await env.sql.query("alter table tenant_acme.orders add primary key (id)");
+    await stack.env.sql.query("alter table tenant_acme.orders add primary key (id)");
     const right = await call("acme", "PUT", "/targets/orders", {
       table: "orders",
       mode: "upsert",
@@ -292,7 +284,7 @@ describe("defining a target", () => {
     assert.equal(deleted.status, 204, deleted.text);
     assert.equal((await call("acme", "GET", "/targets/gone")).status, 404);
     assert.equal((await call("acme", "DELETE", "/targets/gone")).status, 404);
-    const { rows } = await env.sql.query("select to_regclass('tenant_acme.gone') as t");
+    const { rows } = await stack.env.sql.query("select to_regclass('tenant_acme.gone') as t");
     assert.notEqual(rows[0].t, null);
   });
 });

@@ -5,7 +5,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import type { Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, afterEach } from "node:test";
+import { after, afterEach, before } from "node:test";
 import type { KubeConfig } from "@kubernetes/client-node";
 import { type Api, start as startApi } from "../../src/api/api.ts";
 import { controllerProgram, start as startController } from "../../src/controller/controller.ts";
@@ -83,6 +83,42 @@ export function stackStarter(when: "all" | "each" = "all") {
     const api = await startInProcess(env, options);
     undo.push(() => api.stop());
     return { env, api };
+  };
+}
+
+/** API_KEYS for these tenants' keys: `tenant:key,…`. */
+export const apiKeys = (keys: Record<string, string>): string =>
+  Object.entries(keys)
+    .map(([tenant, key]) => `${tenant}:${key}`)
+    .join(",");
+
+export type Stack = Readonly<{ env: TestEnv; api: InProcess }>;
+
+/**
+ * A fresh env and its api (see startInProcess), started before the tests of the file, or of
+ * the describe it is called in, and stopped and cleaned up after them. Its env and api are
+ * there from that before hook on: in hooks registered after it, and in tests.
+ */
+export function stackForTests(
+  overrides: Record<string, string> = {},
+  options: Parameters<typeof startInProcess>[1] = {},
+): Stack {
+  const startStack = stackStarter();
+  let started: Stack | undefined;
+  before(async () => {
+    started = await startStack(overrides, options);
+  });
+  const get = () => {
+    if (!started) throw new Error("the stack is started in a before hook: read it in tests");
+    return started;
+  };
+  return {
+    get env() {
+      return get().env;
+    },
+    get api() {
+      return get().api;
+    },
   };
 }
 
