@@ -1,21 +1,13 @@
 // An Idempotency-Key makes a retried POST /uploads answer with the upload its first attempt
 // made, never a second load of the file; per tenant, bound to the file's bytes.
 import assert from "node:assert/strict";
-import { before, test } from "node:test";
+import { test } from "node:test";
 import { sampleCsv } from "./support/csv-samples.ts";
-import { getJson, type InProcess, stackStarter, type TestEnv, waitFor } from "./support/stack.ts";
+import { apiKeys, getJson, stackForTests, waitFor } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-5d1e", globex: "globex-c04f" };
 
-const startStack = stackStarter();
-let env: TestEnv;
-let stack: InProcess;
-before(async () => {
-  ({ env, api: stack } = await startStack({
-    API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`,
-    BATCH_SIZE: "5",
-  }));
-});
+const stack = stackForTests({ API_KEYS: apiKeys(KEYS), BATCH_SIZE: "5" });
 
 type Tenant = keyof typeof KEYS;
 
@@ -25,7 +17,7 @@ function post(
   body: RequestInit["body"],
   init: RequestInit = {},
 ) {
-  return fetch(`${stack.url}/uploads`, {
+  return fetch(`${stack.api.url}/uploads`, {
     method: "POST",
     headers: {
       "content-type": "text/csv",
@@ -44,7 +36,7 @@ async function answer(
 }
 
 async function uploadsOf(tenant: Tenant): Promise<Array<{ id: string; status: string }>> {
-  const { rows } = await env.sql.query(
+  const { rows } = await stack.env.sql.query(
     "select id, status from uploads where tenant = $1 order by created_at",
     [tenant],
   );
@@ -52,7 +44,7 @@ async function uploadsOf(tenant: Tenant): Promise<Array<{ id: string; status: st
 }
 
 async function rowsLanded(id: string): Promise<number[]> {
-  const { rows } = await env.sql.query(
+  const { rows } = await stack.env.sql.query(
     "select row_number::int as row from upload_rows where upload_id = $1 order by 1",
     [id],
   );
@@ -61,7 +53,7 @@ async function rowsLanded(id: string): Promise<number[]> {
 
 const completed = (tenant: Tenant, id: string) =>
   waitFor(`upload ${id} to complete`, async () => {
-    const { body } = await getJson(`${stack.url}/uploads/${id}`, {
+    const { body } = await getJson(`${stack.api.url}/uploads/${id}`, {
       headers: { authorization: `Bearer ${KEYS[tenant]}` },
     });
     return body.status === "completed" ? body : undefined;
@@ -85,7 +77,7 @@ test("a retry with the same key and file answers with the first upload; the file
   const form = new FormData();
   form.append("file", new Blob([csv]), "people.csv");
   const multipart = await answer(
-    await fetch(`${stack.url}/uploads`, {
+    await fetch(`${stack.api.url}/uploads`, {
       method: "POST",
       headers: { authorization: `Bearer ${KEYS.acme}`, "idempotency-key": "retry-1" },
       body: form,
@@ -145,7 +137,7 @@ test("a retry while the first attempt's body still arrives gets 409, then the up
     "the first attempt to be received",
     async () =>
       (
-        await env.sql.query(
+        await stack.env.sql.query(
           "select 1 from uploads where idempotency_key = 'slow-1' and status = 'validating'",
         )
       ).rowCount === 1,
@@ -185,7 +177,7 @@ test("concurrent attempts with one key make one upload", async () => {
   const ids = new Set(accepted.map((a) => a.body.id));
   assert.equal(ids.size, 1);
   const [id] = ids;
-  const { rows } = await env.sql.query(
+  const { rows } = await stack.env.sql.query(
     "select id from uploads where tenant = 'globex' and idempotency_key = 'burst-1'",
   );
   assert.deepEqual(
@@ -217,9 +209,10 @@ test("a key names its upload for 24 hours: a day later, the same key is a new up
   const first = await answer(await post("globex", "day-1", sampleCsv(4).csv));
   assert.equal(first.status, 202);
   await completed("globex", first.body.id);
-  await env.sql.query("update uploads set created_at = now() - interval '25 hours' where id = $1", [
-    first.body.id,
-  ]);
+  await stack.env.sql.query(
+    "update uploads set created_at = now() - interval '25 hours' where id = $1",
+    [first.body.id],
+  );
   const later = await answer(await post("globex", "day-1", sampleCsv(6).csv));
   assert.equal(later.status, 202, JSON.stringify(later.body));
   assert.notEqual(later.body.id, first.body.id);
@@ -240,13 +233,13 @@ test("a first attempt whose body stopped arriving five minutes ago (its api died
     signal: stop.signal,
   } as RequestInit).catch(() => undefined);
   const [{ id: firstId }] = await waitFor("the first attempt to be received", async () => {
-    const { rows } = await env.sql.query(
+    const { rows } = await stack.env.sql.query(
       "select id from uploads where idempotency_key = 'dead-1' and status = 'validating'",
     );
     return rows.length === 1 && rows;
   });
   // As its record would be had its api died with it six minutes ago.
-  await env.sql.query(
+  await stack.env.sql.query(
     "update uploads set last_progress_at = now() - interval '6 minutes' where id = $1",
     [firstId],
   );

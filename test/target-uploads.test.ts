@@ -10,31 +10,22 @@ import type pg from "pg";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import { encodeHeaders } from "../src/core/uploads/batch-message.ts";
 import {
+  apiKeys,
   callApi,
   getObjectJson,
-  type InProcess,
   listBatchObjects,
   metricSample,
-  stackStarter,
-  type TestEnv,
+  stackForTests,
   waitFor,
 } from "./support/stack.ts";
 
 const KEYS = { acme: "acme-2b7f11", globex: "globex-c4e8a0" };
 type Tenant = keyof typeof KEYS;
 
-const startStack = stackStarter();
-let env: TestEnv;
-let stack: InProcess;
-before(async () => {
-  ({ env, api: stack } = await startStack({
-    API_KEYS: `acme:${KEYS.acme},globex:${KEYS.globex}`,
-    BATCH_SIZE: "3",
-  }));
-});
+const stack = stackForTests({ API_KEYS: apiKeys(KEYS), BATCH_SIZE: "3" });
 
 const call = (tenant: Tenant, method: string, path: string, body?: string, type?: string) =>
-  callApi(stack.url, method, path, body, { key: KEYS[tenant], type });
+  callApi(stack.api.url, method, path, body, { key: KEYS[tenant], type });
 
 async function define(tenant: Tenant, name: string, definition: unknown) {
   const answer = await call(
@@ -80,7 +71,7 @@ async function uploadWhileLocked(
   csv: string,
   meanwhile: (lock: pg.PoolClient) => Promise<void>,
 ): Promise<string> {
-  const lock = await env.sql.connect();
+  const lock = await stack.env.sql.connect();
   try {
     await lock.query("begin");
     await lock.query(`lock table tenant_acme.${table} in exclusive mode`);
@@ -108,7 +99,7 @@ async function errorsOf(tenant: Tenant, id: string) {
 }
 
 async function rows(query: string) {
-  return (await env.sql.query(query)).rows;
+  return (await stack.env.sql.query(query)).rows;
 }
 
 describe("every type, with good and bad values", () => {
@@ -209,8 +200,8 @@ describe("every type, with good and bad values", () => {
     ]);
 
     // The S3 batches hold the file's strings, as for any upload.
-    const keys = await listBatchObjects(env, accepted.body.id);
-    const first = await getObjectJson(env, keys[0] as string);
+    const keys = await listBatchObjects(stack.env, accepted.body.id);
+    const first = await getObjectJson(stack.env, keys[0] as string);
     assert.deepEqual(first.rows[0].values.slice(0, 6), [
       "1",
       "9007199254740993",
@@ -285,7 +276,7 @@ describe("the header, before the 202", () => {
 
 describe("the file's columns and the table's", () => {
   before(async () => {
-    await env.sql.query(`
+    await stack.env.sql.query(`
       create schema if not exists tenant_acme;
       create table tenant_acme.contacts (
         id integer primary key, name text, city text, country text default 'FR')`);
@@ -365,21 +356,25 @@ describe("load modes across two uploads", () => {
 
 /** Publishes a stored batch again, as a redelivery would, and waits for the worker to find it landed. */
 async function deliverAgain(id: string, seq: number, rowErrors: number) {
-  const key = (await listBatchObjects(env, id))[seq - 1] as string;
+  const key = (await listBatchObjects(stack.env, id))[seq - 1] as string;
   // The batch's bytes as they were published, which the S3 object keeps.
-  const object = await env.s3.send(
-    new GetObjectCommand({ Bucket: env.config.s3.bucket, Key: key }),
+  const object = await stack.env.s3.send(
+    new GetObjectCommand({ Bucket: stack.env.config.s3.bucket, Key: key }),
   );
   const body = Buffer.from(
     await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
   );
   const rowCount = (JSON.parse(body.toString()).rows as unknown[]).length;
   const duplicates = () =>
-    metricSample(stack.workerUrl as string, "sluice_batches_consumed_total", 'outcome="duplicate"');
+    metricSample(
+      stack.api.workerUrl as string,
+      "sluice_batches_consumed_total",
+      'outcome="duplicate"',
+    );
   const before = (await duplicates()) ?? 0;
-  const connection = await amqp.connect(env.config.rabbitmqUrl);
+  const connection = await amqp.connect(stack.env.config.rabbitmqUrl);
   const channel = await connection.createConfirmChannel();
-  channel.sendToQueue(queueNames(env.config.namespace).batches, body, {
+  channel.sendToQueue(queueNames(stack.env.config.namespace).batches, body, {
     persistent: true,
     headers: encodeHeaders({ uploadId: id, seq, rows: rowCount, rowErrors, attempt: 1 }),
   });
@@ -463,7 +458,7 @@ describe("insert, and keys that exist", () => {
 
 describe("constraints of the table other than the key", () => {
   test("insert: a row that a unique index, a CHECK, a foreign key or NOT NULL refuses is a ConstraintViolation row error naming its line, columns and the constraint; the rest of its batch lands, once", async () => {
-    await env.sql.query(`
+    await stack.env.sql.query(`
       create schema if not exists tenant_acme;
       create table tenant_acme.countries (code text primary key);
       insert into tenant_acme.countries values ('FR'), ('DE');
@@ -487,7 +482,7 @@ describe("constraints of the table other than the key", () => {
     });
     // After the definition, which records the table's NOT NULL columns: an empty name passes
     // the api's checks and meets the table's constraint when it lands.
-    await env.sql.query("alter table tenant_acme.customers alter column name set not null");
+    await stack.env.sql.query("alter table tenant_acme.customers alter column name set not null");
 
     // Batches of three rows.
     const csv = [
@@ -549,7 +544,7 @@ describe("constraints of the table other than the key", () => {
   });
 
   test("insert without a key: a row a unique index refuses is a row error; the others land (columns named n and line too)", async () => {
-    await env.sql.query(`
+    await stack.env.sql.query(`
       create schema if not exists tenant_acme;
       create table tenant_acme.emails (email text unique, n integer, line text)`);
     await define("acme", "emails", {
@@ -579,7 +574,7 @@ describe("constraints of the table other than the key", () => {
   });
 
   test("upsert: a row refused by a CHECK, or by a deferred foreign key at the commit, is a row error; the batch's other rows update or insert (a column named n too)", async () => {
-    await env.sql.query(`
+    await stack.env.sql.query(`
       create schema if not exists tenant_acme;
       create table tenant_acme.teams (code text primary key);
       insert into tenant_acme.teams values ('red'), ('blue');

@@ -96,17 +96,20 @@ export type Stack = Readonly<{ env: TestEnv; api: InProcess }>;
 
 /**
  * A fresh env and its api (see startInProcess), started before the tests of the file, or of
- * the describe it is called in, and stopped and cleaned up after them. Its env and api are
- * there from that before hook on: in hooks registered after it, and in tests.
+ * the describe it is called in, and stopped and cleaned up after them; `prepare` runs on
+ * them once they are up. Its env and api are there in tests, not when the file loads (nor
+ * in other before hooks at a file's top level: node:test runs those alongside this one).
  */
 export function stackForTests(
   overrides: Record<string, string> = {},
   options: Parameters<typeof startInProcess>[1] = {},
+  prepare: (stack: Stack) => Promise<unknown> = async () => undefined,
 ): Stack {
   const startStack = stackStarter();
   let started: Stack | undefined;
   before(async () => {
     started = await startStack(overrides, options);
+    await prepare(started);
   });
   const get = () => {
     if (!started) throw new Error("the stack is started in a before hook: read it in tests");
