@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
 import { connect } from "node:net";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
 import {
   BOUNDARY,
@@ -17,9 +17,8 @@ import {
 import {
   type InProcess,
   metricSample,
+  stackForTests,
   startInProcess,
-  type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
@@ -29,10 +28,8 @@ const key = (tenant: Tenant) => `${tenant}-key-5f0e1d2c`;
 const MULTIPART = `multipart/form-data; boundary=${BOUNDARY}`;
 const ERROR_CODE = /^[A-Z][A-Za-z]+$/;
 
-let env: TestEnv;
-let api: InProcess;
-before(async () => {
-  env = await testEnv({
+const stack = stackForTests(
+  {
     API_KEYS: TENANTS.map((t) => `${t}:${key(t)}`).join(","),
     // Every abandoned request below would keep one of these four if it leaked.
     MAX_CONCURRENT_UPLOADS: "4",
@@ -40,31 +37,28 @@ before(async () => {
     MAX_UPLOAD_BYTES: "2000000",
     UPLOAD_IDLE_TIMEOUT_MS: "2000",
     UPLOAD_FORM_TIMEOUT_MS: "2000",
-  });
+  },
   // No worker: what was accepted stays queued and counted.
-  api = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
-});
+  { worker: false },
+);
 
 /** Upload bodies the api is receiving now, as its /metrics says. */
-const receiving = (target: InProcess = api) => metricSample(target.url, "sluice_uploads_receiving");
+const receiving = (target: InProcess = stack.api) =>
+  metricSample(target.url, "sluice_uploads_receiving");
 
 async function partialFiles(): Promise<string[]> {
-  return (await readdir(env.config.uploadDir)).filter((name) => name.endsWith(".part"));
+  return (await readdir(stack.env.config.uploadDir)).filter((name) => name.endsWith(".part"));
 }
 
 async function unfinishedRecords(): Promise<number> {
-  const { rows } = await env.sql.query(
+  const { rows } = await stack.env.sql.query(
     "select count(*)::int as n from uploads where status in ('received', 'validating')",
   );
   return rows[0].n;
 }
 
 /** Nothing held: no place, no partial file, no upload still being received. */
-async function settled(target: InProcess = api): Promise<void> {
+async function settled(target: InProcess = stack.api): Promise<void> {
   await waitFor(
     "every place, partial file and unfinished upload record to be given back",
     async () =>
@@ -75,7 +69,7 @@ async function settled(target: InProcess = api): Promise<void> {
   );
 }
 
-async function post(tenant: Tenant, csv = "id,name\n1,a\n", target: InProcess = api) {
+async function post(tenant: Tenant, csv = "id,name\n1,a\n", target: InProcess = stack.api) {
   const response = await fetch(`${target.url}/uploads`, {
     method: "POST",
     headers: { "content-type": "text/csv", authorization: `Bearer ${key(tenant)}` },
@@ -99,7 +93,7 @@ describe("crash: malformed multipart", () => {
   test("a file part whose closing boundary never comes is a 400, and the api lives", async () => {
     const body = `--B\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n\r\nid\n1\n`;
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({
         key: key("mallory"),
         contentType: "multipart/form-data; boundary=B",
@@ -121,7 +115,7 @@ describe("crash: malformed multipart", () => {
     for (let cut = 0; cut <= full.length; cut++) {
       const part = full.subarray(0, cut);
       const exchange = rawRequest(
-        api.url,
+        stack.api.url,
         uploadHead({ key: key("mallory"), contentType: MULTIPART, length: part.length }),
       );
       exchange.write(part);
@@ -143,7 +137,7 @@ describe("crash: malformed multipart", () => {
     ].join("");
     // Announced far larger than what is sent: the answer must not wait for the rest.
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 1_500_000 }),
     );
     exchange.write(head);
@@ -168,7 +162,7 @@ describe("crash: malformed multipart", () => {
     // end would wait for bytes that never come, and cut the body off as idle instead.
     const length = 1_900_000;
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("mallory"), contentType: MULTIPART, length }),
     );
     exchange.write(head);
@@ -176,13 +170,14 @@ describe("crash: malformed multipart", () => {
     assert.equal(answer.status, 400);
     assert.equal(answer.body.error.code, "InvalidMultipart");
     const id = answer.body.error.details.uploadId;
-    const { rows } = await env.sql.query("select status, error_code from uploads where id = $1", [
-      id,
-    ]);
+    const { rows } = await stack.env.sql.query(
+      "select status, error_code from uploads where id = $1",
+      [id],
+    );
     assert.deepEqual(rows, [{ status: "rejected", error_code: "InvalidMultipart" }]);
     await settled();
     assert.deepEqual(
-      (await readdir(env.config.uploadDir)).filter((name) => name.startsWith(id)),
+      (await readdir(stack.env.config.uploadDir)).filter((name) => name.startsWith(id)),
       [],
       "no stored batches of the refused upload",
     );
@@ -190,7 +185,9 @@ describe("crash: malformed multipart", () => {
 });
 
 /** Points at which a client gives up on a multipart upload. */
-function stages(): Array<{ name: string; bytes: Buffer; length: number; contentType?: string }> {
+type Stage = { name: string; bytes: Buffer; length: number; contentType?: string };
+
+function stages(): Stage[] {
   const body = multipartBody(`id,name\n${"1,a\n".repeat(50_000)}`);
   const at = (marker: string, offset = 0) => body.indexOf(marker) + offset;
   const fileStart = at("Content-Type: text/csv\r\n\r\n", 26);
@@ -232,21 +229,27 @@ function stages(): Array<{ name: string; bytes: Buffer; length: number; contentT
   ];
 }
 
+/** Trudy's upload, its request sent as far as `stage` and no further. */
+function trudySendsUpTo(stage: Stage) {
+  const exchange = rawRequest(
+    stack.api.url,
+    uploadHead({
+      key: key("trudy"),
+      contentType: stage.contentType ?? MULTIPART,
+      length: stage.length,
+    }),
+  );
+  exchange.write(stage.bytes);
+  return exchange;
+}
+
 describe("leak: every way a request ends gives back what it held", () => {
   for (const how of ["closed", "reset"] as const) {
     test(`uploads ${how} by the client at every stage leave no place, file or open record`, async () => {
       // Twice as many abandoned requests as there are places.
       for (let round = 0; round < 2; round++) {
         for (const stage of stages()) {
-          const exchange = rawRequest(
-            api.url,
-            uploadHead({
-              key: key("trudy"),
-              contentType: stage.contentType ?? MULTIPART,
-              length: stage.length,
-            }),
-          );
-          exchange.write(stage.bytes);
+          const exchange = trudySendsUpTo(stage);
           await waitFor(
             `the upload abandoned ${stage.name} to be received`,
             async () => (await receiving()) === 1,
@@ -259,7 +262,7 @@ describe("leak: every way a request ends gives back what it held", () => {
         }
       }
       assert.equal((await post("alice")).status, 202, "another tenant's upload is received");
-      const { rows } = await env.sql.query(
+      const { rows } = await stack.env.sql.query(
         "select status, error_code from uploads where tenant = 'trudy' and status <> 'queued'",
       );
       for (const row of rows) {
@@ -273,18 +276,7 @@ describe("leak: every way a request ends gives back what it held", () => {
     const all = stages();
     // Two at a time: a tenant's share of the four places.
     for (let at = 0; at < all.length; at += 2) {
-      const exchanges = all.slice(at, at + 2).map((stage) => {
-        const exchange = rawRequest(
-          api.url,
-          uploadHead({
-            key: key("trudy"),
-            contentType: stage.contentType ?? MULTIPART,
-            length: stage.length,
-          }),
-        );
-        exchange.write(stage.bytes);
-        return exchange;
-      });
+      const exchanges = all.slice(at, at + 2).map(trudySendsUpTo);
       for (const answer of await Promise.all(exchanges.map((e) => e.answered))) {
         // Cut off: a 4xx when the answer could still be written, else the socket closed.
         if (answer) assertClientError(answer, "stalled");
@@ -296,13 +288,13 @@ describe("leak: every way a request ends gives back what it held", () => {
 
   test("a raw body stalled inside the file is cut off and recorded as rejected", async () => {
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("trudy"), contentType: "text/csv", length: 1_000_000 }),
     );
     exchange.write("id,name\n1,a\n2,");
     await exchange.answered;
     await settled();
-    const { rows } = await env.sql.query(
+    const { rows } = await stack.env.sql.query(
       "select status, error_code from uploads where tenant = 'trudy' order by created_at desc limit 1",
     );
     assert.equal(rows[0].status, "rejected");
@@ -313,7 +305,7 @@ describe("leak: every way a request ends gives back what it held", () => {
 describe("slow: senders that never finish the form", () => {
   test("a text field trickled before the file part is cut off with 408", async () => {
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 1_000_000 }),
     );
     exchange.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n`);
@@ -331,7 +323,7 @@ describe("slow: senders that never finish the form", () => {
 
   test("more than the form's bytes before the file part is a 413", async () => {
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("mallory"), contentType: MULTIPART, length: 1_500_000 }),
     );
     exchange.write(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="note"\r\n\r\n`);
@@ -345,9 +337,9 @@ describe("slow: senders that never finish the form", () => {
   test("one tenant's slow forms cannot take every place of the api", async () => {
     const slow = await startInProcess(
       {
-        ...env,
+        ...stack.env,
         config: loadConfig({
-          ...env.env,
+          ...stack.env.env,
           MAX_CONCURRENT_UPLOADS: "4",
           UPLOAD_IDLE_TIMEOUT_MS: "600000",
           UPLOAD_FORM_TIMEOUT_MS: "600000",
@@ -388,17 +380,17 @@ describe("slow: senders that never finish the form", () => {
 
 describe("long: a body that keeps arriving is bounded by idleness and size, not wall time", () => {
   test("the server sets no request timeout on bodies, and keeps its headers timeout", () => {
-    assert.equal(api.server.requestTimeout, 0);
-    assert.ok(api.server.headersTimeout > 0 && api.server.headersTimeout <= 60_000);
+    assert.equal(stack.api.server.requestTimeout, 0);
+    assert.ok(stack.api.server.headersTimeout > 0 && stack.api.server.headersTimeout <= 60_000);
   });
 
   test("a client that has sent its whole body gets its answer, however long the api works on it", async () => {
     const quick = await startInProcess(
-      { ...env, config: loadConfig({ ...env.env, UPLOAD_IDLE_TIMEOUT_MS: "300" }) },
+      { ...stack.env, config: loadConfig({ ...stack.env.env, UPLOAD_IDLE_TIMEOUT_MS: "300" }) },
       { worker: false },
     );
     // The api records an upload under its tenant's advisory lock: held here, the api waits.
-    const lock = await env.sql.connect();
+    const lock = await stack.env.sql.connect();
     try {
       await lock.query("begin");
       await lock.query("select pg_advisory_xact_lock(hashtextextended($1, 0))", [
@@ -406,7 +398,7 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
       ]);
       const answer = post("bob", "id\n1\n", quick);
       await waitFor("the upload to wait for its tenant's lock", async () => {
-        const { rows } = await env.sql.query(
+        const { rows } = await stack.env.sql.query(
           `select count(*)::int as n from pg_locks
            where locktype = 'advisory' and not granted
              and database = (select oid from pg_database where datname = current_database())`,
@@ -423,7 +415,7 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
       // Cut off, its socket closed unanswered, then recorded.
       await witness.answered;
       const cutOff = await waitFor("the stalled body to be recorded as rejected", async () => {
-        const { rows } = await env.sql.query(
+        const { rows } = await stack.env.sql.query(
           "select status, error_code from uploads where tenant = 'alice' order by created_at desc limit 1",
         );
         return rows[0].status === "rejected" && rows[0];
@@ -445,7 +437,7 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
       { contentType: MULTIPART, body: multipartBody(csv) },
     ]) {
       const exchange = rawRequest(
-        api.url,
+        stack.api.url,
         uploadHead({ key: key("carol"), contentType, length: body.length }),
       );
       exchange.write(body);
@@ -456,7 +448,7 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
       assert.equal(answer?.status, 202, `${contentType}: ${answer?.text ?? "no answer"}`);
       ids.push(answer.body.id);
     }
-    const { rows } = await env.sql.query(
+    const { rows } = await stack.env.sql.query(
       "select status, rows_total from uploads where id = any($1) order by created_at",
       [ids],
     );
@@ -471,13 +463,13 @@ describe("long: a body that keeps arriving is bounded by idleness and size, not 
   test("a steady sender outlives many idle timeouts and is accepted", async () => {
     const chunks = 12;
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("carol"), contentType: "text/csv" }),
     );
     const chunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
     exchange.write(chunk("id,name\n"));
     // A row every quarter of the idle timeout: three idle timeouts in all, never idle.
-    const idle = env.config.limits.uploadIdleTimeoutMs;
+    const idle = stack.env.config.limits.uploadIdleTimeoutMs;
     for (let i = 0; i < chunks; i++) {
       await new Promise((resolve) => setTimeout(resolve, idle / 4));
       exchange.write(chunk(`${i},row ${i}\n`));
@@ -495,7 +487,7 @@ describe("limits and protocol", () => {
       // Half open: the client goes on sending after the end of the answer, so that only the
       // api can close the connection.
       const socket = connect({
-        port: Number(new URL(api.url).port),
+        port: Number(new URL(stack.api.url).port),
         host: "127.0.0.1",
         allowHalfOpen: true,
       });
@@ -531,7 +523,7 @@ describe("limits and protocol", () => {
     ]);
     // Without a length, so that the bytes are counted as they come.
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("mallory"), contentType: MULTIPART }),
     );
     exchange.write(
@@ -550,7 +542,7 @@ describe("limits and protocol", () => {
   test("a UTF-8 file name arrives as sent", async () => {
     const body = multipartBody("id\n1\n", { filename: "données.csv" });
     const exchange = rawRequest(
-      api.url,
+      stack.api.url,
       uploadHead({ key: key("alice"), contentType: MULTIPART, length: body.length }),
     );
     exchange.write(body);
@@ -561,7 +553,7 @@ describe("limits and protocol", () => {
 
   test("a Content-Encoding Sluice does not decode is 415, before the body is read", async () => {
     for (const encoding of ["gzip", "br", "deflate, gzip"]) {
-      const response = await fetch(`${api.url}/uploads`, {
+      const response = await fetch(`${stack.api.url}/uploads`, {
         method: "POST",
         headers: {
           "content-type": "text/csv",
@@ -577,7 +569,7 @@ describe("limits and protocol", () => {
 
   test("progress streams are bounded per tenant (429) and per process (503)", async () => {
     const small = await startInProcess(
-      { ...env, config: loadConfig({ ...env.env, MAX_PROGRESS_STREAMS: "2" }) },
+      { ...stack.env, config: loadConfig({ ...stack.env.env, MAX_PROGRESS_STREAMS: "2" }) },
       { worker: false },
     );
     const opened: AbortController[] = [];
