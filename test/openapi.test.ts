@@ -2,37 +2,29 @@
 // every answer, success or error, with a status, headers and body it describes.
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { before, test } from "node:test";
+import { test } from "node:test";
 import { ensureBucket } from "../src/core/storage/s3.ts";
 import { describedRoutes, mismatches, servedRoutes, spec } from "./support/openapi.ts";
-import { type InProcess, ROOT, stackStarter, type TestEnv } from "./support/stack.ts";
+import { ROOT, stackForTests } from "./support/stack.ts";
+import { upsertById } from "./support/target-definitions.ts";
 
 const KEY = "acme-6a1f0c9e2b7d";
 const UNKNOWN = "0b5c2f9e-1d3a-4c8e-9f70-2a6b8d4e1c3f";
 
-const startStack = stackStarter();
-let env: TestEnv;
-let api: InProcess;
-before(async () => {
-  // No worker: uploads stay queued until cancelled, so every answer can be reached. A
-  // worker would make the bucket that a purge lists; here the test does.
-  ({ env, api } = await startStack(
-    {
-      API_KEYS: `acme:${KEY}`,
-      MAX_ACTIVE_UPLOADS_PER_TENANT: "1",
-      MAX_UPLOAD_BYTES: "1000",
-    },
-    { worker: false },
-  ));
-  await ensureBucket(env.s3, env.config.s3.bucket);
-});
+// No worker: uploads stay queued until cancelled, so every answer can be reached. A worker
+// would make the bucket that a purge lists; here the test does.
+const stack = stackForTests(
+  { API_KEYS: `acme:${KEY}`, MAX_ACTIVE_UPLOADS_PER_TENANT: "1", MAX_UPLOAD_BYTES: "1000" },
+  { worker: false },
+  ({ env }) => ensureBucket(env.s3, env.config.s3.bucket),
+);
 
 test("the routes described are the routes served", () => {
-  assert.deepEqual(describedRoutes(), servedRoutes(api.api.app));
+  assert.deepEqual(describedRoutes(), servedRoutes(stack.api.api.app));
 });
 
 test("GET /openapi.json answers the description, without a key", async () => {
-  const response = await fetch(`${api.url}/openapi.json`);
+  const response = await fetch(`${stack.api.url}/openapi.json`);
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
   const file = JSON.parse(await readFile(`${ROOT}src/api/http/openapi.json`, "utf8"));
@@ -56,7 +48,7 @@ const seen: string[] = [];
 /** One request; what the description does not allow in its answer is kept in `problems`. */
 async function call(expected: number, request: Call) {
   const { method = "GET", path, body, type = "text/csv", key = KEY, headers = {} } = request;
-  const response = await fetch(`${api.url}${path}`, {
+  const response = await fetch(`${stack.api.url}${path}`, {
     method,
     headers: {
       ...(body === undefined || body instanceof FormData ? {} : { "content-type": type }),
@@ -158,15 +150,7 @@ test("every answer, success or error, is as the description says", async () => {
   await call(200, { method: "DELETE", path: `/uploads/${second.id}` });
 
   const json = "application/json";
-  const people = JSON.stringify({
-    table: "people",
-    mode: "upsert",
-    key: ["id"],
-    columns: [
-      { name: "id", type: "bigint" },
-      { name: "name", type: "text" },
-    ],
-  });
+  const people = JSON.stringify(upsertById("people", [{ name: "name", type: "text" }]));
   await call(401, { path: "/targets", key: null });
   await call(200, { path: "/targets" });
   await call(201, { method: "PUT", path: "/targets/people", body: people, type: json });
@@ -224,7 +208,7 @@ test("a method a described path does not list gets 405 MethodNotAllowed, with Al
       .filter((k) => k !== "parameters")
       .map((m) => m.toUpperCase());
     // A method none of the paths lists.
-    const response = await fetch(`${api.url}${path}`, {
+    const response = await fetch(`${stack.api.url}${path}`, {
       method: "PATCH",
       headers: { authorization: `Bearer ${KEY}` },
     });

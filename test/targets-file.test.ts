@@ -10,6 +10,7 @@ import { loadConfig } from "../src/core/config.ts";
 import { createLogger } from "../src/core/logger.ts";
 import { openDatabase } from "../src/core/program/services.ts";
 import { type TestEnv, testEnv } from "./support/stack.ts";
+import { upsertById } from "./support/target-definitions.ts";
 
 const log = createLogger("test", "silent");
 let env: TestEnv;
@@ -23,15 +24,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-const people = {
-  table: "people",
-  mode: "upsert",
-  key: ["id"],
-  columns: [
-    { name: "id", type: "bigint" },
-    { name: "name", type: "text" },
-  ],
-};
+const people = upsertById("people", [{ name: "name", type: "text" }]);
 
 /** Opens the database as a program does with TARGETS_FILE holding `content`. */
 async function start(content: string) {

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { apiKeys, callApi, stackForTests } from "./support/stack.ts";
+import { upsertById } from "./support/target-definitions.ts";
 
 const KEYS = { acme: "acme-5c1e7a", globex: "globex-0d93b4" };
 type Tenant = keyof typeof KEYS;
@@ -26,15 +27,11 @@ const call = (
   );
 
 const people = {
-  table: "people",
-  mode: "upsert",
-  key: ["id"],
-  columns: [
-    { name: "id", type: "bigint" },
+  ...upsertById("people", [
     { name: "zip", type: "text", header: "Zip code" },
     { name: "born", type: "date", format: "DD/MM/YYYY" },
     { name: "score", type: "numeric", default: "0" },
-  ],
+  ]),
   ignore: ["notes"],
 };
 

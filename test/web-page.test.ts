@@ -28,6 +28,7 @@ import {
   type TestEnv,
   testEnv,
 } from "./support/stack.ts";
+import { upsertById } from "./support/target-definitions.ts";
 
 // What the callbacks given to page.evaluate find in the browser; the tests' types know no DOM.
 declare const document: any;
@@ -472,18 +473,15 @@ describe("the web page", () => {
         headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
         body: JSON.stringify(definition),
       });
-    const people = await define("people", {
-      table: "people",
-      mode: "upsert",
-      key: ["id"],
-      columns: [
-        { name: "id", type: "bigint" },
+    const people = await define(
+      "people",
+      upsertById("people", [
         { name: "name", type: "text" },
         { name: "born", type: "date", format: "DD/MM/YYYY" },
         { name: "score", type: "numeric", default: "0" },
         { name: "active", type: "boolean", required: true },
-      ],
-    });
+      ]),
+    );
     assert.equal(people.status, 201, await people.text());
     const doomed = await define("doomed", {
       table: "doomed",
