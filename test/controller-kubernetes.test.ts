@@ -6,7 +6,7 @@ import { after, before, describe, test } from "node:test";
 import { createKubeReporter } from "../src/controller/kube-reporter.ts";
 import { kubeClients } from "../src/controller/kubernetes.ts";
 import { createLeaderElector } from "../src/controller/leader-election.ts";
-import { type FakeKube, startFakeKube } from "./support/fake-kube.ts";
+import { deploymentInvolved, type FakeKube, startFakeKube } from "./support/fake-kube.ts";
 import { leaseReplicas } from "./support/lease-replicas.ts";
 
 const NAMESPACE = "sluice";
@@ -177,13 +177,10 @@ describe("events", () => {
     const event = events().find((e) => e.reason === "UploadStuck");
     assert.ok(event);
     assert.equal(event.type, "Warning");
-    assert.deepEqual(event.involvedObject, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      name: "sluice-worker",
-      namespace: NAMESPACE,
-      uid: DEPLOYMENT_UID,
-    });
+    assert.deepEqual(
+      event.involvedObject,
+      deploymentInvolved(NAMESPACE, "sluice-worker", DEPLOYMENT_UID),
+    );
     assert.match(
       event.message,
       /3f1c0d3e-0000-4000-8000-000000000001 has made no progress for 2m 0s/,
@@ -225,11 +222,6 @@ describe("events", () => {
       message: "Upload 3f1c0d3e-0000-4000-8000-000000000003 has made no progress for 5m 0s",
     });
     const event = events().find((e) => e.message.includes("0003"));
-    assert.deepEqual(event?.involvedObject, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      name: "renamed-worker",
-      namespace: NAMESPACE,
-    });
+    assert.deepEqual(event?.involvedObject, deploymentInvolved(NAMESPACE, "renamed-worker"));
   });
 });

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { KUBERNETES_PERMISSIONS } from "../src/controller/kubernetes.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
-import { type FakeKube, startFakeKube } from "./support/fake-kube.ts";
+import { deploymentInvolved, type FakeKube, startFakeKube } from "./support/fake-kube.ts";
 import type { Program } from "./support/program.ts";
 import {
   acceptedUpload,
@@ -72,13 +72,10 @@ describe("the controller", () => {
     controller = await startControllerInProcess(env, fake.kubeConfig());
     const stuck = await waitFor("an UploadStuck Event", async () => events("UploadStuck", id)[0]);
     assert.equal(stuck.type, "Warning");
-    assert.deepEqual(stuck.involvedObject, {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      name: "sluice-worker",
-      namespace: NAMESPACE,
-      uid: DEPLOYMENT_UID,
-    });
+    assert.deepEqual(
+      stuck.involvedObject,
+      deploymentInvolved(NAMESPACE, "sluice-worker", DEPLOYMENT_UID),
+    );
     assert.match(
       stuck.message,
       new RegExp(

@@ -34,6 +34,15 @@ export type StoredEvent = KubeObject & {
   count: number;
 };
 
+/** What an Event about the Deployment `name` (uid `uid`, when known) in `namespace` involves. */
+export const deploymentInvolved = (namespace: string, name: string, uid?: string) => ({
+  apiVersion: "apps/v1",
+  kind: "Deployment",
+  name,
+  namespace,
+  ...(uid === undefined ? {} : { uid }),
+});
+
 export type FakeKube = Readonly<{
   url: string;
   requests: KubeRequest[];
