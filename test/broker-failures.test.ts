@@ -3,40 +3,38 @@
 // so in its messages alone, so the api tells it from the connection's state. The broker
 // stays up for every other test: the connection goes through a proxy this file cuts.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { type ProxiedApi, startProxiedApi } from "./support/proxied-api.ts";
-import { callApi, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { test } from "node:test";
+import { startProxiedApi } from "./support/proxied-api.ts";
+import { apiForTests, callApi, waitFor } from "./support/stack.ts";
 
-let env: TestEnv;
-let api: ProxiedApi<"RabbitMQ">;
 let uploadId: string;
-before(async () => {
-  env = await testEnv();
-  api = await startProxiedApi(env, ["RabbitMQ"], (proxied) => ({
-    // No heartbeats: what the api sends RabbitMQ while it is stalled is the request alone.
-    RABBITMQ_URL: `${proxied.RABBITMQ_URL}?heartbeat=0`,
-    // A lost connection is answered as such, not by a wait for an answer running out.
-    COMMAND_TIMEOUT_MS: "120000",
-  }));
-  const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
-  assert.equal(accepted.status, 202, accepted.text);
-  uploadId = accepted.body.id;
-  // Its publishing done and its channel closed: the api has nothing more to say to RabbitMQ.
-  await waitFor("the upload's publishing to end", async () => {
-    const { rows } = await env.sql.query(
-      `select batches_published = batches_total and publishing_until <= now() as done
-         from uploads where id = $1`,
-      [uploadId],
-    );
-    return rows[0]?.done === true;
-  });
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
-});
+const stack = apiForTests(
+  {},
+  (env) =>
+    startProxiedApi(env, ["RabbitMQ"], (proxied) => ({
+      // No heartbeats: what the api sends RabbitMQ while it is stalled is the request alone.
+      RABBITMQ_URL: `${proxied.RABBITMQ_URL}?heartbeat=0`,
+      // A lost connection is answered as such, not by a wait for an answer running out.
+      COMMAND_TIMEOUT_MS: "120000",
+    })),
+  async ({ env }): Promise<void> => {
+    const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    uploadId = accepted.body.id;
+    // Its publishing done and its channel closed: the api has nothing more to say to RabbitMQ.
+    await waitFor("the upload's publishing to end", async () => {
+      const { rows } = await env.sql.query(
+        `select batches_published = batches_total and publishing_until <= now() as done
+           from uploads where id = $1`,
+        [uploadId],
+      );
+      return rows[0]?.done === true;
+    });
+  },
+);
 
-const call = (method: string, path: string, body?: string) => callApi(api.url, method, path, body);
+const call = (method: string, path: string, body?: string) =>
+  callApi(stack.api.url, method, path, body);
 const redrive = () => call("POST", `/uploads/${uploadId}/redrive`);
 
 function assertRabbitMqUnreachable(answer: Awaited<ReturnType<typeof call>>) {
@@ -58,12 +56,12 @@ const ready = () =>
   waitFor("the api to be ready", async () => (await call("GET", "/readyz?verbose")).status === 200);
 
 test("a re-drive whose RabbitMQ connection goes under it is 503 naming RabbitMQ", async () => {
-  api.proxies.RabbitMQ.stall();
-  const sent = api.proxies.RabbitMQ.sent();
+  stack.api.proxies.RabbitMQ.stall();
+  const sent = stack.api.proxies.RabbitMQ.sent();
   const answering = redrive();
   // The re-drive's first request to RabbitMQ is on its way, unanswered; now the connection goes.
   await sent;
-  await api.proxies.RabbitMQ.cut();
+  await stack.api.proxies.RabbitMQ.cut();
   assertRabbitMqUnreachable(await answering);
 });
 
@@ -73,7 +71,7 @@ test("a re-drive while RabbitMQ refuses connections is 503 naming RabbitMQ as un
 });
 
 test("once RabbitMQ is back, the re-drive answers again", async () => {
-  await api.proxies.RabbitMQ.restore();
+  await stack.api.proxies.RabbitMQ.restore();
   await ready();
   const answer = await redrive();
   assert.equal(answer.status, 200, answer.text);

@@ -5,22 +5,16 @@ import { once } from "node:events";
 import { readdir } from "node:fs/promises";
 import { type IncomingMessage, request } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { type ProxiedApi, startProxiedApi } from "./support/proxied-api.ts";
-import { callApi, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { startProxiedApi } from "./support/proxied-api.ts";
+import { apiForTests, callApi, waitFor } from "./support/stack.ts";
 
-let env: TestEnv;
-let api: ProxiedApi<"PostgreSQL" | "Redis">;
-before(async () => {
-  // Forty uploads of the one open tenant are in flight at once below: all may be received.
-  env = await testEnv({ MAX_ACTIVE_UPLOADS_PER_TENANT: "40" });
-  api = await startProxiedApi(env, ["PostgreSQL", "Redis"]);
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
-});
+// Forty uploads of the one open tenant are in flight at once below: all may be received.
+const stack = apiForTests({ MAX_ACTIVE_UPLOADS_PER_TENANT: "40" }, (env) =>
+  startProxiedApi(env, ["PostgreSQL", "Redis"]),
+);
 
-const call = (method: string, path: string, body?: string) => callApi(api.url, method, path, body);
+const call = (method: string, path: string, body?: string) =>
+  callApi(stack.api.url, method, path, body);
 
 /** A refused connection does not say whose it was; a dropped one does, and is named. */
 function assertUnavailable(answer: Awaited<ReturnType<typeof call>>, service: string) {
@@ -41,17 +35,17 @@ const unfinished = "select id from uploads where status in ('received', 'validat
 /** Uploads cut off with PostgreSQL out of reach stay unfinished (they stop counting later). */
 let leftBehind: string[] = [];
 const inProgress = async () =>
-  (await env.sql.query(unfinished)).rows.filter(({ id }) => !leftBehind.includes(id)).length;
+  (await stack.env.sql.query(unfinished)).rows.filter(({ id }) => !leftBehind.includes(id)).length;
 
 test("uploads in flight when PostgreSQL's connections are cut get 503, and the api lives on", async () => {
   const inFlight = Array.from({ length: 40 }, (_, i) =>
     call("POST", "/uploads", `id,name\n${"1,a\n".repeat(i * 50 + 1)}`),
   );
   await waitFor("uploads to be arriving", async () => (await inProgress()) > 0);
-  await api.proxies.PostgreSQL.cut();
+  await stack.api.proxies.PostgreSQL.cut();
   const answers = await Promise.all(inFlight);
-  await api.proxies.PostgreSQL.restore();
-  leftBehind = (await env.sql.query(unfinished)).rows.map(({ id }) => id);
+  await stack.api.proxies.PostgreSQL.restore();
+  leftBehind = (await stack.env.sql.query(unfinished)).rows.map(({ id }) => id);
   for (const answer of answers) {
     assert.ok([202, 503].includes(answer.status), answer.text);
   }
@@ -68,10 +62,10 @@ describe("PostgreSQL unreachable", () => {
     const accepted = await call("POST", "/uploads", "id,name\n1,a\n");
     assert.equal(accepted.status, 202);
     uploadId = accepted.body.id;
-    await api.proxies.PostgreSQL.cut();
+    await stack.api.proxies.PostgreSQL.cut();
   });
   after(async () => {
-    await api.proxies.PostgreSQL.restore();
+    await stack.api.proxies.PostgreSQL.restore();
   });
 
   test("listing uploads is 503 ServiceUnavailable", async () => {
@@ -108,10 +102,10 @@ describe("PostgreSQL unreachable", () => {
 
 describe("Redis unreachable", () => {
   before(async () => {
-    await api.proxies.Redis.cut();
+    await stack.api.proxies.Redis.cut();
   });
   after(async () => {
-    await api.proxies.Redis.restore();
+    await stack.api.proxies.Redis.restore();
   });
 
   test("a new upload is 503 ServiceUnavailable, and is not left counting as in progress", async () => {
@@ -120,31 +114,31 @@ describe("Redis unreachable", () => {
   });
 
   test("an upload whose body was stored as Redis went away is 503, recorded as rejected, and leaves no file", async () => {
-    await api.proxies.Redis.restore();
+    await stack.api.proxies.Redis.restore();
     await waitFor(
       "Redis to be back",
       async () => (await call("GET", "/readyz?verbose")).status === 200,
     );
-    const upload = request(`${api.url}/uploads`, {
+    const upload = request(`${stack.api.url}/uploads`, {
       method: "POST",
       headers: { "content-type": "text/csv" },
     });
     const answered = once(upload, "response");
     upload.write("id,name\n");
     await waitFor("the body to be arriving", async () => (await inProgress()) === 1);
-    await api.proxies.Redis.cut();
+    await stack.api.proxies.Redis.cut();
     upload.end("1,a\n");
     const [response] = (await answered) as [IncomingMessage];
     let text = "";
     for await (const chunk of response) text += chunk;
     assert.equal(response.statusCode, 503, text);
     assert.equal(JSON.parse(text).error.code, "ServiceUnavailable");
-    const { rows } = await env.sql.query(
+    const { rows } = await stack.env.sql.query(
       "select id, status, error_code from uploads order by created_at desc limit 1",
     );
     assert.equal(rows[0].status, "rejected");
     assert.equal(rows[0].error_code, "Interrupted");
-    const files = await readdir(env.config.uploadDir);
+    const files = await readdir(stack.env.config.uploadDir);
     assert.ok(!files.some((name) => name.startsWith(rows[0].id)), files.join());
   });
 

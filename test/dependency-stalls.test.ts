@@ -15,30 +15,28 @@ import { DependencyTimeoutError } from "../src/core/dependencies.ts";
 import { createLogger } from "../src/core/logger.ts";
 import { failure } from "./support/failure.ts";
 import { freePort, startProgram } from "./support/program.ts";
-import { type ProxiedApi, startProxiedApi } from "./support/proxied-api.ts";
-import { callApi, type TestEnv, testEnv, waitFor } from "./support/stack.ts";
+import { startProxiedApi } from "./support/proxied-api.ts";
+import { apiForTests, callApi, testEnv, waitFor } from "./support/stack.ts";
 import { startTcpProxy } from "./support/tcp-proxy.ts";
 
-let env: TestEnv;
-let api: ProxiedApi<"PostgreSQL" | "Redis" | "RabbitMQ">;
 let uploadId: string;
-before(async () => {
-  env = await testEnv();
-  api = await startProxiedApi(env, ["PostgreSQL", "Redis", "RabbitMQ"], {
-    CONNECT_TIMEOUT_MS: "2000",
-    COMMAND_TIMEOUT_MS: "2000",
-  });
-  // One row with a field too few, so that the upload has a row error to list.
-  const accepted = await call("POST", "/uploads", "id,name\n1,a\n2\n");
-  assert.equal(accepted.status, 202, accepted.text);
-  uploadId = accepted.body.id;
-});
-after(async () => {
-  await api?.stop();
-  await env?.cleanup();
-});
+const stack = apiForTests(
+  {},
+  (env) =>
+    startProxiedApi(env, ["PostgreSQL", "Redis", "RabbitMQ"], {
+      CONNECT_TIMEOUT_MS: "2000",
+      COMMAND_TIMEOUT_MS: "2000",
+    }),
+  async (): Promise<void> => {
+    // One row with a field too few, so that the upload has a row error to list.
+    const accepted = await call("POST", "/uploads", "id,name\n1,a\n2\n");
+    assert.equal(accepted.status, 202, accepted.text);
+    uploadId = accepted.body.id;
+  },
+);
 
-const call = (method: string, path: string, body?: string) => callApi(api.url, method, path, body);
+const call = (method: string, path: string, body?: string) =>
+  callApi(stack.api.url, method, path, body);
 
 function assertUnavailable(answer: Awaited<ReturnType<typeof call>>, service: string) {
   assert.equal(answer.status, 503, answer.text);
@@ -96,9 +94,9 @@ const failedWhenStalled: Record<
 
 for (const service of ["PostgreSQL", "Redis", "RabbitMQ"] as const) {
   describe(`${service} accepts connections but never answers`, () => {
-    before(() => api.proxies[service].stall());
+    before(() => stack.api.proxies[service].stall());
     after(async () => {
-      await api.proxies[service].restore();
+      await stack.api.proxies[service].restore();
       await ready();
     });
 

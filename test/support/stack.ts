@@ -95,35 +95,48 @@ export const apiKeys = (keys: Record<string, string>): string =>
 export type Stack = Readonly<{ env: TestEnv; api: InProcess }>;
 
 /**
- * A fresh env and its api (see startInProcess), started before the tests of the file, or of
+ * A fresh env and an api on it (started by `startApi`), before the tests of the file, or of
  * the describe it is called in, and stopped and cleaned up after them; `prepare` runs on
- * them once they are up. Its env and api are there in tests, not when the file loads (nor
- * in other before hooks at a file's top level: node:test runs those alongside this one).
+ * them once they are up. Its env and api are there in tests and in `prepare`, not when the
+ * file loads (nor in other before hooks at a file's top level: node:test runs those
+ * alongside this one).
  */
-export function stackForTests(
-  overrides: Record<string, string> = {},
-  options: Parameters<typeof startInProcess>[1] = {},
-  prepare: (stack: Stack) => Promise<unknown> = async () => undefined,
-): Stack {
-  const startStack = stackStarter();
-  let started: Stack | undefined;
-  before(async () => {
-    started = await startStack(overrides, options);
-    await prepare(started);
-  });
-  const get = () => {
-    if (!started) throw new Error("the stack is started in a before hook: read it in tests");
-    return started;
+export function apiForTests<A extends InProcess>(
+  overrides: Record<string, string>,
+  startApi: (env: TestEnv) => Promise<A>,
+  prepare: (stack: Readonly<{ env: TestEnv; api: A }>) => Promise<unknown> = async () => undefined,
+): Readonly<{ env: TestEnv; api: A }> {
+  let env: TestEnv | undefined;
+  let api: A | undefined;
+  const started = () => {
+    if (!env || !api) throw new Error("the api is started in a before hook: read it in tests");
+    return { env, api };
   };
+  before(async () => {
+    env = await testEnv(overrides);
+    api = await startApi(env);
+    await prepare(started());
+  });
+  after(async () => {
+    await api?.stop();
+    await env?.cleanup();
+  });
   return {
     get env() {
-      return get().env;
+      return started().env;
     },
     get api() {
-      return get().api;
+      return started().api;
     },
   };
 }
+
+/** apiForTests with the api (and, unless told otherwise, a worker) in this test's process. */
+export const stackForTests = (
+  overrides: Record<string, string> = {},
+  options: Parameters<typeof startInProcess>[1] = {},
+  prepare?: (stack: Stack) => Promise<unknown>,
+): Stack => apiForTests(overrides, (env) => startInProcess(env, options), prepare);
 
 export type InProcess = Readonly<{
   url: string;
