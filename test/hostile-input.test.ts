@@ -4,7 +4,7 @@
 // no trace.
 import assert from "node:assert/strict";
 import { readdir } from "node:fs/promises";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import amqp from "amqplib";
 import fc from "fast-check";
 import { queueNames } from "../src/core/broker/queue-names.ts";
@@ -14,11 +14,8 @@ import {
   acceptedUpload,
   getJson,
   getObjectJson,
-  type InProcess,
   listBatchObjects,
-  startInProcess,
-  type TestEnv,
-  testEnv,
+  stackForTests,
   waitFor,
 } from "./support/stack.ts";
 
@@ -64,25 +61,16 @@ async function send(url: string, query: string, request: RequestInit): Promise<O
 }
 
 describe("the api alone", () => {
-  let env: TestEnv;
-  let api: InProcess;
+  // No worker: every published batch stays in the queue to be counted.
+  const stack = stackForTests(LIMITS, { worker: false });
   const outcomes: Outcome[] = [];
-  before(async () => {
-    env = await testEnv(LIMITS);
-    // No worker: every published batch stays in the queue to be counted.
-    api = await startInProcess(env, { worker: false });
-  });
-  after(async () => {
-    await api?.stop();
-    await env?.cleanup();
-  });
 
   test("answers every hostile upload with 202 or a 4xx JSON error carrying a code", async () => {
     // Several at once, as clients send them; about 220 in all, which reach every generator's
     // cases on both sides of the property while a loaded machine stays well within the limit.
     await fc.assert(
       fc.asyncProperty(fc.array(hostileUpload, { minLength: 1, maxLength: 8 }), async (uploads) => {
-        const answers = uploads.map((u) => send(api.url, u.query, requestFor(u)));
+        const answers = uploads.map((u) => send(stack.api.url, u.query, requestFor(u)));
         outcomes.push(...(await Promise.all(answers)));
       }),
       { numRuns: 50 },
@@ -100,16 +88,16 @@ describe("the api alone", () => {
     for (const o of outcomes) if (o.kind === "accepted") accepted.set(o.id, o.batches);
     const expected = [...accepted.values()].reduce((a, b) => a + b, 0);
     await waitFor("every accepted upload to be published", async () => {
-      const { rows } = await env.sql.query(
+      const { rows } = await stack.env.sql.query(
         "select count(*)::int as n from uploads where status = 'queued' and batches_published < batches_total",
       );
       return rows[0].n === 0;
     });
 
-    const connection = await amqp.connect(env.config.rabbitmqUrl);
+    const connection = await amqp.connect(stack.env.config.rabbitmqUrl);
     try {
       const channel = await connection.createChannel();
-      const queue = queueNames(env.config.namespace).batches;
+      const queue = queueNames(stack.env.config.namespace).batches;
       assert.equal((await channel.checkQueue(queue)).messageCount, expected);
       const seen = new Map<string, number>();
       let received = 0;
@@ -130,7 +118,7 @@ describe("the api alone", () => {
       await connection.close();
     }
 
-    const { rows } = await env.sql.query("select id, status from uploads");
+    const { rows } = await stack.env.sql.query("select id, status from uploads");
     const status = new Map(rows.map((r) => [r.id, r.status]));
     for (const o of outcomes) {
       if (o.kind === "rejected" && o.id) assert.equal(status.get(o.id), "rejected", o.id);
@@ -140,22 +128,13 @@ describe("the api alone", () => {
       "no upload is left half received",
     );
     await waitFor("stored files to be removed once published", async () => {
-      return (await readdir(env.config.uploadDir)).length === 0;
+      return (await readdir(stack.env.config.uploadDir)).length === 0;
     });
   });
 });
 
 describe("the api with a worker", () => {
-  let env: TestEnv;
-  let stack: InProcess;
-  before(async () => {
-    env = await testEnv(LIMITS);
-    stack = await startInProcess(env);
-  });
-  after(async () => {
-    await stack?.stop();
-    await env?.cleanup();
-  });
+  const stack = stackForTests(LIMITS);
 
   test("lands every accepted upload whole, and nothing of a rejected one", async () => {
     const accepted: string[] = [];
@@ -165,7 +144,7 @@ describe("the api with a worker", () => {
     for (let round = 0; round < 20 && (accepted.length <= 10 || rejected.length <= 10); round++) {
       await fc.assert(
         fc.asyncProperty(hostileUpload, async (upload) => {
-          const outcome = await send(stack.url, upload.query, requestFor(upload));
+          const outcome = await send(stack.api.url, upload.query, requestFor(upload));
           if (outcome.kind === "accepted") accepted.push(outcome.id);
           else if (outcome.id) rejected.push(outcome.id);
         }),
@@ -178,13 +157,13 @@ describe("the api with a worker", () => {
     );
 
     await waitFor("every accepted upload to complete", async () => {
-      const { rows } = await env.sql.query(
+      const { rows } = await stack.env.sql.query(
         "select count(*)::int as n from uploads where id = any($1) and status <> 'completed'",
         [accepted],
       );
       return rows[0].n === 0;
     });
-    const { rows } = await env.sql.query(
+    const { rows } = await stack.env.sql.query(
       `select u.id, u.rows_total, u.row_errors, u.rows_landed,
          (select count(*)::int from upload_rows r where r.upload_id = u.id) as landed,
          (select count(*)::int from row_errors e where e.upload_id = u.id) as errors
@@ -197,13 +176,14 @@ describe("the api with a worker", () => {
       assert.equal(r.landed + r.errors, r.rows_total, r.id);
     }
 
-    const traces = await env.sql.query(
+    const traces = await stack.env.sql.query(
       `select (select count(*)::int from upload_rows where upload_id = any($1)) as rows,
               (select count(*)::int from upload_batches where upload_id = any($1)) as batches`,
       [rejected],
     );
     assert.deepEqual(traces.rows[0], { rows: 0, batches: 0 });
-    for (const id of rejected.slice(0, 25)) assert.deepEqual(await listBatchObjects(env, id), []);
+    for (const id of rejected.slice(0, 25))
+      assert.deepEqual(await listBatchObjects(stack.env, id), []);
   });
 
   test("header names travel only as data: SQL, quotes and prototype names land as plain keys", async () => {
@@ -223,16 +203,16 @@ describe("the api with a worker", () => {
     ];
     const field = (v: string) => (/[",\r\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
     const csv = `${[header, ...rows].map((r) => r.map(field).join(",")).join("\n")}\n`;
-    const accepted = await acceptedUpload(stack.url, csv);
+    const accepted = await acceptedUpload(stack.api.url, csv);
     assert.deepEqual(accepted.columns, header);
     const { id } = accepted;
     await waitFor("the upload to complete", async () => {
-      const { body } = await getJson(`${stack.url}/uploads/${id}`);
+      const { body } = await getJson(`${stack.api.url}/uploads/${id}`);
       return body.status === "completed";
     });
 
     // Key by key, as PostgreSQL holds them, not as a JavaScript object would show them.
-    const stored = await env.sql.query(
+    const stored = await stack.env.sql.query(
       `select row_number::int as row, key, value
        from upload_rows, json_each_text(data)
        where upload_id = $1 order by row_number, key collate "C"`,
@@ -245,15 +225,15 @@ describe("the api with a worker", () => {
     );
     assert.deepEqual(stored.rows, expected);
 
-    const [key] = await listBatchObjects(env, id);
-    const batch = await getObjectJson(env, key as string);
+    const [key] = await listBatchObjects(stack.env, id);
+    const batch = await getObjectJson(stack.env, key as string);
     assert.deepEqual(batch.columns, header);
     assert.deepEqual(
       batch.rows.map((r: { values: string[] }) => r.values),
       rows,
     );
 
-    const intact = await env.sql.query(
+    const intact = await stack.env.sql.query(
       "select to_regclass('uploads') is not null as uploads, (select count(*)::int from uploads where id = $1) as mine",
       [id],
     );

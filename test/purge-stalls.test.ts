@@ -2,43 +2,46 @@
 // 503 naming S3 rather than holding the request, keeps the purge recorded, and finishes it
 // when asked again once S3 answers.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { loadConfig } from "../src/core/config.ts";
 import {
+  apiForTests,
   callApi,
-  type InProcess,
   listBatchObjects,
   startInProcess,
-  type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.ts";
 
-let env: TestEnv;
 let s3: TcpProxy;
-let api: InProcess;
-before(async () => {
-  env = await testEnv({ BATCH_SIZE: "2" });
+/** The api and a worker, their S3 requests through a proxy the test stalls; its stop closes it. */
+const stack = apiForTests({ BATCH_SIZE: "2" }, async (env) => {
   const endpoint = env.env.AWS_ENDPOINT;
   assert.ok(endpoint);
   const { hostname, port } = new URL(endpoint);
-  s3 = await startTcpProxy({ host: hostname, port: Number(port) });
+  const proxy = await startTcpProxy({ host: hostname, port: Number(port) });
+  s3 = proxy;
   const config = loadConfig({
     ...env.env,
-    AWS_ENDPOINT: s3.via(endpoint),
+    AWS_ENDPOINT: proxy.via(endpoint),
     CONNECT_TIMEOUT_MS: "1000",
     COMMAND_TIMEOUT_MS: "1000",
   });
-  api = await startInProcess({ ...env, config });
-});
-after(async () => {
-  await api?.stop();
-  await s3?.close();
-  await env?.cleanup();
+  const api = await startInProcess({ ...env, config }).catch(async (err) => {
+    await proxy.close();
+    throw err;
+  });
+  return {
+    ...api,
+    async stop() {
+      await api.stop();
+      await proxy.close();
+    },
+  };
 });
 
-const call = (method: string, path: string, body?: string) => callApi(api.url, method, path, body);
+const call = (method: string, path: string, body?: string) =>
+  callApi(stack.api.url, method, path, body);
 
 test("a purge while S3 stops answering is 503 naming S3; asked again once it answers, it finishes", async () => {
   const accepted = await call("POST", "/uploads", "id,name\n1,a\n2,b\n3,c\n4,d\n");
@@ -47,7 +50,7 @@ test("a purge while S3 stops answering is 503 naming S3; asked again once it ans
   await waitFor("the upload to complete", async () => {
     return (await call("GET", `/uploads/${id}`)).body.status === "completed";
   });
-  assert.equal((await listBatchObjects(env, id)).length, 2);
+  assert.equal((await listBatchObjects(stack.env, id)).length, 2);
 
   s3.stall();
   const stalled = await call("DELETE", `/uploads/${id}/data`);
@@ -59,11 +62,11 @@ test("a purge while S3 stops answering is 503 naming S3; asked again once it ans
   assert.doesNotMatch(stalled.text, /127\.0\.0\.1/, "no address");
   // Not purged yet: its objects are still there.
   assert.equal((await call("GET", `/uploads/${id}`)).body.purgedAt, null);
-  assert.equal((await listBatchObjects(env, id)).length, 2);
+  assert.equal((await listBatchObjects(stack.env, id)).length, 2);
 
   await s3.restore();
   const purged = await call("DELETE", `/uploads/${id}/data`);
   assert.equal(purged.status, 200, purged.text);
   assert.ok(purged.body.purgedAt, purged.text);
-  assert.deepEqual(await listBatchObjects(env, id), []);
+  assert.deepEqual(await listBatchObjects(stack.env, id), []);
 });
