@@ -31,6 +31,16 @@ after(async () => {
   for (const env of envs) await env.cleanup();
 });
 
+/** Waits for upload `id` to be failed; its error code and message then. */
+const failedUpload = (test: TestEnv, id: string) =>
+  waitFor("the upload to be failed", async () => {
+    const { rows } = await test.sql.query(
+      "select status, error_code, error_message from uploads where id = $1",
+      [id],
+    );
+    return rows[0].status === "failed" && rows[0];
+  });
+
 const csv = `id,name\n${Array.from({ length: 400 }, (_, i) => `${i},name ${i}\n`).join("")}`;
 
 test("a replica takes over the publishing of an upload whose api died mid-publish", async () => {
@@ -93,13 +103,7 @@ test("an upload whose stored batches no api holds is failed, saying so", async (
      values ($1, 'default', 'processing', 40, 12, now() - interval '10 minutes')`,
     [id],
   );
-  const failed = await waitFor("the upload to be failed", async () => {
-    const { rows } = await test.sql.query(
-      "select status, error_code, error_message from uploads where id = $1",
-      [id],
-    );
-    return rows[0].status === "failed" && rows[0];
-  });
+  const failed = await failedUpload(test, id);
   assert.equal(failed.error_code, "BatchesLost");
   assert.match(failed.error_message, /stored batches/);
   // Another, whose publisher renews its lease, stays.
@@ -141,13 +145,7 @@ test("an api that finds the stored batches of an upload it publishes gone fails 
   );
   // Its folder was replaced by an empty one: nothing stored is left to publish.
   api.api.publisher.start({ id, batchesTotal: 40 });
-  const failed = await waitFor("the upload to be failed", async () => {
-    const { rows } = await test.sql.query(
-      "select status, error_code, error_message from uploads where id = $1",
-      [id],
-    );
-    return rows[0].status === "failed" && rows[0];
-  });
+  const failed = await failedUpload(test, id);
   assert.equal(failed.error_code, "BatchesLost");
   assert.match(failed.error_message, /stored batches of this upload are gone/);
   const url = api.url;
