@@ -53,12 +53,12 @@ async function completed(tenant: Tenant, id: string) {
   });
 }
 
-/** Uploads `csv` into the target, and waits for it to land; its answer. */
+/** Uploads `csv` into the target, and waits for it to land; its id, and the upload then. */
 async function landed(tenant: Tenant, target: string, csv: string) {
   const accepted = await upload(tenant, target, csv);
   assert.equal(accepted.status, 202, accepted.text);
-  await completed(tenant, accepted.body.id);
-  return accepted;
+  const id: string = accepted.body.id;
+  return { id, done: await completed(tenant, id) };
 }
 
 /**
@@ -556,19 +556,17 @@ describe("constraints of the table other than the key", () => {
       ],
     });
     // Columns named n and line, as the staging table's own bookkeeping might be.
-    const accepted = await upload(
+    const { id, done } = await landed(
       "acme",
       "emails",
       "email,n,line\na@x,1,one\na@x,2,two\nb@x,3,three\n",
     );
-    assert.equal(accepted.status, 202, accepted.text);
-    const done = await completed("acme", accepted.body.id);
     assert.equal(done.rowsLanded, 2);
     assert.deepEqual(await rows("select email, n, line from tenant_acme.emails order by n"), [
       { email: "a@x", n: 1, line: "one" },
       { email: "b@x", n: 3, line: "three" },
     ]);
-    assert.deepEqual(await errorsOf("acme", accepted.body.id), [
+    assert.deepEqual(await errorsOf("acme", id), [
       '2,3,ConstraintViolation,"column email: duplicate key value violates unique constraint ""emails_email_key"". Key (email)=(a@x) already exists."',
     ]);
   });
@@ -596,22 +594,20 @@ describe("constraints of the table other than the key", () => {
 
     // Batches of three rows: the CHECK refuses row 2 in the first, the foreign key row 4 in
     // the second, only when it commits.
-    const second = await upload(
+    const second = await landed(
       "acme",
       "scores",
       "id,n,team\n1,11,red\n2,200,blue\n3,33,red\n4,40,green\n5,50,blue\n",
     );
-    assert.equal(second.status, 202, second.text);
-    const done = await completed("acme", second.body.id);
-    assert.equal(done.rowsLanded, 3);
-    assert.equal(done.rowErrors, 2);
+    assert.equal(second.done.rowsLanded, 3);
+    assert.equal(second.done.rowErrors, 2);
     assert.deepEqual(await rows("select id, n, team from tenant_acme.scores order by id"), [
       { id: 1, n: 11, team: "red" },
       { id: 2, n: 20, team: "blue" },
       { id: 3, n: 33, team: "red" },
       { id: 5, n: 50, team: "blue" },
     ]);
-    assert.deepEqual(await errorsOf("acme", second.body.id), [
+    assert.deepEqual(await errorsOf("acme", second.id), [
       '2,3,ConstraintViolation,"column n: new row for relation ""scores"" violates check constraint ""scores_n_check"". Failing row contains (2, 200, blue)."',
       '4,5,ConstraintViolation,"column team: insert or update on table ""scores"" violates foreign key constraint ""scores_team_fkey"". Key (team)=(green) is not present in table ""teams""."',
     ]);
@@ -627,10 +623,7 @@ test("a batch delivered twice lands its rows in the target once", async () => {
       { name: "what", type: "text" },
     ],
   });
-  const accepted = await upload("acme", "log", "seq,what\n1,a\n2,b\n3,c\n4,d\n");
-  assert.equal(accepted.status, 202, accepted.text);
-  const id = accepted.body.id;
-  await completed("acme", id);
+  const { id } = await landed("acme", "log", "seq,what\n1,a\n2,b\n3,c\n4,d\n");
   await deliverAgain(id, 1, 0);
   assert.deepEqual(await rows("select seq, what from tenant_acme.log order by seq"), [
     { seq: 1, what: "a" },
