@@ -5,35 +5,21 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterEach, test } from "node:test";
+import { test } from "node:test";
 import type { UploadStatus } from "../src/core/uploads/upload-status.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
-  type InProcess,
-  type InProcessController,
   metricSample,
   startControllerInProcess,
   startInProcess,
+  stopsAfter,
   type TestEnv,
   testEnv,
   waitFor,
 } from "./support/stack.ts";
 
-let env: TestEnv | undefined;
-let api: InProcess | undefined;
-let controller: InProcessController | undefined;
-let beside: InProcess | undefined;
-afterEach(async () => {
-  await controller?.stop();
-  await beside?.stop();
-  await api?.stop();
-  await env?.cleanup();
-  controller = undefined;
-  beside = undefined;
-  api = undefined;
-  env = undefined;
-});
+const stopLater = stopsAfter("each");
 
 async function uploadIn(
   test: TestEnv,
@@ -51,9 +37,8 @@ async function uploadIn(
 }
 
 test("at start, the api removes the stored batches of uploads that will never publish them", async () => {
-  env = await testEnv();
-  const test = env;
-  api = await startInProcess(test, { worker: false });
+  const test = stopLater(await testEnv());
+  const api = stopLater(await startInProcess(test, { worker: false }));
   const gone = [
     await uploadIn(test, "cancelled"),
     await uploadIn(test, "rejected"),
@@ -75,19 +60,18 @@ test("at start, the api removes the stored batches of uploads that will never pu
 });
 
 test("an upload whose api stopped while receiving it is ended by the controller", async () => {
-  env = await testEnv({ CONTROLLER_INTERVAL_SECONDS: "1" });
-  const test = env;
-  api = await startInProcess(test, { worker: false });
+  const test = stopLater(await testEnv({ CONTROLLER_INTERVAL_SECONDS: "1" }));
+  const api = stopLater(await startInProcess(test, { worker: false }));
   const abandoned = await uploadIn(test, "validating", 600);
   const received = await uploadIn(test, "received", 600);
   const arriving = await uploadIn(test, "validating", 10);
-  controller = await startControllerInProcess(test, undefined);
+  const controller = stopLater(await startControllerInProcess(test, undefined));
 
   for (const id of [abandoned, received]) {
     const ended = await waitFor(
       `upload ${id} ended`,
       async () => {
-        const { body } = await getJson(`${api?.url}/uploads/${id}`);
+        const { body } = await getJson(`${api.url}/uploads/${id}`);
         return body.status === "rejected" && body;
       },
       20_000,
@@ -104,9 +88,8 @@ test("an upload whose api stopped while receiving it is ended by the controller"
 });
 
 test("an api starting on an upload folder it shares with another leaves alone the upload that one is receiving", async () => {
-  env = await testEnv({ BATCH_SIZE: "100" });
-  const test = env;
-  api = await startInProcess(test);
+  const test = stopLater(await testEnv({ BATCH_SIZE: "100" }));
+  const api = stopLater(await startInProcess(test));
   const { csv } = sampleCsv(10_000);
   const half = csv.indexOf("\r\n", csv.length / 2) + 2;
   let release!: () => void;
@@ -130,7 +113,7 @@ test("an api starting on an upload folder it shares with another leaves alone th
     (await readdir(test.config.uploadDir)).find((name) => name.endsWith(".part")),
   );
   // A second replica starts on the same claim, as a rollout or a scale-up does.
-  beside = await startInProcess(test, { worker: false });
+  const beside = stopLater(await startInProcess(test, { worker: false }));
   await beside.api.publisher.resumeUnfinished();
   const kept = (await readdir(test.config.uploadDir)).includes(partial);
   release();
@@ -141,7 +124,7 @@ test("an api starting on an upload folder it shares with another leaves alone th
   const done = await waitFor(
     "the upload to complete",
     async () => {
-      const { body } = await getJson(`${api?.url}/uploads/${answer.body.id}`);
+      const { body } = await getJson(`${api.url}/uploads/${answer.body.id}`);
       return ["completed", "failed"].includes(body.status) && body;
     },
     60_000,
@@ -151,9 +134,8 @@ test("an api starting on an upload folder it shares with another leaves alone th
 });
 
 test("at start, the api removes the partial files of uploads nobody receives any more", async () => {
-  env = await testEnv();
-  const test = env;
-  api = await startInProcess(test, { worker: false });
+  const test = stopLater(await testEnv());
+  const api = stopLater(await startInProcess(test, { worker: false }));
   const ended = [
     await uploadIn(test, "rejected"),
     await uploadIn(test, "cancelled"),

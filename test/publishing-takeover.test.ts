@@ -4,32 +4,24 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { access, writeFile } from "node:fs/promises";
-import { after, test } from "node:test";
+import { test } from "node:test";
 import amqp from "amqplib";
 import { storedPath } from "../src/api/intake/upload-intake.ts";
 import { queueNames } from "../src/core/broker/queue-names.ts";
 import { freePort, startProgram } from "./support/program.ts";
 import {
   callApi,
-  type InProcess,
-  type InProcessController,
   metricSample,
   startControllerInProcess,
   startInProcess,
+  stopsAfter,
   type TestEnv,
   testEnv,
   waitFor,
 } from "./support/stack.ts";
 import { storedBatch } from "./support/stored-batches.ts";
 
-const envs: TestEnv[] = [];
-let controller: InProcessController | undefined;
-let api: InProcess | undefined;
-after(async () => {
-  await controller?.stop();
-  await api?.stop();
-  for (const env of envs) await env.cleanup();
-});
+const stopLater = stopsAfter();
 
 /** Waits for upload `id` to be failed; its error code and message then. */
 const failedUpload = (test: TestEnv, id: string) =>
@@ -44,8 +36,9 @@ const failedUpload = (test: TestEnv, id: string) =>
 const csv = `id,name\n${Array.from({ length: 400 }, (_, i) => `${i},name ${i}\n`).join("")}`;
 
 test("a replica takes over the publishing of an upload whose api died mid-publish", async () => {
-  const env = await testEnv({ BATCH_SIZE: "10", MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000" });
-  envs.push(env);
+  const env = stopLater(
+    await testEnv({ BATCH_SIZE: "10", MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000" }),
+  );
   const [port, otherPort] = [await freePort(), await freePort()];
   // Dies once RabbitMQ has confirmed the seventh batch, as a SIGKILL would end it.
   const dying = startProgram("src/api/main.ts", {
@@ -92,9 +85,8 @@ test("a replica takes over the publishing of an upload whose api died mid-publis
 });
 
 test("an upload whose stored batches no api holds is failed, saying so", async () => {
-  const env = await testEnv({ CONTROLLER_INTERVAL_SECONDS: "1" });
-  envs.push(env);
-  controller = await startControllerInProcess(env, undefined);
+  const env = stopLater(await testEnv({ CONTROLLER_INTERVAL_SECONDS: "1" }));
+  const controller = stopLater(await startControllerInProcess(env, undefined));
   const test = env;
   // Its api died ten minutes ago, and its UPLOAD_DIR with it; no replica took it over.
   const id = randomUUID();
@@ -134,9 +126,8 @@ test("an upload whose stored batches no api holds is failed, saying so", async (
 });
 
 test("an api that finds the stored batches of an upload it publishes gone fails the upload, saying so", async () => {
-  const env = await testEnv();
-  envs.push(env);
-  api = await startInProcess(env, { worker: false });
+  const env = stopLater(await testEnv());
+  const api = stopLater(await startInProcess(env, { worker: false }));
   const test = env;
   const id = randomUUID();
   await env.sql.query(
@@ -155,8 +146,7 @@ test("an api that finds the stored batches of an upload it publishes gone fails 
 });
 
 test("an api that finds the stored batches of an upload cut short fails the upload, saying so, and publishes no batch twice", async () => {
-  const env = await testEnv({ MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000" });
-  envs.push(env);
+  const env = stopLater(await testEnv({ MAX_BATCHES_IN_FLIGHT_PER_UPLOAD: "100000" }));
   const own = await startInProcess(env, { worker: false });
   const test = env;
   const whole = (id: string) => [1, 2, 3].map((seq) => storedBatch(id, seq));

@@ -65,23 +65,35 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
 }
 
 /**
+ * Stops (or cleans up) what it is given after the file's (or suite's) tests, or after each
+ * test with "each", the last given first; gives it back.
+ */
+export function stopsAfter(when: "all" | "each" = "all") {
+  const undo: Array<() => Promise<unknown>> = [];
+  (when === "each" ? afterEach : after)(async () => {
+    for (const step of undo.splice(0).reverse()) await step();
+  });
+  return <T extends { stop(): Promise<unknown> } | { cleanup(): Promise<unknown> }>(
+    started: T,
+  ): T => {
+    undo.push(() => ("stop" in started ? started.stop() : started.cleanup()));
+    return started;
+  };
+}
+
+/**
  * Starts a fresh env and its api (see startInProcess) at each call, and stops and cleans up
  * every one it started, the last first, after the file's (or suite's) tests, or after each
  * test with "each".
  */
 export function stackStarter(when: "all" | "each" = "all") {
-  const undo: Array<() => Promise<void>> = [];
-  (when === "each" ? afterEach : after)(async () => {
-    for (const step of undo.splice(0).reverse()) await step();
-  });
+  const stopLater = stopsAfter(when);
   return async (
     overrides: Record<string, string> = {},
     options: Parameters<typeof startInProcess>[1] = {},
   ): Promise<{ env: TestEnv; api: InProcess }> => {
-    const env = await testEnv(overrides);
-    undo.push(() => env.cleanup());
-    const api = await startInProcess(env, options);
-    undo.push(() => api.stop());
+    const env = stopLater(await testEnv(overrides));
+    const api = stopLater(await startInProcess(env, options));
     return { env, api };
   };
 }
@@ -112,14 +124,11 @@ export function apiForTests<A extends InProcess>(
     if (!env || !api) throw new Error("the api is started in a before hook: read it in tests");
     return { env, api };
   };
+  const stopLater = stopsAfter();
   before(async () => {
-    env = await testEnv(overrides);
-    api = await startApi(env);
+    env = stopLater(await testEnv(overrides));
+    api = stopLater(await startApi(env));
     await prepare(started());
-  });
-  after(async () => {
-    await api?.stop();
-    await env?.cleanup();
   });
   return {
     get env() {
