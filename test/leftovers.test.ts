@@ -10,12 +10,12 @@ import type { UploadStatus } from "../src/core/uploads/upload-status.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   getJson,
-  metricSample,
   startControllerInProcess,
   startInProcess,
   stopsAfter,
   type TestEnv,
   testEnv,
+  uploadsCounted,
   waitFor,
 } from "./support/stack.ts";
 
@@ -81,10 +81,7 @@ test("an upload whose api stopped while receiving it is ended by the controller"
   }
   const { rows } = await test.sql.query("select status from uploads where id = $1", [arriving]);
   assert.equal(rows[0].status, "validating");
-  const url = controller.url;
-  await waitFor("the controller to count the two uploads it ended", async () => {
-    return (await metricSample(url, "sluice_uploads_total", 'status="rejected"')) === 2;
-  });
+  await uploadsCounted("the controller", controller.url, "rejected", 2);
 });
 
 test("an api starting on an upload folder it shares with another leaves alone the upload that one is receiving", async () => {

@@ -11,12 +11,12 @@ import { queueNames } from "../src/core/broker/queue-names.ts";
 import { freePort, startProgram } from "./support/program.ts";
 import {
   callApi,
-  metricSample,
   startControllerInProcess,
   startInProcess,
   stopsAfter,
   type TestEnv,
   testEnv,
+  uploadsCounted,
   waitFor,
 } from "./support/stack.ts";
 import { storedBatch } from "./support/stored-batches.ts";
@@ -119,10 +119,7 @@ test("an upload whose stored batches no api holds is failed, saying so", async (
   const { rows } = await env.sql.query("select status from uploads where id = $1", [live]);
   assert.equal(rows[0].status, "processing");
   // Counted where the other endings are: the two it failed, and no other.
-  const url = controller.url;
-  await waitFor("the controller to count the two uploads it failed", async () => {
-    return (await metricSample(url, "sluice_uploads_total", 'status="failed"')) === 2;
-  });
+  await uploadsCounted("the controller", controller.url, "failed", 2);
 });
 
 test("an api that finds the stored batches of an upload it publishes gone fails the upload, saying so", async () => {
@@ -139,10 +136,7 @@ test("an api that finds the stored batches of an upload it publishes gone fails 
   const failed = await failedUpload(test, id);
   assert.equal(failed.error_code, "BatchesLost");
   assert.match(failed.error_message, /stored batches of this upload are gone/);
-  const url = api.url;
-  await waitFor("the api to count the upload it failed", async () => {
-    return (await metricSample(url, "sluice_uploads_total", 'status="failed"')) === 1;
-  });
+  await uploadsCounted("the api", api.url, "failed", 1);
 });
 
 test("an api that finds the stored batches of an upload cut short fails the upload, saying so, and publishes no batch twice", async () => {
@@ -187,9 +181,7 @@ test("an api that finds the stored batches of an upload cut short fails the uplo
         ),
       );
     }
-    await waitFor("the api to count the two uploads it failed", async () => {
-      return (await metricSample(own.url, "sluice_uploads_total", 'status="failed"')) === 2;
-    });
+    await uploadsCounted("the api", own.url, "failed", 2);
     // The three whole batches of each, once each.
     const queued = await drainQueue(queueNames(env.config.namespace).batches);
     assert.deepEqual(

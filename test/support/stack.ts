@@ -22,7 +22,8 @@ import { createShutdown } from "../../src/core/program/shutdown.ts";
 import { startLocalS3 } from "../../src/core/storage/local-s3.ts";
 import { ensureBucket } from "../../src/core/storage/s3.ts";
 import { start as startWorker, workerProgram } from "../../src/worker/worker.ts";
-import { freePort } from "./program.ts";
+import { metricSample } from "./http.ts";
+import { freePort, waitFor } from "./program.ts";
 import { freshEnv, type TestEnv } from "./test-env.ts";
 
 export { acceptedUpload, callApi, getJson, metricSample, requestFailed } from "./http.ts";
@@ -58,6 +59,13 @@ function sharedS3(): Promise<{ endpoint: string; close(): Promise<void> }> {
 after(async () => {
   if (s3Server) await (await s3Server).close();
 });
+
+/** Waits for the program at `url` (`who`) to count `count` uploads ended `status`, no more. */
+export const uploadsCounted = (who: string, url: string, status: string, count: number) =>
+  waitFor(
+    `${who} to count ${count} uploads ${status}`,
+    async () => (await metricSample(url, "sluice_uploads_total", `status="${status}"`)) === count,
+  );
 
 /** A fresh database, namespace, bucket and upload folder, on this process's S3 server. */
 export async function testEnv(overrides: Record<string, string> = {}): Promise<TestEnv> {
