@@ -1,7 +1,7 @@
 // Every metric a dashboard panel or an alert reads is one the programs really export: the
 // api, a worker and the controller run here, and their live /metrics are scraped.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { sampleCsv } from "./support/csv-samples.ts";
 import {
   baseName,
@@ -12,12 +12,9 @@ import {
 } from "./support/monitoring-files.ts";
 import {
   getJson,
-  type InProcess,
   type InProcessController,
+  stackForTests,
   startControllerInProcess,
-  startInProcess,
-  type TestEnv,
-  testEnv,
   waitFor,
 } from "./support/stack.ts";
 
@@ -41,19 +38,14 @@ const EXTERNAL = new Map([
   ],
 ]);
 
-let env: TestEnv;
-let stack: InProcess;
 let controller: InProcessController;
-before(async () => {
-  env = await testEnv({ BATCH_SIZE: "100", CONTROLLER_INTERVAL_SECONDS: "1" });
-  stack = await startInProcess(env);
-  controller = await startControllerInProcess(env, undefined);
-});
-after(async () => {
-  await controller.stop();
-  await stack.stop();
-  await env.cleanup();
-});
+const stack = stackForTests(
+  { BATCH_SIZE: "100", CONTROLLER_INTERVAL_SECONDS: "1" },
+  {},
+  async ({ env, stopLater }) => {
+    controller = stopLater(await startControllerInProcess(env, undefined));
+  },
+);
 
 /**
  * The metrics a /metrics page declares (# TYPE), and the samples it holds with their
@@ -88,7 +80,7 @@ test("the query parser finds metric names and nothing else", () => {
 
 test("every metric the dashboards and alerts read is exported by a program or explained", async () => {
   const id = (
-    await getJson(`${stack.url}/uploads`, {
+    await getJson(`${stack.api.url}/uploads`, {
       method: "POST",
       headers: { "content-type": "text/csv" },
       body: sampleCsv(300).csv,
@@ -96,7 +88,7 @@ test("every metric the dashboards and alerts read is exported by a program or ex
   ).body.id;
   await waitFor(
     "the upload to complete",
-    async () => (await getJson(`${stack.url}/uploads/${id}`)).body.status === "completed",
+    async () => (await getJson(`${stack.api.url}/uploads/${id}`)).body.status === "completed",
   );
   // Gauges the controller sets at its checks, and reads at each scrape.
   await waitFor("the controller's first check", async () =>
@@ -104,8 +96,8 @@ test("every metric the dashboards and alerts read is exported by a program or ex
   );
 
   const programs = {
-    api: await exported(stack.url),
-    worker: await exported(stack.workerUrl as string),
+    api: await exported(stack.api.url),
+    worker: await exported(stack.api.workerUrl as string),
     controller: await exported(controller.url),
   };
   const queries: Query[] = [...dashboardQueries(), ...ruleQueries()];
@@ -148,7 +140,11 @@ test("each program exports its own metrics and never labels a series with an upl
     ],
     controller: ["sluice_queue_messages", "sluice_uploads_stuck", "sluice_controller_leader"],
   };
-  const urls = { api: stack.url, worker: stack.workerUrl as string, controller: controller.url };
+  const urls = {
+    api: stack.api.url,
+    worker: stack.api.workerUrl as string,
+    controller: controller.url,
+  };
   for (const [program, names] of Object.entries(own)) {
     const text = await (await fetch(`${urls[program as keyof typeof urls]}/metrics`)).text();
     for (const name of names)

@@ -2,55 +2,44 @@
 // keeps its record; a second purge changes nothing; an upload in progress is refused; a purge
 // cut short, and uploads older than RETENTION_DAYS, are finished by the controller.
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { DeleteBucketCommand, DeleteObjectsCommand } from "@aws-sdk/client-s3";
 import { requestPurge } from "../src/core/db/purge.repository.ts";
 import type { RunningProgram } from "../src/core/program/program.ts";
 import {
   acceptedUpload,
   getJson,
-  type InProcess,
-  type InProcessController,
   listBatchObjects,
   metricSample,
+  stackForTests,
   startControllerInProcess,
   startInProcess,
   startWorkerInProcess,
-  type TestEnv,
   testEnv,
   waitFor,
 } from "./support/stack.ts";
 
-let env: TestEnv;
-let stack: InProcess;
-let worker: RunningProgram | undefined;
-let controller: InProcessController | undefined;
-before(async () => {
-  env = await testEnv({ BATCH_SIZE: "2", RETENTION_DAYS: "1", CONTROLLER_INTERVAL_SECONDS: "1" });
-  // The worker starts in the tests: an upload must be able to stay queued.
-  stack = await startInProcess(env, { worker: false });
-});
-after(async () => {
-  await controller?.stop();
-  await worker?.stop();
-  await stack?.stop();
-  await env?.cleanup();
-});
+// The worker starts in the tests: an upload must be able to stay queued.
+const stack = stackForTests(
+  { BATCH_SIZE: "2", RETENTION_DAYS: "1", CONTROLLER_INTERVAL_SECONDS: "1" },
+  { worker: false },
+);
 
 // Ten rows in five batches, one row too short: a row error.
 const CSV = `id,name\n${Array.from({ length: 10 }, (_, i) => (i === 3 ? "4" : `${i + 1},n${i + 1}`)).join("\n")}\n`;
 
 async function post(): Promise<string> {
-  return (await acceptedUpload(stack.url, CSV)).id;
+  return (await acceptedUpload(stack.api.url, CSV)).id;
 }
 
 const completed = (id: string) =>
   waitFor(`upload ${id} to complete`, async () => {
-    const { body } = await getJson(`${stack.url}/uploads/${id}`);
+    const { body } = await getJson(`${stack.api.url}/uploads/${id}`);
     return body.status === "completed" ? body : undefined;
   });
 
 async function dataOf(id: string) {
+  const { env } = stack;
   const count = async (table: string) =>
     (await env.sql.query(`select count(*)::int as n from ${table} where upload_id = $1`, [id]))
       .rows[0].n as number;
@@ -61,7 +50,7 @@ async function dataOf(id: string) {
   };
 }
 
-const purge = (id: string) => getJson(`${stack.url}/uploads/${id}/data`, { method: "DELETE" });
+const purge = (id: string) => getJson(`${stack.api.url}/uploads/${id}/data`, { method: "DELETE" });
 
 test("an upload in progress is refused; once finished its data goes, its record stays, and again is a no-op", async () => {
   const id = await post();
@@ -70,7 +59,7 @@ test("an upload in progress is refused; once finished its data goes, its record 
   assert.equal(refused.body.error.code, "Conflict");
   assert.match(refused.body.error.message, /queued; cancel it first/);
 
-  worker = await startWorkerInProcess(env, { beside: stack });
+  stack.stopLater(await startWorkerInProcess(stack.env, { beside: stack.api }));
   await completed(id);
   assert.deepEqual(await dataOf(id), { rows: 9, rowErrors: 1, objects: 5 });
 
@@ -80,14 +69,17 @@ test("an upload in progress is refused; once finished its data goes, its record 
   assert.ok(purged.body.purgedAt);
   assert.equal(purged.body.rowsLanded, 9);
   assert.deepEqual(await dataOf(id), { rows: 0, rowErrors: 0, objects: 0 });
-  const errors = await fetch(`${stack.url}/uploads/${id}/errors`);
+  const errors = await fetch(`${stack.api.url}/uploads/${id}/errors`);
   assert.equal(await errors.text(), "row,line,code,message\n");
 
   const again = await purge(id);
   assert.equal(again.status, 200);
   assert.equal(again.body.purgedAt, purged.body.purgedAt);
   assert.deepEqual(await dataOf(id), { rows: 0, rowErrors: 0, objects: 0 });
-  assert.equal((await getJson(`${stack.url}/uploads/${id}`)).body.purgedAt, purged.body.purgedAt);
+  assert.equal(
+    (await getJson(`${stack.api.url}/uploads/${id}`)).body.purgedAt,
+    purged.body.purgedAt,
+  );
 });
 
 test("the controller finishes a purge cut short and purges uploads older than RETENTION_DAYS", async () => {
@@ -95,23 +87,26 @@ test("the controller finishes a purge cut short and purges uploads older than RE
   for (const id of [cut, old, fresh]) await completed(id);
 
   // A purge recorded, then stopped half-way: some rows deleted, the rest and S3 left.
-  assert.equal((await requestPurge(stack.runtime.db, cut)).kind, "started");
-  await env.sql.query("delete from upload_rows where upload_id = $1 and row_number <= 5", [cut]);
-  // Created two days ago, past RETENTION_DAYS=1.
-  await env.sql.query("update uploads set created_at = now() - interval '2 days' where id = $1", [
-    old,
+  assert.equal((await requestPurge(stack.api.runtime.db, cut)).kind, "started");
+  await stack.env.sql.query("delete from upload_rows where upload_id = $1 and row_number <= 5", [
+    cut,
   ]);
+  // Created two days ago, past RETENTION_DAYS=1.
+  await stack.env.sql.query(
+    "update uploads set created_at = now() - interval '2 days' where id = $1",
+    [old],
+  );
 
-  controller = await startControllerInProcess(env, undefined);
+  stack.stopLater(await startControllerInProcess(stack.env, undefined));
   for (const id of [cut, old]) {
     await waitFor(`upload ${id} to be purged`, async () => {
-      const { body } = await getJson(`${stack.url}/uploads/${id}`);
+      const { body } = await getJson(`${stack.api.url}/uploads/${id}`);
       return body.purgedAt !== null;
     });
     assert.deepEqual(await dataOf(id), { rows: 0, rowErrors: 0, objects: 0 });
   }
   // The controller has passed since; the recent upload keeps its data.
-  const { rows } = await env.sql.query(
+  const { rows } = await stack.env.sql.query(
     "select purged_at from uploads where id = $1 and purged_at is null",
     [fresh],
   );

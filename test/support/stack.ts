@@ -72,18 +72,20 @@ export async function testEnv(overrides: Record<string, string> = {}): Promise<T
   return freshEnv((await sharedS3()).endpoint, overrides);
 }
 
+type StopLater = <T extends { stop(): Promise<unknown> } | { cleanup(): Promise<unknown> }>(
+  started: T,
+) => T;
+
 /**
  * Stops (or cleans up) what it is given after the file's (or suite's) tests, or after each
  * test with "each", the last given first; gives it back.
  */
-export function stopsAfter(when: "all" | "each" = "all") {
+export function stopsAfter(when: "all" | "each" = "all"): StopLater {
   const undo: Array<() => Promise<unknown>> = [];
   (when === "each" ? afterEach : after)(async () => {
     for (const step of undo.splice(0).reverse()) await step();
   });
-  return <T extends { stop(): Promise<unknown> } | { cleanup(): Promise<unknown> }>(
-    started: T,
-  ): T => {
+  return (started) => {
     undo.push(() => ("stop" in started ? started.stop() : started.cleanup()));
     return started;
   };
@@ -112,7 +114,13 @@ export const apiKeys = (keys: Record<string, string>): string =>
     .map(([tenant, key]) => `${tenant}:${key}`)
     .join(",");
 
-export type Stack = Readonly<{ env: TestEnv; api: InProcess }>;
+/** An env and an api on it; what is given to its stopLater stops before them. */
+export type ApiForTests<A extends InProcess> = Readonly<{
+  env: TestEnv;
+  api: A;
+  stopLater: StopLater;
+}>;
+export type Stack = ApiForTests<InProcess>;
 
 /**
  * A fresh env and an api on it (started by `startApi`), before the tests of the file, or of
@@ -124,13 +132,13 @@ export type Stack = Readonly<{ env: TestEnv; api: InProcess }>;
 export function apiForTests<A extends InProcess>(
   overrides: Record<string, string>,
   startApi: (env: TestEnv) => Promise<A>,
-  prepare: (stack: Readonly<{ env: TestEnv; api: A }>) => Promise<unknown> = async () => undefined,
-): Readonly<{ env: TestEnv; api: A }> {
+  prepare: (stack: ApiForTests<A>) => Promise<unknown> = async () => undefined,
+): ApiForTests<A> {
   let env: TestEnv | undefined;
   let api: A | undefined;
   const started = () => {
     if (!env || !api) throw new Error("the api is started in a before hook: read it in tests");
-    return { env, api };
+    return { env, api, stopLater };
   };
   const stopLater = stopsAfter();
   before(async () => {
@@ -145,6 +153,7 @@ export function apiForTests<A extends InProcess>(
     get api() {
       return started().api;
     },
+    stopLater,
   };
 }
 
