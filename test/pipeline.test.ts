@@ -1,15 +1,12 @@
 // A CSV goes in over HTTP; every row must come out once in PostgreSQL and every batch in S3.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import amqp from "amqplib";
-import { queueNames } from "../src/core/broker/queue-names.ts";
-import { encodeHeaders } from "../src/core/uploads/batch-message.ts";
 import { sampleCsv } from "./support/csv-samples.ts";
+import { deliverAgain } from "./support/redelivery.ts";
 import {
   getJson,
   getObjectJson,
   listBatchObjects,
-  metricSample,
   stackForTests,
   waitFor,
 } from "./support/stack.ts";
@@ -90,31 +87,8 @@ describe("the pipeline", () => {
     const accepted = await uploadCsv(stack.api.url, sample.csv);
     const id = accepted.body.id;
     await waitForStatus(stack.api.url, id, "completed");
-    const key = (await listBatchObjects(stack.env, id))[0] as string;
-    const body = Buffer.from(JSON.stringify(await getObjectJson(stack.env, key)));
-
-    const connection = await amqp.connect(stack.env.config.rabbitmqUrl);
-    const channel = await connection.createConfirmChannel();
-    channel.sendToQueue(queueNames(stack.env.config.namespace).batches, body, {
-      persistent: true,
-      headers: encodeHeaders({ uploadId: id, seq: 1, rows: 1_000, rowErrors: 0, attempt: 1 }),
-    });
-    await channel.waitForConfirms();
-    await waitFor("the redelivered batch to be consumed", async () => {
-      const queue = await channel.checkQueue(queueNames(stack.env.config.namespace).batches);
-      return queue.messageCount === 0;
-    });
-    await connection.close();
     // Counted once the worker has found the claim and refreshed the view, before its ack.
-    await waitFor(
-      "the worker to finish the duplicate",
-      async () =>
-        (await metricSample(
-          stack.api.workerUrl as string,
-          "sluice_batches_consumed_total",
-          'outcome="duplicate"',
-        )) === 1,
-    );
+    await deliverAgain(stack, id, 1, 0);
 
     const { rows } = await stack.env.sql.query(
       "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",

@@ -4,17 +4,13 @@
 // exactly once on redelivery, and a target changed while an upload into it runs.
 import assert from "node:assert/strict";
 import { before, describe, test } from "node:test";
-import { GetObjectCommand } from "@aws-sdk/client-s3";
-import amqp from "amqplib";
 import type pg from "pg";
-import { queueNames } from "../src/core/broker/queue-names.ts";
-import { encodeHeaders } from "../src/core/uploads/batch-message.ts";
+import { deliverAgain } from "./support/redelivery.ts";
 import {
   apiKeys,
   callApi,
   getObjectJson,
   listBatchObjects,
-  metricSample,
   stackForTests,
   waitFor,
 } from "./support/stack.ts";
@@ -354,38 +350,6 @@ describe("load modes across two uploads", () => {
   });
 });
 
-/** Publishes a stored batch again, as a redelivery would, and waits for the worker to find it landed. */
-async function deliverAgain(id: string, seq: number, rowErrors: number) {
-  const key = (await listBatchObjects(stack.env, id))[seq - 1] as string;
-  // The batch's bytes as they were published, which the S3 object keeps.
-  const object = await stack.env.s3.send(
-    new GetObjectCommand({ Bucket: stack.env.config.s3.bucket, Key: key }),
-  );
-  const body = Buffer.from(
-    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
-  );
-  const rowCount = (JSON.parse(body.toString()).rows as unknown[]).length;
-  const duplicates = () =>
-    metricSample(
-      stack.api.workerUrl as string,
-      "sluice_batches_consumed_total",
-      'outcome="duplicate"',
-    );
-  const before = (await duplicates()) ?? 0;
-  const connection = await amqp.connect(stack.env.config.rabbitmqUrl);
-  const channel = await connection.createConfirmChannel();
-  channel.sendToQueue(queueNames(stack.env.config.namespace).batches, body, {
-    persistent: true,
-    headers: encodeHeaders({ uploadId: id, seq, rows: rowCount, rowErrors, attempt: 1 }),
-  });
-  await channel.waitForConfirms();
-  await connection.close();
-  await waitFor(
-    "the worker to find the batch landed",
-    async () => (await duplicates()) === before + 1,
-  );
-}
-
 describe("insert, and keys that exist", () => {
   test("a row whose key is in the table, or on another row of the file, is a DuplicateKey row error; the rest lands; a redelivered batch changes nothing", async () => {
     await define("acme", "members", {
@@ -447,7 +411,7 @@ describe("insert, and keys that exist", () => {
     assert.equal(done.rowsLanded, 4, "and not among the rows landed");
 
     // The first batch again, as a redelivery: its own rows are not taken keys, nothing lands twice.
-    await deliverAgain(id, 1, 0);
+    await deliverAgain(stack, id, 1, 0);
     assert.deepEqual(await rows("select id, name from tenant_acme.members order by id"), table);
     assert.deepEqual(await errorsOf("acme", id), expected);
     const again = await call("acme", "GET", `/uploads/${id}`);
@@ -532,7 +496,7 @@ describe("constraints of the table other than the key", () => {
     assert.deepEqual(await errorsOf("acme", id), expected);
 
     // Each batch again, as redeliveries: nothing lands twice, no row error is added.
-    for (const seq of [1, 2, 3, 4]) await deliverAgain(id, seq, 0);
+    for (const seq of [1, 2, 3, 4]) await deliverAgain(stack, id, seq, 0);
     assert.deepEqual(
       await rows("select id, email, age, country, name from tenant_acme.customers order by id"),
       table,
@@ -624,7 +588,7 @@ test("a batch delivered twice lands its rows in the target once", async () => {
     ],
   });
   const { id } = await landed("acme", "log", "seq,what\n1,a\n2,b\n3,c\n4,d\n");
-  await deliverAgain(id, 1, 0);
+  await deliverAgain(stack, id, 1, 0);
   assert.deepEqual(await rows("select seq, what from tenant_acme.log order by seq"), [
     { seq: 1, what: "a" },
     { seq: 2, what: "b" },

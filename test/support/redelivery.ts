@@ -1,0 +1,45 @@
+// A stored batch published again, as RabbitMQ redelivers a batch whose ack was lost.
+import { GetObjectCommand } from "@aws-sdk/client-s3";
+import amqp from "amqplib";
+import { queueNames } from "../../src/core/broker/queue-names.ts";
+import { encodeHeaders } from "../../src/core/uploads/batch-message.ts";
+import { listBatchObjects, metricSample, type Stack, waitFor } from "./stack.ts";
+
+/**
+ * Publishes batch `seq` of upload `id` again, with the bytes its S3 object keeps (those it
+ * was first published with), and waits for the stack's worker to find it landed: to count
+ * one more batch consumed as a duplicate.
+ */
+export async function deliverAgain(stack: Stack, id: string, seq: number, rowErrors: number) {
+  const { env } = stack;
+  const key = (await listBatchObjects(env, id))[seq - 1] as string;
+  const object = await env.s3.send(
+    new GetObjectCommand({ Bucket: env.config.s3.bucket, Key: key }),
+  );
+  const body = Buffer.from(
+    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+  );
+  const rowCount = (JSON.parse(body.toString()).rows as unknown[]).length;
+  const duplicates = () =>
+    metricSample(
+      stack.api.workerUrl as string,
+      "sluice_batches_consumed_total",
+      'outcome="duplicate"',
+    );
+  const before = (await duplicates()) ?? 0;
+  const connection = await amqp.connect(env.config.rabbitmqUrl);
+  try {
+    const channel = await connection.createConfirmChannel();
+    channel.sendToQueue(queueNames(env.config.namespace).batches, body, {
+      persistent: true,
+      headers: encodeHeaders({ uploadId: id, seq, rows: rowCount, rowErrors, attempt: 1 }),
+    });
+    await channel.waitForConfirms();
+  } finally {
+    await connection.close();
+  }
+  await waitFor(
+    "the worker to find the batch landed",
+    async () => (await duplicates()) === before + 1,
+  );
+}
