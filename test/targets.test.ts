@@ -241,8 +241,9 @@ describe("defining a target", () => {
     assert.match(problems, /table orders has no column missing/);
     assert.match(problems, /column placed of table orders is NOT NULL without a default/);
     assert.match(problems, /no unique index on exactly \(id\), which upsert needs/);
-    // Insert with a key tells the rows whose key is taken by that index too.
-    const inserting = await call("acme", "PUT", "/targets/orders", {
+    // The table's columns as they are; insert with a key tells the rows whose key is taken
+    // by that index too.
+    const fitting = {
       table: "orders",
       key: ["id"],
       columns: [
@@ -250,7 +251,8 @@ describe("defining a target", () => {
         { name: "amount", type: "text" },
         { name: "placed", type: "date" },
       ],
-    });
+    };
+    const inserting = await call("acme", "PUT", "/targets/orders", fitting);
     assert.equal(inserting.status, 422, inserting.text);
     assert.match(
       inserting.body.error.details.problems.join("\n"),
@@ -258,16 +260,7 @@ describe("defining a target", () => {
     );
 
     await stack.env.sql.query("alter table tenant_acme.orders add primary key (id)");
-    const right = await call("acme", "PUT", "/targets/orders", {
-      table: "orders",
-      mode: "upsert",
-      key: ["id"],
-      columns: [
-        { name: "id", type: "integer" },
-        { name: "amount", type: "text" },
-        { name: "placed", type: "date" },
-      ],
-    });
+    const right = await call("acme", "PUT", "/targets/orders", { ...fitting, mode: "upsert" });
     assert.equal(right.status, 201, right.text);
     assert.equal(right.body.tableCreated, false);
   });
