@@ -42,18 +42,22 @@ describe("a progress stream", () => {
     await env.cleanup();
   });
 
+  /** A hub on its own Redis connection, as an api process has one. */
+  const startHub = () =>
+    createProgressHub(
+      runtime.redis.duplicate({ enableOfflineQueue: true }),
+      runtime.status.channel,
+      log,
+      { pingMs: 1000, subscribeMs: 5000 },
+    );
+
   const subscribers = async (id: string) =>
     Number(
       ((await runtime.redis.pubsub("NUMSUB", runtime.status.channel(id))) as [string, number])[1],
     );
 
   test("sends the current state first, then each change, heartbeats between, and ends at the final status", async () => {
-    const hub = createProgressHub(
-      runtime.redis.duplicate({ enableOfflineQueue: true }),
-      runtime.status.channel,
-      log,
-      { pingMs: 1000, subscribeMs: 5000 },
-    );
+    const hub = startHub();
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0001";
     await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: "a.csv" }, 100);
     await runtime.status.refresh(id);
@@ -120,12 +124,7 @@ describe("a progress stream", () => {
   });
 
   test("stops listening when the client goes away, and one connection serves every stream", async () => {
-    const hub = createProgressHub(
-      runtime.redis.duplicate({ enableOfflineQueue: true }),
-      runtime.status.channel,
-      log,
-      { pingMs: 1000, subscribeMs: 5000 },
-    );
+    const hub = startHub();
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0002";
     await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: null }, 100);
     const open = () =>
@@ -151,12 +150,7 @@ describe("a progress stream", () => {
   });
 
   test("closing the hub ends every stream, so an HTTP server can close", async () => {
-    const hub = createProgressHub(
-      runtime.redis.duplicate({ enableOfflineQueue: true }),
-      runtime.status.channel,
-      log,
-      { pingMs: 1000, subscribeMs: 5000 },
-    );
+    const hub = startHub();
     const id = "7d0c9a52-1b7e-4b0f-9d51-5a3f1e2c0003";
     await insertUploadWithinLimit(runtime.db, { id, tenant: "default", filename: null }, 100);
     const stream = await openProgressStream({
