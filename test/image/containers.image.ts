@@ -17,6 +17,7 @@ import { freePort } from "../support/program.ts";
 import { getJson, listBatchObjects, type TestEnv, testEnv, waitFor } from "../support/stack.ts";
 import {
   CHART_SECURITY,
+  CHART_USER,
   type Container,
   imageCommand,
   imageSize,
@@ -182,18 +183,10 @@ for (const program of ["api", "controller"] as const) {
     const command = await debugCommand(program);
     // The api's is the image's own command too.
     if (program === "api") assert.deepEqual(command, await imageCommand(IMAGES.dev));
-    const options = [
-      "--user",
-      "1000:1000",
-      "--cap-drop",
-      "ALL",
-      "--security-opt",
-      "no-new-privileges",
-    ];
     const portVariable = program === "api" ? "PORT" : "CONTROLLER_PORT";
     const container = await startContainer(
       IMAGES.dev,
-      options,
+      CHART_USER,
       {
         ...settings,
         NODE_ENV: "development",

@@ -9,15 +9,20 @@ import { followOutput } from "../support/program.ts";
 
 const run = promisify(execFile);
 
-/** The chart's securityContext and volumes (charts/sluice/templates/_helpers.tpl, api.yaml). */
-export const CHART_SECURITY = [
-  "--read-only",
+/** The chart's user and privileges, in debug mode too (charts/sluice/templates/_helpers.tpl). */
+export const CHART_USER = [
   "--user",
   "1000:1000",
   "--cap-drop",
   "ALL",
   "--security-opt",
   "no-new-privileges",
+];
+
+/** The chart's securityContext and volumes (charts/sluice/templates/_helpers.tpl, api.yaml). */
+export const CHART_SECURITY = [
+  "--read-only",
+  ...CHART_USER,
   // emptyDir volumes, writable by fsGroup 1000.
   "--tmpfs",
   "/tmp:rw,size=1g,uid=1000,gid=1000,mode=0770",
