@@ -36,7 +36,7 @@ export function copyRun(from: Buffer, start: number, end: number, to: Buffer, at
   return n;
 }
 
-export function startsWith(buffer: Buffer, at: number, prefix: Buffer): boolean {
+function startsWith(buffer: Buffer, at: number, prefix: Buffer): boolean {
   for (let i = 0; i < prefix.length; i++) if (buffer[at + i] !== prefix[i]) return false;
   return true;
 }
