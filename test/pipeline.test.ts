@@ -88,7 +88,7 @@ describe("the pipeline", () => {
     const id = accepted.body.id;
     await waitForStatus(stack.api.url, id, "completed");
     // Counted once the worker has found the claim and refreshed the view, before its ack.
-    await deliverAgain(stack, id, 1, 0);
+    await deliverAgain(stack, id, 1);
 
     const { rows } = await stack.env.sql.query(
       "select count(*)::int as n, count(distinct row_number)::int as distinct_rows from upload_rows where upload_id = $1",

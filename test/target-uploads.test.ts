@@ -411,7 +411,7 @@ describe("insert, and keys that exist", () => {
     assert.equal(done.rowsLanded, 4, "and not among the rows landed");
 
     // The first batch again, as a redelivery: its own rows are not taken keys, nothing lands twice.
-    await deliverAgain(stack, id, 1, 0);
+    await deliverAgain(stack, id, 1);
     assert.deepEqual(await rows("select id, name from tenant_acme.members order by id"), table);
     assert.deepEqual(await errorsOf("acme", id), expected);
     const again = await call("acme", "GET", `/uploads/${id}`);
@@ -496,7 +496,7 @@ describe("constraints of the table other than the key", () => {
     assert.deepEqual(await errorsOf("acme", id), expected);
 
     // Each batch again, as redeliveries: nothing lands twice, no row error is added.
-    for (const seq of [1, 2, 3, 4]) await deliverAgain(stack, id, seq, 0);
+    for (const seq of [1, 2, 3, 4]) await deliverAgain(stack, id, seq);
     assert.deepEqual(
       await rows("select id, email, age, country, name from tenant_acme.customers order by id"),
       table,
@@ -588,7 +588,7 @@ test("a batch delivered twice lands its rows in the target once", async () => {
     ],
   });
   const { id } = await landed("acme", "log", "seq,what\n1,a\n2,b\n3,c\n4,d\n");
-  await deliverAgain(stack, id, 1, 0);
+  await deliverAgain(stack, id, 1);
   assert.deepEqual(await rows("select seq, what from tenant_acme.log order by seq"), [
     { seq: 1, what: "a" },
     { seq: 2, what: "b" },
